@@ -1,0 +1,158 @@
+"""Declarative objects: what a first stage says it found upstream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._exceptions import DownloadError
+from ._resolvable import Resolvable
+from .models import Artifact, Content, Remote
+
+if TYPE_CHECKING:
+    from .download import DownloadResult
+
+__all__ = ["DeclarativeArtifact", "DeclarativeContent"]
+
+
+def _required(name: str) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None:
+            raise ValueError(f"{type(instance).__name__}: {name} is required, got None")
+
+    return check
+
+
+@attrs.define(eq=False, slots=True, kw_only=True)
+class DeclarativeArtifact:
+    """An artifact a content unit needs, and where to get it.
+
+    Args:
+        artifact: the (usually unsaved) artifact, with whatever size and digests the
+            upstream metadata told; they become expectations for the download.
+        url: where to download it.
+        urls: mirrors, tried in order; give either ``url`` or ``urls``, not both.
+        relative_path: the path of the file inside the content unit.
+        remote: the remote whose settings the download uses; required unless the
+            artifact already has a file (then nothing needs downloading).
+        extra_data: free-form data for the plugin's own stages.
+        deferred_download: True to record where the file is without downloading it
+            (on-demand and streamed policies).
+
+    Raises:
+        ValueError: when a rule above is broken; the message names the argument.
+    """
+
+    artifact: Artifact = attrs.field(validator=_required("artifact"))
+    url: str | None = None
+    urls: Sequence[str] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple)
+    )
+    relative_path: str = attrs.field(validator=_required("relative_path"))
+    remote: Remote | None = None
+    extra_data: dict[str, Any] = attrs.field(factory=dict)
+    deferred_download: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.url is not None and self.urls is not None:
+            raise ValueError(
+                "DeclarativeArtifact: give url or urls, not both "
+                f"(url={self.url!r}, urls={self.urls!r})"
+            )
+        if self.url is None and not self.urls:
+            raise ValueError(
+                f"DeclarativeArtifact for {self.relative_path!r}: one of url or urls is required"
+            )
+        if not isinstance(self.relative_path, str) or not self.relative_path:
+            raise ValueError(
+                "DeclarativeArtifact: relative_path must be a non-empty str, "
+                f"got {self.relative_path!r}"
+            )
+        if self.remote is None and self.artifact.file is None:
+            raise ValueError(
+                f"DeclarativeArtifact for {self.relative_path!r}: a remote is required "
+                "unless the artifact already has a file"
+            )
+
+    @property
+    def all_urls(self) -> tuple[str, ...]:
+        """The url, or the mirrors in the order they are tried."""
+        if self.url is not None:
+            return (self.url,)
+        assert self.urls is not None
+        return tuple(self.urls)
+
+    async def download(self) -> DownloadResult:
+        """Download the artifact and replace :attr:`artifact` with the downloaded one.
+
+        The artifact's known size and digests are the expectations. Mirrors in ``urls``
+        are tried in order; the first success wins.
+
+        Returns:
+            The result of the successful download.
+
+        Raises:
+            DownloadError: the error of the last url tried, when every url failed.
+            ValueError: when there is no remote to download with.
+        """
+        if self.remote is None:
+            raise ValueError(
+                f"DeclarativeArtifact for {self.relative_path!r} has no remote to download with"
+            )
+        expected_digests = self.artifact.digests()
+        last_error: DownloadError | None = None
+        for url in self.all_urls:
+            downloader = self.remote.get_downloader(
+                url=url, expected_digests=expected_digests, expected_size=self.artifact.size
+            )
+            try:
+                result = await downloader.run()
+            except DownloadError as exc:
+                last_error = exc
+                continue
+            self.artifact = Artifact(file=result.path, **dict(result.artifact_attributes))  # type: ignore[arg-type]
+            return result
+        assert last_error is not None
+        raise last_error
+
+
+def _list_or_empty(value: Iterable[DeclarativeArtifact] | None) -> list[DeclarativeArtifact]:
+    return [] if value is None else list(value)
+
+
+def _dict_or_empty(value: dict[str, Any] | None) -> dict[str, Any]:
+    return {} if value is None else value
+
+
+@attrs.define(eq=False, slots=True)
+class DeclarativeContent(Resolvable):
+    """A content unit found upstream, with the artifacts it needs.
+
+    Args:
+        content: the (usually unsaved) content unit; required.
+        d_artifacts: its declarative artifacts.
+        extra_data: free-form data for the plugin's own stages.
+
+    ``await d.resolution()`` returns the saved content once the item has passed
+    ``ResolveContentFutures`` (or a stage called ``d.resolve()``). Awaiting an item that
+    waits in a partly filled batch makes that batch flush, so it never deadlocks.
+
+    Raises:
+        ValueError: when ``content`` is None.
+    """
+
+    content: Content = attrs.field(validator=_required("content"))
+    d_artifacts: list[DeclarativeArtifact] = attrs.field(factory=list, converter=_list_or_empty)
+    extra_data: dict[str, Any] = attrs.field(factory=dict, converter=_dict_or_empty)
+
+    async def resolution(self) -> Content:
+        """Wait until this item is resolved and return its (saved) content.
+
+        Raises:
+            PipelineError: the pipeline ended (finished, failed or was cancelled) without
+                resolving this item; ``__cause__`` holds the pipeline's error, if any.
+        """
+        await self._wait_resolved()
+        return self.content

@@ -1,0 +1,297 @@
+"""``Stage``: one step of a pipeline, run as a task and joined to its neighbours by streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import anyio
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._exceptions import PipelineError
+
+if TYPE_CHECKING:
+    from ._pipeline import _Pipeline
+
+__all__ = ["CHECKPOINT_INTERVAL", "EndStage", "Stage"]
+
+#: How many items a stage may receive or put without passing through the scheduler.
+#: Sending and receiving use the non-blocking calls while the buffers allow; every this
+#: many of them a checkpoint lets other tasks run and delivers a pending cancellation.
+CHECKPOINT_INTERVAL: Final = 64
+
+
+class _Event(Protocol):
+    """What ``batches`` needs of a flush event: ``anyio.Event`` and ``asyncio.Event`` both fit."""
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> Any: ...
+
+
+class _BatchWaker:
+    """Lets a waiter of an item in the pending batch make ``batches`` yield that batch now."""
+
+    __slots__ = ("scope", "thawed")
+
+    def __init__(self) -> None:
+        self.thawed = False
+        self.scope: anyio.CancelScope | None = None
+
+    def wake(self) -> None:
+        self.thawed = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+_WOKEN: Final = object()
+_ENDED: Final = object()
+
+
+class Stage:
+    """One step of a pipeline. Subclass it and implement :meth:`run`.
+
+    Inside ``run`` read the input with ``async for d in self.items()`` (one item at a
+    time) or ``async for batch in self.batches()`` (lists, for bulk work), and pass items
+    on with ``await self.put(d)``. When ``run`` returns, the stage's output is closed and
+    the next stage's iteration ends once it has read everything. A stage that raises
+    ends the whole pipeline with that exception.
+
+    The first stage of a pipeline has no input: it only puts.
+
+    Example::
+
+        class Uppercase(Stage):
+            async def run(self) -> None:
+                async for d in self.items():
+                    d.content.name = d.content.name.upper()
+                    await self.put(d)
+    """
+
+    # Class-level defaults, so that subclasses that do not call super().__init__() work.
+    _input: MemoryObjectReceiveStream[Any] | None = None
+    _output: MemoryObjectSendStream[Any] | None = None
+    _pipeline: _Pipeline | None = None
+    _ops: int = 0
+
+    async def run(self) -> None:
+        """Do the stage's work. Subclasses must implement it.
+
+        Raises:
+            NotImplementedError: when not overridden.
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} must implement 'async def run(self)'")
+
+    def _require_input(self) -> MemoryObjectReceiveStream[Any]:
+        if self._input is None:
+            if self._pipeline is None:
+                raise PipelineError(
+                    f"{type(self).__qualname__} is not running in a pipeline; "
+                    "run it with create_pipeline() (or stageline.testing.run_stage())"
+                )
+            raise PipelineError(
+                f"{type(self).__qualname__} is the first stage of its pipeline and has no input "
+                "to read; the first stage only puts items"
+            )
+        return self._input
+
+    async def _checkpoint_every_so_often(self) -> None:
+        self._ops += 1
+        if self._ops >= CHECKPOINT_INTERVAL:
+            self._ops = 0
+            await anyio.lowlevel.checkpoint()
+
+    async def items(self) -> AsyncIterator[Any]:
+        """Yield the input items one by one, in the order they were put.
+
+        Raises:
+            PipelineError: when the stage has no input (it is first, or not in a pipeline).
+        """
+        receive = self._require_input()
+        while True:
+            try:
+                item = receive.receive_nowait()
+            except anyio.WouldBlock:
+                try:
+                    item = await receive.receive()
+                except anyio.EndOfStream:
+                    return
+                self._ops = 0
+            except anyio.EndOfStream:
+                return
+            else:
+                await self._checkpoint_every_so_often()
+            yield item
+
+    async def batches(
+        self, minsize: int = 500, flush_event: _Event | None = None
+    ) -> AsyncIterator[list[Any]]:
+        """Yield the input as non-empty lists, in the order the items were put.
+
+        A batch is yielded as soon as one of these holds:
+
+        - it has ``minsize`` items;
+        - the input has ended (the last batch may be smaller);
+        - an item in it is being awaited (``resolution()`` was called on it, or its
+          ``does_batch`` is False), so awaiting an item never waits for a batch to fill;
+        - ``flush_event`` is set and no more input is available right now. The event is
+          looked at again only after a batch was yielded, and never for an empty batch, so
+          an event that stays set makes each batch go as soon as the input runs dry, but
+          never spins. An event that can be cleared (``asyncio.Event``) may be cleared by
+          its owner after the flush.
+
+        Args:
+            minsize: the batch size to wait for; an int of at least 1.
+            flush_event: an event (``anyio.Event`` or anything with ``is_set()`` and
+                ``async wait()``) that asks for the pending batch now.
+
+        Raises:
+            ValueError: when ``minsize`` is not an int >= 1.
+            PipelineError: when the stage has no input.
+        """
+        if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 1:
+            raise ValueError(f"batches(minsize=...) must be an int >= 1, got {minsize!r}")
+        receive = self._require_input()
+        batch: list[Any] = []
+        waker = _BatchWaker()
+        ended = False
+        while True:
+            # Take everything available without blocking, up to minsize.
+            while len(batch) < minsize:
+                try:
+                    item = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+                except anyio.EndOfStream:
+                    ended = True
+                    break
+                self._add_to_batch(batch, item, waker)
+            if ended:
+                if batch:
+                    yield batch
+                return
+            if len(batch) >= minsize or (
+                batch and (waker.thawed or (flush_event is not None and flush_event.is_set()))
+            ):
+                yield batch
+                batch = []
+                waker = _BatchWaker()
+                self._ops = 0
+                await anyio.lowlevel.checkpoint()
+                continue
+            # Nothing more is available: wait for the next item (or a waker, or a flush).
+            if not batch:
+                try:
+                    item = await receive.receive()
+                except anyio.EndOfStream:
+                    return
+                self._add_to_batch(batch, item, waker)
+                continue
+            got = await self._receive_or_wake(receive, waker, flush_event)
+            if got is _ENDED:
+                ended = True
+            elif got is not _WOKEN:
+                self._add_to_batch(batch, got, waker)
+
+    @staticmethod
+    def _add_to_batch(batch: list[Any], item: Any, waker: _BatchWaker) -> None:
+        batch.append(item)
+        try:
+            if item._awaiters and not item._resolved:
+                waker.thawed = True
+            item._waker = waker
+        except AttributeError:
+            pass  # not a Resolvable item: nobody can await it
+
+    @staticmethod
+    async def _receive_or_wake(
+        receive: MemoryObjectReceiveStream[Any], waker: _BatchWaker, flush_event: _Event | None
+    ) -> Any:
+        # Cancelling a pending receive() loses nothing: anyio hands an item to a waiting
+        # receiver only when it will be delivered, on both backends. The item is kept in
+        # a local first, so a wake that races with the task group's exit cannot drop it.
+        got: Any = _WOKEN
+        with anyio.CancelScope() as scope:
+            waker.scope = scope
+            try:
+                if flush_event is None:
+                    got = await _receive_or_end(receive)
+                else:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(_cancel_when_set, flush_event, scope)
+                        got = await _receive_or_end(receive)
+                        tg.cancel_scope.cancel()
+            finally:
+                waker.scope = None
+        return got
+
+    async def put(self, item: Any) -> None:
+        """Pass ``item`` to the next stage, waiting while its buffer is full.
+
+        Raises:
+            ValueError: when ``item`` is None (the end of input is signalled by returning
+                from ``run``, not by a marker).
+            PipelineError: when the stage is not in a pipeline, or the next stage has
+                already returned without reading all its input.
+        """
+        if item is None:
+            raise ValueError(
+                f"{type(self).__qualname__}.put(None): None is not an item; to end the "
+                "stage's output, return from run()"
+            )
+        send = self._output
+        if send is None:
+            raise PipelineError(
+                f"{type(self).__qualname__} has no output: it is not running in a pipeline "
+                "(or it is the EndStage)"
+            )
+        pipeline = self._pipeline
+        if pipeline is not None:
+            try:
+                if item._pipeline is None:
+                    item._pipeline = pipeline
+                    if item._awaiters:
+                        pipeline.watch(item)
+            except AttributeError:
+                pass  # not a Resolvable item
+        try:
+            send.send_nowait(item)
+        except anyio.WouldBlock:
+            try:
+                await send.send(item)
+            except anyio.BrokenResourceError:
+                raise self._downstream_gone() from None
+            self._ops = 0
+        except anyio.BrokenResourceError:
+            raise self._downstream_gone() from None
+        else:
+            await self._checkpoint_every_so_often()
+
+    def _downstream_gone(self) -> PipelineError:
+        return PipelineError(
+            f"{type(self).__qualname__} put an item, but the next stage has already returned "
+            "without reading all of its input; a stage must consume items() or batches() "
+            "to the end"
+        )
+
+
+async def _receive_or_end(receive: MemoryObjectReceiveStream[Any]) -> Any:
+    try:
+        return await receive.receive()
+    except anyio.EndOfStream:
+        return _ENDED
+
+
+async def _cancel_when_set(event: _Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+class EndStage(Stage):
+    """Drains the last stream of a pipeline. ``create_pipeline`` appends one when missing."""
+
+    async def run(self) -> None:
+        """Read and drop every item."""
+        async for _ in self.items():
+            pass

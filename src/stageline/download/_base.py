@@ -1,0 +1,45 @@
+"""The downloader interface every downloader implements, and what a download returns."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+__all__ = ["BaseDownloader", "DownloadResult"]
+
+
+@attrs.frozen(kw_only=True)
+class DownloadResult:
+    """What a finished, validated download produced.
+
+    Attributes:
+        url: the url that was downloaded.
+        path: the temporary file holding the bytes (in the sync's temporary area).
+        artifact_attributes: ``size`` and every allowed digest of the bytes, ready to be
+            passed to ``Artifact(**artifact_attributes)``.
+        headers: the response headers (empty for ``file://``).
+    """
+
+    url: str
+    path: Path
+    artifact_attributes: Mapping[str, int | str]
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+class BaseDownloader(abc.ABC):
+    """Downloads one url to a temporary file and validates it. Subclass to write your own.
+
+    A subclass implements :meth:`run`; a remote hands out downloaders through
+    ``Remote.get_downloader``.
+    """
+
+    @abc.abstractmethod
+    async def run(self) -> DownloadResult:
+        """Download, validate and return the result.
+
+        Raises:
+            DownloadError: (or a subclass) when the download fails.
+        """

@@ -1,0 +1,22 @@
+"""The data model: plain attrs classes, persisted by :mod:`stageline.store`.
+
+An object is unsaved until the store gives it a primary key (``pk``).
+"""
+
+from ._artifact import DIGEST_FIELDS, Artifact, ContentArtifact, RemoteArtifact
+from ._content import Content, content_types
+from ._remote import DownloadPolicy, Remote
+from ._repository import Repository, RepositoryVersion
+
+__all__ = [
+    "DIGEST_FIELDS",
+    "Artifact",
+    "Content",
+    "ContentArtifact",
+    "DownloadPolicy",
+    "Remote",
+    "RemoteArtifact",
+    "Repository",
+    "RepositoryVersion",
+    "content_types",
+]

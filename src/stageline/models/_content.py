@@ -1,0 +1,106 @@
+"""Content: the units a repository holds, declared by plugins without new tables."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+
+from .._exceptions import ContentTypeError
+
+__all__ = ["Content", "content_types"]
+
+_REGISTRY: dict[str, type[Content]] = {}
+
+
+@attrs.define(eq=False, kw_only=True)
+class Content:
+    """Base class of every content type. Subclass it (with ``@attrs.define``) to declare one.
+
+    A content type declares, as class variables, its ``type_name`` (unique across
+    plugins), ``natural_key_fields`` (the fields that identify a unit everywhere) and
+    ``repo_key_fields`` (fields that may be shared by at most one unit per repository
+    version; empty for none). Its attrs fields are its data; they are stored as JSON, so
+    declaring a type needs no table or migration. Example::
+
+        @attrs.define(eq=False, kw_only=True)
+        class FileContent(Content):
+            type_name: ClassVar[str] = "file"
+            natural_key_fields: ClassVar[tuple[str, ...]] = ("relative_path", "digest")
+            repo_key_fields: ClassVar[tuple[str, ...]] = ("relative_path",)
+
+            relative_path: str
+            digest: str
+
+    A unit is unsaved until the store gives it a primary key (``pk``).
+
+    Raises:
+        ContentTypeError: at class creation, when ``type_name`` is not a non-empty string,
+            when ``natural_key_fields`` is empty, or when a key names no field.
+    """
+
+    type_name: ClassVar[str] = ""
+    natural_key_fields: ClassVar[tuple[str, ...]] = ()
+    repo_key_fields: ClassVar[tuple[str, ...]] = ()
+
+    pk: int | None = attrs.field(default=None, kw_only=True)
+
+    @classmethod
+    def __attrs_init_subclass__(cls) -> None:
+        # Called by attrs once the subclass's fields exist (attrs >= 24.1), so the
+        # key fields can be checked against them here, at declaration time.
+        if "type_name" not in cls.__dict__:
+            return  # an abstract intermediate base, not a declared type
+        name = cls.type_name
+        if not isinstance(name, str) or not name:
+            raise ContentTypeError(
+                f"{cls.__qualname__}.type_name must be a non-empty str, got {name!r}"
+            )
+        fields = {a.name for a in attrs.fields(cls)} - {"pk"}
+        nk = tuple(cls.natural_key_fields)
+        if not nk:
+            raise ContentTypeError(
+                f"content type {name!r} ({cls.__qualname__}) declares no natural_key_fields; "
+                "name the fields that identify a unit, "
+                "e.g. natural_key_fields = ('relative_path', 'digest')"
+            )
+        for kind, keys in (
+            ("natural_key_fields", nk),
+            ("repo_key_fields", tuple(cls.repo_key_fields)),
+        ):
+            missing = [k for k in keys if k not in fields]
+            if missing:
+                raise ContentTypeError(
+                    f"content type {name!r}: {kind} names {missing!r}, which are not fields of "
+                    f"{cls.__qualname__} (fields: {sorted(fields)!r})"
+                )
+        other = _REGISTRY.get(name)
+        if other is not None and other.__qualname__ != cls.__qualname__:
+            first = f"{other.__module__}.{other.__qualname__}"
+            raise ContentTypeError(
+                f"content type name {name!r} is declared twice: by {first} "
+                f"and by {cls.__module__}.{cls.__qualname__}"
+            )
+        _REGISTRY[name] = cls
+
+    @property
+    def saved(self) -> bool:
+        """True once the store has given this unit a primary key."""
+        return self.pk is not None
+
+    def natural_key(self) -> tuple[Any, ...]:
+        """The values of ``natural_key_fields``, in order."""
+        return tuple(getattr(self, f) for f in self.natural_key_fields)
+
+    def repo_key(self) -> tuple[Any, ...]:
+        """The values of ``repo_key_fields``, in order (empty when the type has none)."""
+        return tuple(getattr(self, f) for f in self.repo_key_fields)
+
+    def data(self) -> dict[str, Any]:
+        """The unit's fields (without ``pk``) as a JSON-ready dict."""
+        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name != "pk"}
+
+
+def content_types() -> dict[str, type[Content]]:
+    """Every declared content type, by ``type_name``."""
+    return dict(_REGISTRY)

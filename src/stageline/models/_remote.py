@@ -1,0 +1,119 @@
+"""Remotes: where content comes from, and how to download it."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from ..download import BaseDownloader
+
+__all__ = ["DownloadPolicy", "Remote"]
+
+
+class DownloadPolicy(enum.StrEnum):
+    """When a remote's files are fetched.
+
+    - ``IMMEDIATE``: during the sync.
+    - ``ON_DEMAND``: when first served; the fetched file is then saved.
+    - ``STREAMED``: when served, every time; never saved.
+    """
+
+    IMMEDIATE = "immediate"
+    ON_DEMAND = "on_demand"
+    STREAMED = "streamed"
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"Remote.{attribute.name} must be an int >= 1, got {value!r}")
+
+
+def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"Remote.{attribute.name} must be an int >= 0, got {value!r}")
+
+
+def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"Remote.{attribute.name} must be a number > 0 or None, got {value!r}")
+
+
+def _non_empty_url(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Remote.url must be a non-empty str, got {value!r}")
+
+
+@attrs.define(eq=False, kw_only=True)
+class Remote:
+    """An upstream source and the settings used to download from it.
+
+    Every option has a default that is safe for an unattended sync: a stalled socket
+    always ends in a timeout error, never a hang.
+
+    Args:
+        url: the base url of the upstream repository (``http://``, ``https://`` or ``file://``).
+        name: a label for messages and progress.
+        policy: when files are fetched (see :class:`DownloadPolicy`).
+        download_concurrency: at most this many requests in flight for this remote.
+        max_retries: retries after the first try on retryable errors; 0 disables retrying.
+        rate_limit: at most this many requests per second (retries included); None for no limit.
+        connect_timeout: seconds to establish a connection.
+        sock_read_timeout: seconds to wait for the next bytes of a response.
+        total_timeout: seconds for a whole download, one try; None for no overall limit
+            (the read timeout still ends a stalled transfer).
+        headers: extra request headers.
+        username, password: HTTP basic auth credentials.
+        proxy_url, proxy_username, proxy_password: an HTTP(S) proxy and its credentials.
+        ca_cert: path of a PEM bundle of CAs to trust instead of the system's.
+        client_cert, client_key: paths of a PEM client certificate and its key.
+        tls_validation: False turns certificate verification off (not recommended).
+    """
+
+    url: str = attrs.field(validator=_non_empty_url)
+    name: str = ""
+    policy: DownloadPolicy = attrs.field(default=DownloadPolicy.IMMEDIATE, converter=DownloadPolicy)
+    download_concurrency: int = attrs.field(default=10, validator=_positive_int)
+    max_retries: int = attrs.field(default=3, validator=_non_negative_int)
+    rate_limit: float | None = attrs.field(default=None, validator=_optional_positive)
+    connect_timeout: float | None = attrs.field(default=30.0, validator=_optional_positive)
+    sock_read_timeout: float | None = attrs.field(default=60.0, validator=_optional_positive)
+    total_timeout: float | None = attrs.field(default=None, validator=_optional_positive)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    proxy_url: str | None = None
+    proxy_username: str | None = None
+    proxy_password: str | None = attrs.field(default=None, repr=False)
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_validation: bool = True
+    pk: int | None = None
+
+    @property
+    def saved(self) -> bool:
+        """True once the store has given this remote a primary key."""
+        return self.pk is not None
+
+    def get_downloader(
+        self,
+        *,
+        url: str,
+        expected_digests: Mapping[str, str] | None = None,
+        expected_size: int | None = None,
+        **kwargs: Any,
+    ) -> BaseDownloader:
+        """Return a downloader for ``url`` that uses this remote's settings.
+
+        Subclass and override to substitute a plugin's own downloader; the default uses
+        the downloader factory of :mod:`stageline.download` for this remote.
+        """
+        # Filled in by the downloads change (issue 4): the factory lives in
+        # stageline.download, imported here at call time because models sit below it.
+        raise NotImplementedError("downloads are not implemented yet")

@@ -1,0 +1,45 @@
+"""The temporary area where downloads are written before they are stored.
+
+Downloads write into :func:`current_temp_dir`. A sync sets it (with
+:func:`use_temp_dir`) to a directory on the same filesystem as the artifact storage, so
+that a finished download can be renamed into place, and empties it when the sync ends.
+Outside a sync it falls back to a ``stageline`` folder in the system temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["current_temp_dir", "use_temp_dir"]
+
+_current: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "stageline_temp_dir", default=None
+)
+
+
+def current_temp_dir() -> Path:
+    """The directory new temporary files go to in this context (created if missing)."""
+    path = _current.get()
+    if path is None:
+        path = Path(tempfile.gettempdir()) / "stageline"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def use_temp_dir(path: str | Path) -> Iterator[Path]:
+    """Make ``path`` the temporary area for the code (and the tasks it starts) inside.
+
+    Tasks started inside the block inherit it, on asyncio and Trio alike, because both
+    copy the context when a task is spawned.
+    """
+    p = Path(path)
+    token = _current.set(p)
+    try:
+        yield p
+    finally:
+        _current.reset(token)

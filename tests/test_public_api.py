@@ -1,0 +1,48 @@
+"""The public surface: every name in ``__all__`` imports, and nothing public is missing."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import stageline
+
+PUBLIC_PACKAGES = sorted(
+    {"stageline"}
+    | {
+        info.name
+        for info in pkgutil.walk_packages(stageline.__path__, "stageline.")
+        if not any(part.startswith("_") for part in info.name.split("."))
+    }
+)
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_PACKAGES)
+def test_all_names_import(module_name: str) -> None:
+    """Every name listed in a public module's ``__all__`` exists."""
+    module = importlib.import_module(module_name)
+    assert hasattr(module, "__all__"), f"{module_name} has no __all__"
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.__all__ lists {name!r}, which is missing"
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_PACKAGES)
+def test_all_is_complete(module_name: str) -> None:
+    """Every public class or function a public module defines or re-exports is in ``__all__``."""
+    module = importlib.import_module(module_name)
+    exported = set(module.__all__)
+    for name, value in vars(module).items():
+        if name.startswith("_") or isinstance(value, type(stageline)):
+            continue
+        if getattr(value, "__module__", "").startswith("stageline"):
+            assert name in exported, f"{module_name}.{name} is public but not in __all__"
+
+
+def test_every_stageline_exception_derives_from_the_root() -> None:
+    """One root: every exception class stageline exports is a StagelineError."""
+    for name in stageline.__all__:
+        value = getattr(stageline, name)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert issubclass(value, stageline.StagelineError), name
