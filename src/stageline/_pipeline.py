@@ -9,7 +9,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._exceptions import StageConfigurationError
-from ._resolvable import Resolvable
+from ._resolvable import Resolvable, current_pipeline
 from ._stage import EndStage, Stage
 
 __all__ = ["DEFAULT_MAXSIZE", "create_pipeline"]
@@ -153,6 +153,8 @@ def _connect(stages: list[Stage], pipeline: _Pipeline, maxsize: int) -> None:
 
 async def _run_stage(stage: Stage) -> None:
     send, receive = stage._output, stage._input
+    # Set in this task's own context (and inherited by tasks the stage starts).
+    current_pipeline.set(stage._pipeline)
     try:
         await stage.run()
     finally:

@@ -13,6 +13,7 @@ these, so it stays ignorant of content, artifacts and databases:
 
 from __future__ import annotations
 
+import contextvars
 from typing import Protocol
 
 import anyio
@@ -20,7 +21,7 @@ import attrs
 
 from ._exceptions import PipelineError
 
-__all__ = ["Resolvable"]
+__all__ = ["Resolvable", "current_pipeline"]
 
 
 class _Waker(Protocol):
@@ -31,6 +32,14 @@ class _PipelineLike(Protocol):
     def watch(self, item: Resolvable) -> None: ...
 
     def unwatch(self, item: Resolvable) -> None: ...
+
+
+#: The pipeline whose stage task (or a task a stage started) is running. An item made
+#: there belongs to that pipeline from birth, so that its waiters are woken when the
+#: pipeline ends even if it fails before the item was ever put.
+current_pipeline: contextvars.ContextVar[_PipelineLike | None] = contextvars.ContextVar(
+    "stageline_current_pipeline", default=None
+)
 
 
 @attrs.define(eq=False, slots=True)
@@ -44,6 +53,9 @@ class Resolvable:
     _pipeline: _PipelineLike | None = attrs.field(default=None, init=False, repr=False)
     _failure: BaseException | None = attrs.field(default=None, init=False, repr=False)
     _abandoned: str | None = attrs.field(default=None, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._pipeline = current_pipeline.get()
 
     @property
     def does_batch(self) -> bool:
