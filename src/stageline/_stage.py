@@ -19,7 +19,7 @@ __all__ = ["CHECKPOINT_INTERVAL", "EndStage", "Stage"]
 #: How many items a stage may receive or put without passing through the scheduler.
 #: Sending and receiving use the non-blocking calls while the buffers allow; every this
 #: many of them a checkpoint lets other tasks run and delivers a pending cancellation.
-CHECKPOINT_INTERVAL: Final = 64
+CHECKPOINT_INTERVAL: Final = 128
 
 
 class _Event(Protocol):
@@ -44,6 +44,10 @@ class _BatchWaker:
         if self.scope is not None:
             self.scope.cancel()
 
+
+#: Sets the engine's private attributes of a ``Resolvable`` item without attrs'
+#: ``__setattr__`` hook (a Python call per assignment for ``DeclarativeContent``).
+_set_attribute: Final = object.__setattr__
 
 _WOKEN: Final = object()
 _ENDED: Final = object()
@@ -154,26 +158,18 @@ class Stage:
             PipelineError: when the stage is not in a pipeline, or the next stage has
                 already returned without reading all its input.
         """
-        if item is None:
-            raise ValueError(
-                f"{type(self).__qualname__}.put(None): None is not an item; to end the "
-                "stage's output, return from run()"
-            )
         send = self._output
-        if send is None:
-            raise PipelineError(
-                f"{type(self).__qualname__} has no output: it is not running in a pipeline "
-                "(or it is the EndStage)"
-            )
-        pipeline = self._pipeline
-        if pipeline is not None:
-            try:
-                if item._pipeline is None:
-                    item._pipeline = pipeline
+        if item is None or send is None:
+            raise self._put_misuse(item)
+        try:
+            if item._pipeline is None:
+                pipeline = self._pipeline
+                if pipeline is not None:
+                    _set_attribute(item, "_pipeline", pipeline)
                     if item._awaiters:
                         pipeline.watch(item)
-            except AttributeError:
-                pass  # not a Resolvable item
+        except AttributeError:
+            pass  # not a Resolvable item
         try:
             send.send_nowait(item)
         except anyio.WouldBlock:
@@ -185,7 +181,23 @@ class Stage:
         except anyio.BrokenResourceError:
             raise self._downstream_gone() from None
         else:
-            await self._checkpoint_every_so_often()
+            ops = self._ops + 1
+            if ops >= CHECKPOINT_INTERVAL:
+                self._ops = 0
+                await anyio.lowlevel.checkpoint()
+            else:
+                self._ops = ops
+
+    def _put_misuse(self, item: Any) -> ValueError | PipelineError:
+        if item is None:
+            return ValueError(
+                f"{type(self).__qualname__}.put(None): None is not an item; to end the "
+                "stage's output, return from run()"
+            )
+        return PipelineError(
+            f"{type(self).__qualname__} has no output: it is not running in a pipeline "
+            "(or it is the EndStage)"
+        )
 
     def _downstream_gone(self) -> PipelineError:
         return PipelineError(
@@ -223,7 +235,13 @@ class _Items:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
         else:
-            await self._stage._checkpoint_every_so_often()
+            stage = self._stage
+            ops = stage._ops + 1
+            if ops >= CHECKPOINT_INTERVAL:
+                stage._ops = 0
+                await anyio.lowlevel.checkpoint()
+            else:
+                stage._ops = ops
         return item
 
 
@@ -252,19 +270,28 @@ class _Batches:
         if self._ended:
             raise StopAsyncIteration
         receive, minsize, flush_event = self._receive, self._minsize, self._flush_event
+        receive_nowait = receive.receive_nowait
         batch: list[Any] = []
+        append = batch.append
         waker = _BatchWaker()
+        size_at_checkpoint = 0
         while True:
             # Take everything available without blocking, up to minsize.
-            while len(batch) < minsize:
+            for _ in range(minsize - len(batch)):
                 try:
-                    item = receive.receive_nowait()
+                    item = receive_nowait()
                 except anyio.WouldBlock:
                     break
                 except anyio.EndOfStream:
                     self._ended = True
                     break
-                _add_to_batch(batch, item, waker)
+                append(item)
+                try:
+                    if item._awaiters and not item._resolved:
+                        waker.thawed = True
+                    _set_attribute(item, "_waker", waker)
+                except AttributeError:
+                    pass  # not a Resolvable item: nobody can await it
             if self._ended:
                 if batch:
                     return batch
@@ -276,7 +303,14 @@ class _Batches:
                 self._stage._ops = 0
                 await anyio.lowlevel.checkpoint()
                 return batch
-            # Nothing more is available: wait for the next item (or a waker, or a flush).
+            # Nothing more is available right now: if items came since the last
+            # checkpoint, let the others run once before blocking.
+            if len(batch) > size_at_checkpoint:
+                size_at_checkpoint = len(batch)
+                self._stage._ops = 0
+                await anyio.lowlevel.checkpoint()
+                continue
+            # Wait for the next item (or a waker, or a flush).
             if not batch:
                 got = await _receive_or_end(receive)
             else:
@@ -292,7 +326,7 @@ def _add_to_batch(batch: list[Any], item: Any, waker: _BatchWaker) -> None:
     try:
         if item._awaiters and not item._resolved:
             waker.thawed = True
-        item._waker = waker
+        _set_attribute(item, "_waker", waker)
     except AttributeError:
         pass  # not a Resolvable item: nobody can await it
 
