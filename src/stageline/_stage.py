@@ -96,12 +96,6 @@ class Stage:
             )
         return self._input
 
-    async def _checkpoint_every_so_often(self) -> None:
-        self._ops += 1
-        if self._ops >= CHECKPOINT_INTERVAL:
-            self._ops = 0
-            await anyio.lowlevel.checkpoint()
-
     async def items(self) -> AsyncIterator[Any]:
         """Yield the input items one by one, in the order they were put.
 
@@ -109,9 +103,10 @@ class Stage:
             PipelineError: when the stage has no input (it is first, or not in a pipeline).
         """
         receive = self._require_input()
+        receive_nowait = receive.receive_nowait
         while True:
             try:
-                item = receive.receive_nowait()
+                item = receive_nowait()
             except anyio.WouldBlock:
                 try:
                     item = await receive.receive()
@@ -121,7 +116,13 @@ class Stage:
             except anyio.EndOfStream:
                 return
             else:
-                await self._checkpoint_every_so_often()
+                # Counted inline, not in a helper coroutine: this runs once per item.
+                ops = self._ops + 1
+                if ops >= CHECKPOINT_INTERVAL:
+                    self._ops = 0
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    self._ops = ops
             yield item
 
     async def batches(
@@ -266,7 +267,13 @@ class Stage:
         except anyio.BrokenResourceError:
             raise self._downstream_gone() from None
         else:
-            await self._checkpoint_every_so_often()
+            # Counted inline, not in a helper coroutine: this runs once per item.
+            ops = self._ops + 1
+            if ops >= CHECKPOINT_INTERVAL:
+                self._ops = 0
+                await anyio.lowlevel.checkpoint()
+            else:
+                self._ops = ops
 
     def _downstream_gone(self) -> PipelineError:
         return PipelineError(
