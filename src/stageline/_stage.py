@@ -45,6 +45,12 @@ class _BatchWaker:
             self.scope.cancel()
 
 
+#: Sets the engine's private attributes of a ``Resolvable`` item. They have no validator
+#: or converter, so attrs' ``__setattr__`` hook (a Python call per assignment, made for
+#: ``DeclarativeContent`` because its public fields have hooks) would only cost time;
+#: ``_waker`` is set once per item per batching stage.
+_set_attribute: Final = object.__setattr__
+
 _WOKEN: Final = object()
 _ENDED: Final = object()
 
@@ -201,7 +207,7 @@ class Stage:
         try:
             if item._awaiters and not item._resolved:
                 waker.thawed = True
-            item._waker = waker
+            _set_attribute(item, "_waker", waker)
         except AttributeError:
             pass  # not a Resolvable item: nobody can await it
 
@@ -251,7 +257,7 @@ class Stage:
         if pipeline is not None:
             try:
                 if item._pipeline is None:
-                    item._pipeline = pipeline
+                    _set_attribute(item, "_pipeline", pipeline)
                     if item._awaiters:
                         pipeline.watch(item)
             except AttributeError:
