@@ -163,6 +163,7 @@ class Stage:
         batch: list[Any] = []
         waker = _BatchWaker()
         ended = False
+        size_at_checkpoint = 0
         while True:
             # Take everything available without blocking, up to minsize.
             while len(batch) < minsize:
@@ -184,10 +185,21 @@ class Stage:
                 yield batch
                 batch = []
                 waker = _BatchWaker()
+                size_at_checkpoint = 0
                 self._ops = 0
                 await anyio.lowlevel.checkpoint()
                 continue
-            # Nothing more is available: wait for the next item (or a waker, or a flush).
+            # Nothing more is available right now. If items came since this stage last let
+            # the others run, let them run once more before blocking: the previous stage
+            # usually has more to put, and a checkpoint costs much less than a blocking
+            # receive with its cancel scope. Only a checkpoint that brought nothing leads
+            # to blocking, so this never spins.
+            if len(batch) > size_at_checkpoint:
+                size_at_checkpoint = len(batch)
+                self._ops = 0
+                await anyio.lowlevel.checkpoint()
+                continue
+            # Wait for the next item (or a waker, or a flush).
             if not batch:
                 try:
                     item = await receive.receive()
