@@ -160,21 +160,30 @@ class Stage:
         if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 1:
             raise ValueError(f"batches(minsize=...) must be an int >= 1, got {minsize!r}")
         receive = self._require_input()
+        receive_nowait = receive.receive_nowait
         batch: list[Any] = []
         waker = _BatchWaker()
         ended = False
         size_at_checkpoint = 0
         while True:
-            # Take everything available without blocking, up to minsize.
-            while len(batch) < minsize:
+            # Take everything available without blocking, up to minsize. (_add_to_batch,
+            # inlined: this is the per-item path.)
+            append = batch.append
+            for _ in range(minsize - len(batch)):
                 try:
-                    item = receive.receive_nowait()
+                    item = receive_nowait()
                 except anyio.WouldBlock:
                     break
                 except anyio.EndOfStream:
                     ended = True
                     break
-                self._add_to_batch(batch, item, waker)
+                append(item)
+                try:
+                    if item._awaiters and not item._resolved:
+                        waker.thawed = True
+                    _set_attribute(item, "_waker", waker)
+                except AttributeError:
+                    pass  # not a Resolvable item: nobody can await it
             if ended:
                 if batch:
                     yield batch
