@@ -232,23 +232,60 @@ def time_baseline(n: int, k: int, variant: str) -> float:
     return elapsed
 
 
-def time_stageline(n: int, k: int, variant: str, backend: str, maxsize: int | None) -> float:
+#: How often the latency probe asks to be woken.
+PROBE_PERIOD: float = 0.001
+
+
+def time_stageline(
+    n: int,
+    k: int,
+    variant: str,
+    backend: str,
+    maxsize: int | None,
+    lateness: list[float] | None = None,
+) -> float:
+    """Time one run; with ``lateness`` given (a list), also probe scheduling latency.
+
+    The probe is a task that sleeps PROBE_PERIOD at a time; how late it wakes up is how
+    long the pipeline's stages kept the event loop without passing through the scheduler.
+    The worst lateness seen in the run is appended to ``lateness``.
+    """
     items = make_items(n)
     passing = ItemsPass if variant == "items" else BatchesPass
     end = CountingEnd()
     stages: list[Stage] = [Source(items), *(passing() for _ in range(k)), end]
+    worst = 0.0
 
-    async def main() -> float:
-        start = time.perf_counter()
+    async def probe(done: anyio.Event) -> None:
+        nonlocal worst
+        while not done.is_set():
+            before = time.perf_counter()
+            await anyio.sleep(PROBE_PERIOD)
+            worst = max(worst, time.perf_counter() - before - PROBE_PERIOD)
+
+    async def run_pipeline() -> None:
         if maxsize is None:
             await create_pipeline(stages)
         else:
             await create_pipeline(stages, maxsize=maxsize)
+
+    async def main() -> float:
+        start = time.perf_counter()
+        if lateness is None:
+            await run_pipeline()
+        else:
+            done = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(probe, done)
+                await run_pipeline()
+                done.set()
         return time.perf_counter() - start
 
     elapsed = anyio.run(main, backend=backend)
     if end.count != n:
         raise AssertionError(f"stageline lost items: {end.count} of {n} arrived")
+    if lateness is not None:
+        lateness.append(worst)
     return elapsed
 
 
@@ -283,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         "--backends", nargs="+", choices=["asyncio", "trio"], default=["asyncio", "trio"]
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="also run a task that sleeps 1 ms at a time beside the pipeline and print how "
+        "late it woke at worst (how long stages held the event loop); it costs a little "
+        "throughput",
+    )
     args = parser.parse_args(argv)
     n, k, repeats = args.items, args.stages, args.repeats
 
@@ -301,10 +345,16 @@ def main(argv: list[str] | None = None) -> int:
             base_rate = n / elapsed
             print(f"{variant:<9} {'baseline (asyncio)':<20} {base_rate:>12,.0f} {'1.0x':>12}")
         for backend in args.backends:
-            elapsed = best_of(repeats, time_stageline, n, k, variant, backend, args.maxsize)
+            lateness: list[float] | None = [] if args.latency else None
+            elapsed = best_of(
+                repeats, time_stageline, n, k, variant, backend, args.maxsize, lateness
+            )
             rate = n / elapsed
             ratio = f"{rate / base_rate:.1f}x" if base_rate else "-"
-            print(f"{variant:<9} {'stageline (' + backend + ')':<20} {rate:>12,.0f} {ratio:>12}")
+            line = f"{variant:<9} {'stageline (' + backend + ')':<20} {rate:>12,.0f} {ratio:>12}"
+            if lateness:
+                line += f"   worst probe lateness {max(lateness) * 1000:.2f} ms"
+            print(line)
         sys.stdout.flush()
     return 0
 
