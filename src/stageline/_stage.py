@@ -267,26 +267,20 @@ class Stage:
             PipelineError: when the stage is not in a pipeline, or the next stage has
                 already returned without reading all its input.
         """
-        if item is None:
-            raise ValueError(
-                f"{type(self).__qualname__}.put(None): None is not an item; to end the "
-                "stage's output, return from run()"
-            )
+        # The per-item path does as little as it can: one test for both misuses, and
+        # the pipeline is looked at only for an item's first put.
         send = self._output
-        if send is None:
-            raise PipelineError(
-                f"{type(self).__qualname__} has no output: it is not running in a pipeline "
-                "(or it is the EndStage)"
-            )
-        pipeline = self._pipeline
-        if pipeline is not None:
-            try:
-                if item._pipeline is None:
+        if item is None or send is None:
+            raise self._put_misuse(item)
+        try:
+            if item._pipeline is None:
+                pipeline = self._pipeline
+                if pipeline is not None:
                     _set_attribute(item, "_pipeline", pipeline)
                     if item._awaiters:
                         pipeline.watch(item)
-            except AttributeError:
-                pass  # not a Resolvable item
+        except AttributeError:
+            pass  # not a Resolvable item
         try:
             send.send_nowait(item)
         except anyio.WouldBlock:
@@ -305,6 +299,17 @@ class Stage:
                 await anyio.lowlevel.checkpoint()
             else:
                 self._ops = ops
+
+    def _put_misuse(self, item: Any) -> ValueError | PipelineError:
+        if item is None:
+            return ValueError(
+                f"{type(self).__qualname__}.put(None): None is not an item; to end the "
+                "stage's output, return from run()"
+            )
+        return PipelineError(
+            f"{type(self).__qualname__} has no output: it is not running in a pipeline "
+            "(or it is the EndStage)"
+        )
 
     def _downstream_gone(self) -> PipelineError:
         return PipelineError(
