@@ -20,7 +20,9 @@ without blocking. It runs on asyncio only; stageline runs on asyncio and on trio
 are compared with the asyncio baseline.
 
 The figure printed is items per second (N / wall time of the whole pipeline, from the
-first put to the last item drained), best of ``--repeats`` runs.
+first put to the last item drained), the best of ``--repeats`` rounds; each round runs
+every configuration once, so a burst of load from other processes spoils one run of each
+configuration rather than all runs of one.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ import gc
 import itertools
 import os
 import platform
+import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any, ClassVar
 
@@ -289,14 +292,6 @@ def time_stageline(
     return elapsed
 
 
-def best_of(repeats: int, run: Callable[..., float], *args: Any) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        best = min(best, run(*args))
-    return best
-
-
 def describe_machine() -> str:
     return (
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
@@ -309,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("-n", "--items", type=int, default=100_000, help="items (N)")
     parser.add_argument("-k", "--stages", type=int, default=8, help="pass-through stages (K)")
-    parser.add_argument("-r", "--repeats", type=int, default=3, help="runs; the best counts")
+    parser.add_argument(
+        "-r", "--repeats", type=int, default=5, help="rounds; the best run of each counts"
+    )
     parser.add_argument(
         "--maxsize", type=int, default=None, help="stageline buffer size (default: the default)"
     )
@@ -324,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         "--latency",
         action="store_true",
         help="also run a task that sleeps 1 ms at a time beside the pipeline and print how "
-        "late it woke at worst (how long stages held the event loop); it costs a little "
-        "throughput",
+        "late it woke at worst in a run (the median over the runs): how long stages held "
+        "the event loop; it costs a little throughput",
     )
     args = parser.parse_args(argv)
     n, k, repeats = args.items, args.stages, args.repeats
@@ -337,25 +334,35 @@ def main(argv: list[str] | None = None) -> int:
         f"CHECKPOINT_INTERVAL={stageline.CHECKPOINT_INTERVAL}"
         + (f", maxsize={args.maxsize}" if args.maxsize is not None else "")
     )
+    engines = ([] if args.no_baseline else ["baseline"]) + list(args.backends)
+    configs = [(variant, engine) for variant in args.variants for engine in engines]
+    best: dict[tuple[str, str], float] = {}
+    lateness: dict[tuple[str, str], list[float]] = {config: [] for config in configs}
+    # Each round runs every configuration once, so that a burst of load from other
+    # processes spoils one run of each configuration rather than every run of one.
+    for _ in range(repeats):
+        for variant, engine in configs:
+            gc.collect()
+            if engine == "baseline":
+                elapsed = time_baseline(n, k, variant)
+            else:
+                probe = lateness[variant, engine] if args.latency else None
+                elapsed = time_stageline(n, k, variant, engine, args.maxsize, probe)
+            best[variant, engine] = min(best.get((variant, engine), float("inf")), elapsed)
+
     print(f"{'variant':<9} {'engine':<20} {'items/s':>12} {'vs baseline':>12}")
-    for variant in args.variants:
-        base_rate: float | None = None
-        if not args.no_baseline:
-            elapsed = best_of(repeats, time_baseline, n, k, variant)
-            base_rate = n / elapsed
-            print(f"{variant:<9} {'baseline (asyncio)':<20} {base_rate:>12,.0f} {'1.0x':>12}")
-        for backend in args.backends:
-            lateness: list[float] | None = [] if args.latency else None
-            elapsed = best_of(
-                repeats, time_stageline, n, k, variant, backend, args.maxsize, lateness
-            )
-            rate = n / elapsed
-            ratio = f"{rate / base_rate:.1f}x" if base_rate else "-"
-            line = f"{variant:<9} {'stageline (' + backend + ')':<20} {rate:>12,.0f} {ratio:>12}"
-            if lateness:
-                line += f"   worst probe lateness {max(lateness) * 1000:.2f} ms"
-            print(line)
-        sys.stdout.flush()
+    for variant, engine in configs:
+        rate = n / best[variant, engine]
+        if engine == "baseline":
+            print(f"{variant:<9} {'baseline (asyncio)':<20} {rate:>12,.0f} {'1.0x':>12}")
+            continue
+        base = best.get((variant, "baseline"))
+        ratio = f"{rate / (n / base):.1f}x" if base else "-"
+        line = f"{variant:<9} {'stageline (' + engine + ')':<20} {rate:>12,.0f} {ratio:>12}"
+        if args.latency:
+            worst = statistics.median(lateness[variant, engine])
+            line += f"   probe lateness {worst * 1000:.2f} ms"
+        print(line)
     return 0
 
 
