@@ -364,3 +364,41 @@ async def test_resolved_items_reach_their_awaiters_through_the_pipeline() -> Non
             [AwaitEveryThird(), PassBatches(minsize=500), PassBatches(minsize=7), Resolve()]
         )
     assert got == {i: items[i].content for i in range(0, 20, 3)}
+
+
+async def test_an_item_moved_to_a_second_pipeline_is_answered_for_by_it() -> None:
+    """An item that left an ended pipeline is watched by the next one it is put in."""
+    items = make_items(1)
+    await create_pipeline([Feed(items), PassItems()])  # passes it on, never resolves it
+    error = Boom("second pipeline failed")
+    outcome: list[BaseException] = []
+
+    async def wait() -> None:
+        try:
+            await items[0].resolution()
+        except PipelineError as exc:
+            outcome.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        # Awaited after the first pipeline ended: that alone is an immediate PipelineError.
+        tg.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+    assert len(outcome) == 1
+
+    async with anyio.create_task_group() as tg:
+        with pytest.raises(Boom):
+            await create_pipeline([Feed(items), FailAfter(0, error)], maxsize=0)
+        tg.start_soon(wait)
+    assert len(outcome) == 2
+    assert outcome[1].__cause__ is error
+
+    got: list[object] = []
+
+    class PutThenAwait(Stage):
+        async def run(self) -> None:
+            await self.put(items[0])
+            got.append(await items[0].resolution())
+
+    # A third pipeline that does resolve it hands the content to its waiter.
+    await create_pipeline([PutThenAwait(), Resolve()])
+    assert got == [items[0].content]

@@ -105,6 +105,18 @@ class Resolvable:
                 self._abandoned or "the item was abandoned before it was resolved"
             ) from self._failure
 
+    def _join(self, pipeline: _PipelineLike) -> None:
+        """Make ``pipeline`` answer for this item's waiters from now on."""
+        # Set without attrs' __setattr__ hook (subclasses have validators on public fields).
+        object.__setattr__(self, "_pipeline", pipeline)
+        if self._abandoned is not None:
+            # Abandoned by a pipeline that ended: this one may still resolve it.
+            object.__setattr__(self, "_abandoned", None)
+            object.__setattr__(self, "_failure", None)
+            object.__setattr__(self, "_event", None)
+        if self._awaiters:
+            pipeline.watch(self)
+
     def _abandon(self, message: str, failure: BaseException | None) -> None:
         """Wake the waiters of an item that will never be resolved; they get an error."""
         if self._resolved:

@@ -23,7 +23,8 @@ CHECKPOINT_INTERVAL: Final = 128
 
 
 class _Event(Protocol):
-    """What ``batches`` needs of a flush event: ``anyio.Event`` and ``asyncio.Event`` both fit."""
+    """What ``batches`` needs of a flush event: ``anyio.Event`` fits on both backends
+    (``asyncio.Event`` only under asyncio)."""
 
     def is_set(self) -> bool: ...
 
@@ -133,8 +134,8 @@ class Stage:
         - ``flush_event`` is set and no more input is available right now. The event is
           looked at again only after a batch was yielded, and never for an empty batch, so
           an event that stays set makes each batch go as soon as the input runs dry, but
-          never spins. An event that can be cleared (``asyncio.Event``) may be cleared by
-          its owner after the flush.
+          never spins. An event that can be cleared (``asyncio.Event``, under asyncio)
+          may be cleared by its owner after the flush.
 
         Args:
             minsize: the batch size to wait for; an int of at least 1.
@@ -162,12 +163,10 @@ class Stage:
         if item is None or send is None:
             raise self._put_misuse(item)
         try:
-            if item._pipeline is None:
-                pipeline = self._pipeline
-                if pipeline is not None:
-                    _set_attribute(item, "_pipeline", pipeline)
-                    if item._awaiters:
-                        pipeline.watch(item)
+            if item._pipeline is not self._pipeline:
+                # Usually the item's first put; also an item moving on from a pipeline
+                # that ended, whose waiters this pipeline must now answer for.
+                item._join(self._pipeline)
         except AttributeError:
             pass  # not a Resolvable item
         try:
