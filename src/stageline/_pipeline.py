@@ -92,6 +92,11 @@ async def create_pipeline(stages: Iterable[Stage], maxsize: int = DEFAULT_MAXSIZ
             finished = True
     finally:
         for stage in stage_list:
+            # Streams left open by a failed stage are closed here, after every task ended.
+            if stage._input is not None:
+                stage._input.close()
+            if stage._output is not None:
+                stage._output.close()
             stage._input = stage._output = None
             stage._pipeline = None
         if finished:

@@ -102,34 +102,25 @@ class Stage:
             self._ops = 0
             await anyio.lowlevel.checkpoint()
 
-    async def items(self) -> AsyncIterator[Any]:
-        """Yield the input items one by one, in the order they were put.
+    def items(self) -> AsyncIterator[Any]:
+        """Iterate over the input items one by one, in the order they were put.
+
+        Use as ``async for d in self.items():``. Leaving the loop early is allowed, but a
+        stage must read its input to the end before returning, or the previous stage's
+        next ``put`` fails.
 
         Raises:
             PipelineError: when the stage has no input (it is first, or not in a pipeline).
         """
-        receive = self._require_input()
-        while True:
-            try:
-                item = receive.receive_nowait()
-            except anyio.WouldBlock:
-                try:
-                    item = await receive.receive()
-                except anyio.EndOfStream:
-                    return
-                self._ops = 0
-            except anyio.EndOfStream:
-                return
-            else:
-                await self._checkpoint_every_so_often()
-            yield item
+        return _Items(self, self._require_input())
 
-    async def batches(
+    def batches(
         self, minsize: int = 500, flush_event: _Event | None = None
     ) -> AsyncIterator[list[Any]]:
-        """Yield the input as non-empty lists, in the order the items were put.
+        """Iterate over the input as non-empty lists, in the order the items were put.
 
-        A batch is yielded as soon as one of these holds:
+        Use as ``async for batch in self.batches():``. A batch is yielded as soon as one
+        of these holds:
 
         - it has ``minsize`` items;
         - the input has ended (the last batch may be smaller);
@@ -152,79 +143,7 @@ class Stage:
         """
         if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 1:
             raise ValueError(f"batches(minsize=...) must be an int >= 1, got {minsize!r}")
-        receive = self._require_input()
-        batch: list[Any] = []
-        waker = _BatchWaker()
-        ended = False
-        while True:
-            # Take everything available without blocking, up to minsize.
-            while len(batch) < minsize:
-                try:
-                    item = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    break
-                except anyio.EndOfStream:
-                    ended = True
-                    break
-                self._add_to_batch(batch, item, waker)
-            if ended:
-                if batch:
-                    yield batch
-                return
-            if len(batch) >= minsize or (
-                batch and (waker.thawed or (flush_event is not None and flush_event.is_set()))
-            ):
-                yield batch
-                batch = []
-                waker = _BatchWaker()
-                self._ops = 0
-                await anyio.lowlevel.checkpoint()
-                continue
-            # Nothing more is available: wait for the next item (or a waker, or a flush).
-            if not batch:
-                try:
-                    item = await receive.receive()
-                except anyio.EndOfStream:
-                    return
-                self._add_to_batch(batch, item, waker)
-                continue
-            got = await self._receive_or_wake(receive, waker, flush_event)
-            if got is _ENDED:
-                ended = True
-            elif got is not _WOKEN:
-                self._add_to_batch(batch, got, waker)
-
-    @staticmethod
-    def _add_to_batch(batch: list[Any], item: Any, waker: _BatchWaker) -> None:
-        batch.append(item)
-        try:
-            if item._awaiters and not item._resolved:
-                waker.thawed = True
-            item._waker = waker
-        except AttributeError:
-            pass  # not a Resolvable item: nobody can await it
-
-    @staticmethod
-    async def _receive_or_wake(
-        receive: MemoryObjectReceiveStream[Any], waker: _BatchWaker, flush_event: _Event | None
-    ) -> Any:
-        # Cancelling a pending receive() loses nothing: anyio hands an item to a waiting
-        # receiver only when it will be delivered, on both backends. The item is kept in
-        # a local first, so a wake that races with the task group's exit cannot drop it.
-        got: Any = _WOKEN
-        with anyio.CancelScope() as scope:
-            waker.scope = scope
-            try:
-                if flush_event is None:
-                    got = await _receive_or_end(receive)
-                else:
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(_cancel_when_set, flush_event, scope)
-                        got = await _receive_or_end(receive)
-                        tg.cancel_scope.cancel()
-            finally:
-                waker.scope = None
-        return got
+        return _Batches(self, self._require_input(), minsize, flush_event)
 
     async def put(self, item: Any) -> None:
         """Pass ``item`` to the next stage, waiting while its buffer is full.
@@ -274,6 +193,130 @@ class Stage:
             "without reading all of its input; a stage must consume items() or batches() "
             "to the end"
         )
+
+
+class _Items:
+    """The iterator behind ``Stage.items()``.
+
+    A class rather than an async generator: leaving the loop early needs no
+    finalization, and each step is a single coroutine call.
+    """
+
+    __slots__ = ("_receive", "_stage")
+
+    def __init__(self, stage: Stage, receive: MemoryObjectReceiveStream[Any]) -> None:
+        self._stage = stage
+        self._receive = receive
+
+    def __aiter__(self) -> _Items:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            item = self._receive.receive_nowait()
+        except anyio.WouldBlock:
+            try:
+                item = await self._receive.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+            self._stage._ops = 0
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+        else:
+            await self._stage._checkpoint_every_so_often()
+        return item
+
+
+class _Batches:
+    """The iterator behind ``Stage.batches()``; see there for when a batch is yielded."""
+
+    __slots__ = ("_ended", "_flush_event", "_minsize", "_receive", "_stage")
+
+    def __init__(
+        self,
+        stage: Stage,
+        receive: MemoryObjectReceiveStream[Any],
+        minsize: int,
+        flush_event: _Event | None,
+    ) -> None:
+        self._stage = stage
+        self._receive = receive
+        self._minsize = minsize
+        self._flush_event = flush_event
+        self._ended = False
+
+    def __aiter__(self) -> _Batches:
+        return self
+
+    async def __anext__(self) -> list[Any]:
+        if self._ended:
+            raise StopAsyncIteration
+        receive, minsize, flush_event = self._receive, self._minsize, self._flush_event
+        batch: list[Any] = []
+        waker = _BatchWaker()
+        while True:
+            # Take everything available without blocking, up to minsize.
+            while len(batch) < minsize:
+                try:
+                    item = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+                except anyio.EndOfStream:
+                    self._ended = True
+                    break
+                _add_to_batch(batch, item, waker)
+            if self._ended:
+                if batch:
+                    return batch
+                raise StopAsyncIteration
+            if len(batch) >= minsize or (
+                batch and (waker.thawed or (flush_event is not None and flush_event.is_set()))
+            ):
+                # One scheduler round trip per batch keeps cancellation prompt.
+                self._stage._ops = 0
+                await anyio.lowlevel.checkpoint()
+                return batch
+            # Nothing more is available: wait for the next item (or a waker, or a flush).
+            if not batch:
+                got = await _receive_or_end(receive)
+            else:
+                got = await _receive_or_wake(receive, waker, flush_event)
+            if got is _ENDED:
+                self._ended = True
+            elif got is not _WOKEN:
+                _add_to_batch(batch, got, waker)
+
+
+def _add_to_batch(batch: list[Any], item: Any, waker: _BatchWaker) -> None:
+    batch.append(item)
+    try:
+        if item._awaiters and not item._resolved:
+            waker.thawed = True
+        item._waker = waker
+    except AttributeError:
+        pass  # not a Resolvable item: nobody can await it
+
+
+async def _receive_or_wake(
+    receive: MemoryObjectReceiveStream[Any], waker: _BatchWaker, flush_event: _Event | None
+) -> Any:
+    # Cancelling a pending receive() loses nothing: anyio hands an item to a waiting
+    # receiver only when it will be delivered, on both backends. The item is kept in a
+    # local first, so a wake that races with the task group's exit cannot drop it.
+    got: Any = _WOKEN
+    with anyio.CancelScope() as scope:
+        waker.scope = scope
+        try:
+            if flush_event is None:
+                got = await _receive_or_end(receive)
+            else:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_cancel_when_set, flush_event, scope)
+                    got = await _receive_or_end(receive)
+                    tg.cancel_scope.cancel()
+        finally:
+            waker.scope = None
+    return got
 
 
 async def _receive_or_end(receive: MemoryObjectReceiveStream[Any]) -> Any:
