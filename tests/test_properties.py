@@ -1,0 +1,408 @@
+"""Property tests of the engine rules (DESIGN.md §2, §3, §8), on asyncio and trio.
+
+Every run is bounded by ``anyio.fail_after(TIMEOUT)``: a deadlock fails the example with
+``TimeoutError`` instead of hanging. The bound is never part of an assertion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stageline import DeclarativeContent, PipelineError, Stage, create_pipeline
+from stageline.testing import (
+    DEFAULT_TIMEOUT,
+    Awaiter,
+    Collector,
+    Discoverer,
+    DiscoveryNode,
+    Feeder,
+    PassThrough,
+    PipelineShape,
+    PlannedAwaits,
+    Resolver,
+    StageShape,
+    await_plans,
+    buffer_sizes,
+    discovery_trees,
+    failure_plans,
+    minsizes,
+    pipeline_shapes,
+    run_stage,
+    sample_items,
+    stage_shapes,
+    subsets,
+)
+
+TIMEOUT = DEFAULT_TIMEOUT
+
+#: No deadline (the first example on trio imports and warms up), few examples per
+#: backend so that the whole module stays within seconds.
+fast = settings(deadline=None, max_examples=60)
+heavy = settings(deadline=None, max_examples=25)
+
+
+class Boom(Exception):
+    """The error a stage raises in the failure properties."""
+
+
+def assert_same(actual: Sequence[Any], expected: Sequence[Any]) -> None:
+    """``actual`` holds exactly the objects of ``expected``, in the same order."""
+    assert len(actual) == len(expected)
+    for position, (got, want) in enumerate(zip(actual, expected, strict=True)):
+        assert got is want, f"position {position}: got {got!r}, expected {want!r}"
+
+
+def check_batches(stage: PassThrough) -> None:
+    """The batch rules: never empty; short only when last, awaited or flushed."""
+    assert stage.minsize is not None
+    records = stage.batches_seen
+    for number, record in enumerate(records):
+        assert record.items, f"{stage!r} yielded an empty batch"
+        short = len(record.items) < stage.minsize
+        last = number == len(records) - 1
+        assert not short or last or record.awaited or record.flushed, (
+            f"{stage!r}: batch {number} of {len(records)} holds {len(record.items)} items, "
+            "but it is not the last, holds no awaited item and was not flushed"
+        )
+
+
+def check_awaiters_got_content(awaiters: Sequence[Awaiter]) -> None:
+    """Every awaiter finished with its item's content."""
+    for awaiter in awaiters:
+        assert awaiter.done.is_set(), f"{awaiter.plan!r} is still waiting"
+        assert awaiter.error is None, f"{awaiter.plan!r}: {awaiter.error!r}"
+        assert not awaiter.cancelled, f"{awaiter.plan!r} was cancelled"
+        assert awaiter.content is awaiter.item.content
+
+
+@pytest.mark.anyio
+@given(shape=pipeline_shapes(max_items=300, max_minsize=600), plain=st.booleans())
+@fast
+async def test_every_item_reaches_the_end_once_and_in_order(
+    shape: PipelineShape, plain: bool
+) -> None:
+    """Every item put reaches the end exactly once and in order, through any mix of stages."""
+    items: list[Any] = (
+        [object() for _ in range(shape.item_count)] if plain else sample_items(shape.item_count)
+    )
+    middle = shape.build()
+    collector = Collector()
+    with anyio.fail_after(TIMEOUT):
+        await create_pipeline([Feeder(items), *middle, collector], maxsize=shape.maxsize)
+    for stage in middle:
+        assert_same(stage.seen, items)
+    assert_same(collector.collected, items)
+
+
+class FlushingPlannedAwaits(PlannedAwaits):
+    """PlannedAwaits that sets a flush event when it starts putting item ``flush_at``."""
+
+    def __init__(self, *args: Any, flush_event: anyio.Event, flush_at: int | None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.flush_event = flush_event
+        self.flush_at = flush_at
+
+    async def put(self, item: Any) -> None:
+        if self.flush_at is not None and self.started_puts > self.flush_at:
+            self.flush_event.set()
+        await super().put(item)
+
+
+@pytest.mark.anyio
+@given(data=st.data(), shape=pipeline_shapes(max_items=120, max_minsize=200))
+@fast
+@pytest.mark.slow
+async def test_batches_are_full_unless_last_awaited_or_flushed(
+    data: st.DataObject, shape: PipelineShape
+) -> None:
+    """Batches: non-empty, only items already put, full unless last, awaited or flushed."""
+    items = sample_items(shape.item_count)
+    plans = data.draw(await_plans(len(items), max_plans=6), label="plans")
+    flush_at = data.draw(st.none() | st.integers(0, max(len(items) - 1, 0)), label="flush_at")
+    flush_event = anyio.Event()
+    position = {id(item): index for index, item in enumerate(items)}
+
+    def only_items_already_put(batch: list[Any]) -> None:
+        for item in batch:
+            assert position[id(item)] < first.started_puts
+
+    middle = shape.build(flush_event=flush_event, on_batch=only_items_already_put)
+    collector = Collector()
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as outside:
+            first = FlushingPlannedAwaits(
+                items, plans, outside=outside, flush_event=flush_event, flush_at=flush_at
+            )
+            await create_pipeline([first, *middle, Resolver(), collector], maxsize=shape.maxsize)
+    assert_same(collector.collected, items)
+    for stage in middle:
+        if stage.minsize is not None:
+            check_batches(stage)
+    check_awaiters_got_content(first.awaiters)
+
+
+@pytest.mark.anyio
+@given(
+    data=st.data(),
+    count=st.integers(1, 40),
+    batching=st.lists(stage_shapes(max_minsize=10_000), max_size=3),
+    minsize=minsizes(max_minsize=10_000),
+    maxsize=buffer_sizes(max_buffer=16),
+)
+@fast
+@pytest.mark.slow
+async def test_every_awaiter_gets_its_content_and_the_pipeline_ends(
+    data: st.DataObject,
+    count: int,
+    batching: list[StageShape],
+    minsize: int,
+    maxsize: int,
+) -> None:
+    """Any awaited subset, by anyone, at any moment, resolves and ends, minsize up to 10 000."""
+    items = sample_items(count)
+    plans = data.draw(await_plans(count), label="plans")
+    # At least one batching stage, so that an awaited item can sit in a partial batch.
+    middle = [PassThrough(minsize=minsize), *(shape.build() for shape in batching)]
+    resolver = Resolver()
+    collector = Collector()
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as outside:
+            first = PlannedAwaits(items, plans, outside=outside)
+            await create_pipeline([first, *middle, resolver, collector], maxsize=maxsize)
+    assert len(first.awaiters) == len(plans)
+    check_awaiters_got_content(first.awaiters)
+    assert_same(resolver.resolved, items)
+    assert_same(collector.collected, items)
+
+
+@pytest.mark.anyio
+@given(
+    roots=st.integers(1, 3).flatmap(
+        lambda n: st.tuples(
+            *(discovery_trees(max_depth=4, max_width=3, root_name=str(i)) for i in range(n))
+        )
+    ),
+    concurrent=st.booleans(),
+    before=st.lists(stage_shapes(max_minsize=10_000), max_size=3),
+    after=st.lists(stage_shapes(max_minsize=10_000), max_size=2),
+    maxsize=buffer_sizes(max_buffer=16),
+)
+@fast
+async def test_multi_level_discovery_delivers_every_node_once_after_its_parent(
+    roots: tuple[DiscoveryNode, ...],
+    concurrent: bool,
+    before: list[StageShape],
+    after: list[StageShape],
+    maxsize: int,
+) -> None:
+    """Discovery delivers every node once, each child after its parent resolved, no deadlock."""
+    discoverer = Discoverer(roots, concurrent=concurrent)
+    collector = Collector()
+    stages: list[Stage] = [
+        discoverer,
+        *(shape.build() for shape in before),
+        Resolver(),
+        *(shape.build() for shape in after),
+        collector,
+    ]
+    with anyio.fail_after(TIMEOUT):
+        await create_pipeline(stages, maxsize=maxsize)
+
+    nodes = [node for root in roots for node in root.walk()]
+    arrived = [discoverer.node_for[item] for item in collector.collected]
+    assert len(arrived) == len(nodes)
+    assert {id(node) for node in arrived} == {id(node) for node in nodes}
+    arrival = {id(node): index for index, node in enumerate(arrived)}
+    event_at = {(kind, id(node)): index for index, (kind, node) in enumerate(discoverer.log)}
+    for parent in nodes:
+        for child in parent.children:
+            assert event_at["resolved", id(parent)] < event_at["put", id(child)]
+            assert arrival[id(parent)] < arrival[id(child)]
+
+
+class ResolveAndDrop(Stage):
+    """Resolves the chosen items early and drops them; passes the others on."""
+
+    def __init__(self, drop: Sequence[DeclarativeContent]) -> None:
+        self.drop = {id(item) for item in drop}
+
+    async def run(self) -> None:
+        async for item in self.items():
+            if id(item) in self.drop:
+                item.resolve()
+            else:
+                await self.put(item)
+
+
+@pytest.mark.anyio
+@given(
+    data=st.data(),
+    count=st.integers(0, 40),
+    before=st.lists(stage_shapes(max_minsize=10_000), max_size=2),
+    after=st.lists(stage_shapes(max_minsize=10_000), max_size=2),
+    maxsize=buffer_sizes(max_buffer=16),
+)
+@fast
+@pytest.mark.slow
+async def test_items_resolved_early_wake_their_awaiters_and_go_no_further(
+    data: st.DataObject,
+    count: int,
+    before: list[StageShape],
+    after: list[StageShape],
+    maxsize: int,
+) -> None:
+    """Items a middle stage resolve()s and drops wake their awaiters and go no further."""
+    items = sample_items(count)
+    dropped = data.draw(subsets(items), label="dropped")
+    plans = data.draw(await_plans(count), label="plans")
+    dropped_ids = {id(item) for item in dropped}
+    kept = [item for item in items if id(item) not in dropped_ids]
+    later = [shape.build() for shape in after]
+    resolver = Resolver()
+    collector = Collector()
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as outside:
+            first = PlannedAwaits(items, plans, outside=outside)
+            stages: list[Stage] = [
+                first,
+                *(shape.build() for shape in before),
+                ResolveAndDrop(dropped),
+                *later,
+                resolver,
+                collector,
+            ]
+            await create_pipeline(stages, maxsize=maxsize)
+    check_awaiters_got_content(first.awaiters)
+    assert all(item.resolved for item in items)
+    for stage in later:
+        assert_same(stage.seen, kept)
+    assert_same(resolver.resolved, kept)
+    assert_same(collector.collected, kept)
+
+
+@pytest.mark.anyio
+@given(data=st.data(), shape=pipeline_shapes(max_items=40, max_minsize=10_000, max_buffer=16))
+@fast
+async def test_a_failing_stage_ends_the_pipeline_with_its_exception(
+    data: st.DataObject, shape: PipelineShape
+) -> None:
+    """A stage raising anywhere ends the pipeline with that exception; nothing runs or hangs."""
+    items = sample_items(shape.item_count)
+    # Outside awaiters start only once their item was put: see docs/testing.md for why an
+    # item that never entered a pipeline cannot be abandoned by one.
+    plans = data.draw(
+        await_plans(len(items), max_plans=8).filter(
+            lambda ps: all(p.awaiter != "outside_task" or p.moment != "before_put" for p in ps)
+        ),
+        label="plans",
+    )
+    stage_count = len(shape.stages) + 3  # first stage, middle stages, resolver, collector
+    plan = data.draw(failure_plans(stage_count, max_items=len(items) + 1), label="failure")
+    boom = Boom(f"stage {plan.stage_index} after {plan.after_items} items")
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as outside:
+            first = PlannedAwaits(items, plans, outside=outside)
+            stages = [first, *shape.build(), Resolver(), Collector()]
+            stages[plan.stage_index].fail_after = plan.after_items
+            stages[plan.stage_index].error = boom
+            with pytest.raises(Boom) as raised:
+                await create_pipeline(stages, maxsize=shape.maxsize)
+        # Leaving the task group means every outside awaiter has finished.
+
+    assert raised.value is boom
+    for stage in stages:
+        assert stage.exited, f"{stage!r} is still running"
+    for awaiter in first.awaiters:
+        assert awaiter.done.is_set()
+        assert awaiter.plan is not None
+        if awaiter.content is not None:
+            assert awaiter.item.resolved
+        elif awaiter.plan.awaiter == "outside_task":
+            # Outside the pipeline nothing cancels it: it must be told with an error.
+            assert isinstance(awaiter.error, PipelineError)
+            assert awaiter.error.__cause__ is boom
+        else:
+            assert awaiter.cancelled or isinstance(awaiter.error, PipelineError)
+
+
+class RoundFeeder(Stage):
+    """Puts items in rounds; after each, waits for them at the collector and for quiet."""
+
+    def __init__(
+        self,
+        rounds: Sequence[list[DeclarativeContent]],
+        flush_event: anyio.Event,
+        collector: Collector,
+    ) -> None:
+        self.rounds = rounds
+        self.flush_event = flush_event
+        self.collector = collector
+        self.held_before_flush: list[Any] | None = None
+
+    async def run(self) -> None:
+        total = 0
+        for number, batch in enumerate(self.rounds):
+            for item in batch:
+                await self.put(item)
+            total += len(batch)
+            if number == 0:
+                # Below minsize and no flush yet: the batch must wait for more.
+                await anyio.wait_all_tasks_blocked()
+                self.held_before_flush = list(self.collector.collected)
+                self.flush_event.set()
+            await self.collector.wait_for(total)
+            # Returns only if the batching stage blocks: a set event must not make it spin.
+            await anyio.wait_all_tasks_blocked()
+
+
+@pytest.mark.anyio
+@given(
+    data=st.data(),
+    minsize=st.integers(2, 10_000),
+    maxsize=buffer_sizes(max_buffer=16),
+)
+@heavy
+@pytest.mark.slow
+async def test_a_set_flush_event_yields_pending_batches_without_spinning(
+    data: st.DataObject, minsize: int, maxsize: int
+) -> None:
+    """A set flush event yields pending batches below minsize and never spins on an empty one."""
+    sizes = data.draw(
+        st.lists(st.integers(1, min(minsize - 1, 30)), min_size=1, max_size=3), label="rounds"
+    )
+    rounds = [sample_items(size, prefix=f"r{n}.") for n, size in enumerate(sizes)]
+    flush_event = anyio.Event()
+    batching = PassThrough(minsize=minsize, flush_event=flush_event)
+    collector = Collector()
+    feeder = RoundFeeder(rounds, flush_event, collector)
+    with anyio.fail_after(TIMEOUT):
+        await create_pipeline([feeder, batching, collector], maxsize=maxsize)
+
+    assert feeder.held_before_flush == []
+    assert_same(collector.collected, [item for batch in rounds for item in batch])
+    round_of = {id(item): n for n, batch in enumerate(rounds) for item in batch}
+    for record in batching.batches_seen:
+        assert record.items
+        assert record.flushed
+        assert len({round_of[id(item)] for item in record.items}) == 1
+
+
+@pytest.mark.anyio
+@given(
+    items=st.lists(st.integers()),
+    minsize=st.none() | minsizes(max_minsize=600),
+    maxsize=buffer_sizes(),
+)
+@fast
+async def test_run_stage_returns_what_the_stage_put(
+    items: list[int], minsize: int | None, maxsize: int
+) -> None:
+    """run_stage feeds a stage through a real pipeline and returns everything it put, in order."""
+    assert await run_stage(PassThrough(minsize=minsize), items, maxsize=maxsize) == items
