@@ -406,3 +406,45 @@ async def test_run_stage_returns_what_the_stage_put(
 ) -> None:
     """run_stage feeds a stage through a real pipeline and returns everything it put, in order."""
     assert await run_stage(PassThrough(minsize=minsize), items, maxsize=maxsize) == items
+
+
+class ResolveSome(Stage):
+    """Resolves the chosen items and passes every item on."""
+
+    def __init__(self, chosen: Sequence[DeclarativeContent]) -> None:
+        self.chosen = {id(item) for item in chosen}
+
+    async def run(self) -> None:
+        async for item in self.items():
+            if id(item) in self.chosen:
+                item.resolve()
+            await self.put(item)
+
+
+@pytest.mark.anyio
+@given(data=st.data(), shape=pipeline_shapes(max_items=30, max_minsize=50, max_buffer=16))
+@fast
+async def test_awaiting_an_item_after_its_pipeline_ended_never_hangs(
+    data: st.DataObject, shape: PipelineShape
+) -> None:
+    """After a pipeline ended, resolution() returns resolved content, else raises PipelineError."""
+    items = sample_items(shape.item_count)
+    resolved = data.draw(subsets(items), label="resolved")
+    fails = data.draw(st.booleans(), label="fails")
+    boom = Boom("the last stage fails at the end of its input")
+    last = Collector(fail_after=len(items), error=boom) if fails else Collector()
+    stages = [Feeder(items), ResolveSome(resolved), *shape.build(), last]
+    with anyio.fail_after(TIMEOUT):
+        if fails:
+            with pytest.raises(Boom):
+                await create_pipeline(stages, maxsize=shape.maxsize)
+        else:
+            await create_pipeline(stages, maxsize=shape.maxsize)
+        resolved_ids = {id(item) for item in resolved}
+        for item in items:
+            if id(item) in resolved_ids:
+                assert await item.resolution() is item.content
+            else:
+                with pytest.raises(PipelineError) as raised:
+                    await item.resolution()
+                assert raised.value.__cause__ is (boom if fails else None)

@@ -23,19 +23,29 @@ DEFAULT_MAXSIZE: Final = 128
 class _Pipeline:
     """What the engine keeps about one running pipeline: the items somebody awaits."""
 
-    __slots__ = ("_watched",)
+    __slots__ = ("_ended", "_watched")
 
     def __init__(self) -> None:
         self._watched: set[Resolvable] = set()
+        self._ended: tuple[str, BaseException | None] | None = None
 
     def watch(self, item: Resolvable) -> None:
+        if self._ended is not None:
+            # Awaited only after the pipeline ended: nothing can resolve it any more, and
+            # close() has already run, so tell the waiter now instead of never.
+            item._abandon(*self._ended)
+            return
         self._watched.add(item)
 
     def unwatch(self, item: Resolvable) -> None:
         self._watched.discard(item)
 
     def close(self, message: str, failure: BaseException | None) -> None:
-        """Wake every waiter of an item the pipeline did not resolve; they get an error."""
+        """Wake every waiter of an item the pipeline did not resolve; they get an error.
+
+        Whoever starts waiting for such an item later gets the same error at once.
+        """
+        self._ended = (message, failure)
         watched, self._watched = self._watched, set()
         for item in watched:
             item._abandon(message, failure)
