@@ -18,6 +18,7 @@ from stageline import DeclarativeContent, PipelineError, Stage, create_pipeline
 from stageline.testing import (
     DEFAULT_TIMEOUT,
     Awaiter,
+    AwaitPlan,
     Collector,
     Discoverer,
     DiscoveryNode,
@@ -45,6 +46,19 @@ TIMEOUT = DEFAULT_TIMEOUT
 #: backend so that the whole module stays within seconds.
 fast = settings(deadline=None, max_examples=60)
 heavy = settings(deadline=None, max_examples=25)
+
+
+def plans_for_an_interrupted_pipeline(count: int) -> st.SearchStrategy[list[AwaitPlan]]:
+    """Await plans for a pipeline that may stop early.
+
+    Outside awaiters start only once their item was put: an item that never entered a
+    pipeline has no pipeline to abandon it (see the last section of docs/testing.md).
+    """
+    inside = await_plans(count, awaiters=("first_stage", "stage_task"), max_plans=6)
+    outside = await_plans(
+        count, awaiters=("outside_task",), moments=("after_put", "in_batch"), max_plans=4
+    )
+    return st.tuples(inside, outside).map(lambda pair: pair[0] + pair[1])
 
 
 class Boom(Exception):
@@ -294,14 +308,7 @@ async def test_a_failing_stage_ends_the_pipeline_with_its_exception(
 ) -> None:
     """A stage raising anywhere ends the pipeline with that exception; nothing runs or hangs."""
     items = sample_items(shape.item_count)
-    # Outside awaiters start only once their item was put: see docs/testing.md for why an
-    # item that never entered a pipeline cannot be abandoned by one.
-    plans = data.draw(
-        await_plans(len(items), max_plans=8).filter(
-            lambda ps: all(p.awaiter != "outside_task" or p.moment != "before_put" for p in ps)
-        ),
-        label="plans",
-    )
+    plans = data.draw(plans_for_an_interrupted_pipeline(len(items)), label="plans")
     stage_count = len(shape.stages) + 3  # first stage, middle stages, resolver, collector
     plan = data.draw(failure_plans(stage_count, max_items=len(items) + 1), label="failure")
     boom = Boom(f"stage {plan.stage_index} after {plan.after_items} items")
@@ -448,3 +455,96 @@ async def test_awaiting_an_item_after_its_pipeline_ended_never_hangs(
                 with pytest.raises(PipelineError) as raised:
                     await item.resolution()
                 assert raised.value.__cause__ is (boom if fails else None)
+
+
+class CancelAfter(Stage):
+    """Passes items on; cancels ``scope`` after ``after`` items, or at the end of input."""
+
+    def __init__(self, scope: anyio.CancelScope, after: int) -> None:
+        self.scope = scope
+        self.after = after
+        self.exited = False
+
+    async def run(self) -> None:
+        try:
+            passed = 0
+            async for item in self.items():
+                if passed == self.after:
+                    self.scope.cancel()
+                await self.put(item)
+                passed += 1
+            self.scope.cancel()
+        finally:
+            self.exited = True
+
+
+@pytest.mark.anyio
+@given(data=st.data(), shape=pipeline_shapes(max_items=40, max_minsize=10_000, max_buffer=16))
+@fast
+async def test_cancelling_from_outside_stops_every_stage_and_wakes_awaiters(
+    data: st.DataObject, shape: PipelineShape
+) -> None:
+    """Cancelling the scope around a pipeline at any point stops all stages; no awaiter hangs."""
+    items = sample_items(shape.item_count)
+    plans = data.draw(plans_for_an_interrupted_pipeline(len(items)), label="plans")
+    position = data.draw(st.integers(0, len(shape.stages)), label="canceller position")
+    after = data.draw(st.integers(0, len(items)), label="cancel after")
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as outside:
+            first = PlannedAwaits(items, plans, outside=outside)
+            resolver = Resolver()
+            with anyio.CancelScope() as scope:
+                middle: list[Any] = shape.build()
+                middle.insert(position, CancelAfter(scope, after))
+                stages = [first, *middle, resolver, Collector()]
+                await create_pipeline(stages, maxsize=shape.maxsize)
+        # Leaving the task group means every outside awaiter has finished.
+
+    for stage in stages:
+        assert stage.exited, f"{stage!r} is still running"
+    for awaiter in first.awaiters:
+        assert awaiter.done.is_set()
+        assert awaiter.plan is not None
+        if awaiter.content is not None:
+            assert awaiter.item.resolved
+        elif awaiter.plan.awaiter == "outside_task":
+            assert isinstance(awaiter.error, PipelineError)
+        else:
+            assert awaiter.cancelled or isinstance(awaiter.error, PipelineError)
+
+
+class Gate(Collector):
+    """Reads nothing until every other task is blocked; records how far the first stage got."""
+
+    def __init__(self, first: Feeder) -> None:
+        super().__init__()
+        self.first = first
+        self.puts_when_blocked: int | None = None
+
+    async def _run(self) -> None:
+        await anyio.wait_all_tasks_blocked()
+        self.puts_when_blocked = self.first.started_puts
+        await super()._run()
+
+
+@pytest.mark.anyio
+@given(shape=pipeline_shapes(min_items=1, max_items=400, max_minsize=50, max_buffer=16))
+@heavy
+@pytest.mark.slow
+async def test_a_stalled_stage_holds_back_the_first_stage(shape: PipelineShape) -> None:
+    """A first stage gets no further ahead of a stalled stage than buffers and batch sizes allow."""
+    items = sample_items(shape.item_count)
+    first = Feeder(items)
+    middle = shape.build()
+    gate = Gate(first)
+    with anyio.fail_after(TIMEOUT):
+        await create_pipeline([first, *middle, gate], maxsize=shape.maxsize)
+
+    # Items put but not taken by the gate sit in a buffer (one per stream into the gate),
+    # in a middle stage's hands (a whole batch, or the one item being passed on), or in
+    # the first stage's own blocked put.
+    held_by = [1 if stage.minsize is None else stage.minsize for stage in middle]
+    bound = (len(middle) + 1) * shape.maxsize + sum(held_by) + 1
+    assert gate.puts_when_blocked is not None
+    assert gate.puts_when_blocked <= min(bound, len(items))
+    assert_same(gate.collected, items)
