@@ -12,9 +12,11 @@ from stageline.testing import (
     AwaitPlan,
     DiscoveryNode,
     PassThrough,
+    SampleContent,
     StageHarness,
     await_plans,
     declarative_content_lists,
+    declarative_contents,
     discovery_trees,
     run_stage,
     sample_items,
@@ -201,3 +203,14 @@ def test_subsets_and_await_plans_stay_within_the_items(
     assert positions == sorted(set(positions))
     plans: list[AwaitPlan] = data.draw(await_plans(len(items)))
     assert all(0 <= plan.index < len(items) for plan in plans)
+
+
+@given(item=declarative_contents(SampleContent))
+@settings(max_examples=20)
+def test_declarative_contents_builds_unsaved_units_of_a_content_type(
+    item: DeclarativeContent,
+) -> None:
+    """declarative_contents(ContentType) draws unsaved units of that type, wrapped."""
+    assert isinstance(item.content, SampleContent)
+    assert isinstance(item.content.name, str)
+    assert not item.content.saved

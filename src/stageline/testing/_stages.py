@@ -155,7 +155,7 @@ class PassThrough(_FailingStage):
         self,
         *,
         minsize: int | None = None,
-        flush_event: Any = None,
+        flush_event: anyio.Event | None = None,
         on_batch: Callable[[list[Any]], None] | None = None,
         fail_after: int | None = None,
         error: Exception | None = None,

@@ -54,12 +54,16 @@ def declarative_contents(
     Args:
         contents: a strategy for the content, or a content type to build with
             ``hypothesis.strategies.builds`` (its fields need type hints Hypothesis can
-            resolve, or defaults); :func:`sample_contents` by default.
+            draw from, or defaults; pass a strategy otherwise); :func:`sample_contents`
+            by default. Drawn units are unsaved (``pk`` is None).
     """
     if contents is None:
         strategy: st.SearchStrategy[Content] = sample_contents()
     elif isinstance(contents, type):
-        strategy = st.builds(contents)
+        # Content types are usually declared under `from __future__ import annotations`:
+        # give Hypothesis the real field types. Units are drawn unsaved (no pk).
+        attrs.resolve_types(contents)
+        strategy = st.builds(contents, pk=st.none())
     else:
         strategy = contents
     return strategy.map(DeclarativeContent)
