@@ -6,6 +6,7 @@ Every run is bounded by ``anyio.fail_after(TIMEOUT)``: a deadlock fails the exam
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +44,11 @@ from stageline.testing import (
 TIMEOUT = DEFAULT_TIMEOUT
 
 #: No deadline (the first example on trio imports and warms up), few examples per
-#: backend so that the whole module stays within seconds.
-fast = settings(deadline=None, max_examples=60)
-heavy = settings(deadline=None, max_examples=25)
+#: backend so that the whole module stays within seconds. For a long hunt, scale them:
+#: STAGELINE_PROPERTY_SCALE=20 bash scripts/test tests/test_properties.py --timeout=0
+SCALE = float(os.environ.get("STAGELINE_PROPERTY_SCALE", "1"))
+fast = settings(deadline=None, max_examples=max(1, int(60 * SCALE)))
+heavy = settings(deadline=None, max_examples=max(1, int(25 * SCALE)))
 
 
 def plans_for_an_interrupted_pipeline(count: int) -> st.SearchStrategy[list[AwaitPlan]]:
