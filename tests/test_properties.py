@@ -64,6 +64,11 @@ def plans_for_an_interrupted_pipeline(count: int) -> st.SearchStrategy[list[Awai
     return st.tuples(inside, outside).map(lambda pair: pair[0] + pair[1])
 
 
+#: Each moment with an "in_batch" await costs a wait_all_tasks_blocked(), which polls
+#: every 0.1 s on asyncio: a bounded number keeps every example far from TIMEOUT.
+MAX_PLANS = 12
+
+
 class Boom(Exception):
     """The error a stage raises in the failure properties."""
 
@@ -183,7 +188,7 @@ async def test_every_awaiter_gets_its_content_and_the_pipeline_ends(
 ) -> None:
     """Any awaited subset, by anyone, at any moment, resolves and ends, minsize up to 10 000."""
     items = sample_items(count)
-    plans = data.draw(await_plans(count), label="plans")
+    plans = data.draw(await_plans(count, max_plans=MAX_PLANS), label="plans")
     # At least one batching stage, so that an awaited item can sit in a partial batch.
     middle = [PassThrough(minsize=minsize), *(shape.build() for shape in batching)]
     resolver = Resolver()
@@ -277,7 +282,7 @@ async def test_items_resolved_early_wake_their_awaiters_and_go_no_further(
     """Items a middle stage resolve()s and drops wake their awaiters and go no further."""
     items = sample_items(count)
     dropped = data.draw(subsets(items), label="dropped")
-    plans = data.draw(await_plans(count), label="plans")
+    plans = data.draw(await_plans(count, max_plans=MAX_PLANS), label="plans")
     dropped_ids = {id(item) for item in dropped}
     kept = [item for item in items if id(item) not in dropped_ids]
     later = [shape.build() for shape in after]
