@@ -214,3 +214,15 @@ def test_declarative_contents_builds_unsaved_units_of_a_content_type(
     assert isinstance(item.content, SampleContent)
     assert isinstance(item.content.name, str)
     assert not item.content.saved
+
+
+@pytest.mark.anyio
+async def test_harness_turns_a_hang_into_timeout_error() -> None:
+    """StageHarness bounds the block: waiting on a stage that never puts ends in TimeoutError."""
+
+    async def drive() -> None:
+        async with StageHarness(Stuck(), timeout=0) as harness:
+            await harness.next_output()
+
+    with pytest.raises(TimeoutError):
+        await drive()
