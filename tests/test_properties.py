@@ -203,6 +203,32 @@ async def test_every_awaiter_gets_its_content_and_the_pipeline_ends(
     assert_same(collector.collected, items)
 
 
+class ConcurrentWorkers(Stage):
+    """Handles up to ``limit`` items at once, each in its own task, like a downloader.
+
+    Each item takes a few scheduler rounds (fixed by its natural key, so runs repeat), so
+    items leave in a different order than they came.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    async def run(self) -> None:
+        slots = anyio.Semaphore(self.limit)
+        async with anyio.create_task_group() as tg:
+            async for item in self.items():
+                await slots.acquire()
+                tg.start_soon(self.work, item, slots)
+
+    async def work(self, item: DeclarativeContent, slots: anyio.Semaphore) -> None:
+        try:
+            for _ in range(sum(map(ord, str(item.content.natural_key()))) % 4):
+                await anyio.lowlevel.checkpoint()
+            await self.put(item)
+        finally:
+            slots.release()
+
+
 @pytest.mark.anyio
 @given(
     roots=st.integers(1, 3).flatmap(
@@ -213,6 +239,7 @@ async def test_every_awaiter_gets_its_content_and_the_pipeline_ends(
     concurrent=st.booleans(),
     before=st.lists(stage_shapes(max_minsize=10_000), max_size=3),
     after=st.lists(stage_shapes(max_minsize=10_000), max_size=2),
+    workers=st.none() | st.tuples(st.integers(0, 3), st.integers(1, 4)),
     maxsize=buffer_sizes(max_buffer=16),
 )
 @fast
@@ -221,14 +248,19 @@ async def test_multi_level_discovery_delivers_every_node_once_after_its_parent(
     concurrent: bool,
     before: list[StageShape],
     after: list[StageShape],
+    workers: tuple[int, int] | None,
     maxsize: int,
 ) -> None:
     """Discovery delivers every node once, each child after its parent resolved, no deadlock."""
     discoverer = Discoverer(roots, concurrent=concurrent)
     collector = Collector()
+    middle: list[Stage] = [shape.build() for shape in before]
+    if workers is not None:
+        position, limit = workers
+        middle.insert(min(position, len(middle)), ConcurrentWorkers(limit))
     stages: list[Stage] = [
         discoverer,
-        *(shape.build() for shape in before),
+        *middle,
         Resolver(),
         *(shape.build() for shape in after),
         collector,
