@@ -58,6 +58,21 @@ class PassBatches(Stage):
                 await self.put(item)
 
 
+class RecordBatches(Stage):
+    """Records every batch it receives, then passes the items on."""
+
+    def __init__(self, minsize: int, flush_event: Any = None) -> None:
+        self.minsize = minsize
+        self.flush_event = flush_event
+        self.seen: list[list[Any]] = []
+
+    async def run(self) -> None:
+        async for batch in self.batches(minsize=self.minsize, flush_event=self.flush_event):
+            self.seen.append(list(batch))
+            for item in batch:
+                await self.put(item)
+
+
 class Resolve(Stage):
     """Resolves every item and passes it on, like ResolveContentFutures."""
 

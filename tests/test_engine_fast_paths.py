@@ -2,77 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, ClassVar
-
 import anyio
 import anyio.lowlevel
-import attrs
 import pytest
 
-from stageline import DeclarativeContent, EndStage, PipelineError, Stage, create_pipeline
-from stageline.models import Content
+from stageline import PipelineError, Stage, create_pipeline
+
+from .stages import Collect, Feed, PassItems, RecordBatches, make_items
 
 pytestmark = pytest.mark.anyio
-
-
-@attrs.define(eq=False, kw_only=True)
-class Unit(Content):
-    """A trivial content type for these tests."""
-
-    type_name: ClassVar[str] = "tests.fast_paths.unit"
-    natural_key_fields: ClassVar[tuple[str, ...]] = ("number",)
-
-    number: int
-
-
-def make_items(count: int) -> list[DeclarativeContent]:
-    """``count`` fresh items wrapping ``Unit`` 0, 1, …."""
-    return [DeclarativeContent(Unit(number=i)) for i in range(count)]
-
-
-class Feed(Stage):
-    """First stage: puts the given items."""
-
-    def __init__(self, items: Iterable[Any]) -> None:
-        self.to_put = list(items)
-
-    async def run(self) -> None:
-        for item in self.to_put:
-            await self.put(item)
-
-
-class PassItems(Stage):
-    """Passes every item on, one at a time."""
-
-    async def run(self) -> None:
-        async for item in self.items():
-            await self.put(item)
-
-
-class RecordBatches(Stage):
-    """Records every batch it receives, then passes the items on."""
-
-    def __init__(self, minsize: int) -> None:
-        self.minsize = minsize
-        self.seen: list[list[Any]] = []
-
-    async def run(self) -> None:
-        async for batch in self.batches(minsize=self.minsize):
-            self.seen.append(batch)
-            for item in batch:
-                await self.put(item)
-
-
-class Collect(EndStage):
-    """Last stage: records every item it receives."""
-
-    def __init__(self) -> None:
-        self.items_seen: list[Any] = []
-
-    async def run(self) -> None:
-        async for item in self.items():
-            self.items_seen.append(item)
 
 
 async def test_a_batch_fills_from_many_buffer_loads_in_order() -> None:

@@ -10,24 +10,19 @@ import pytest
 
 from stageline import DeclarativeContent, PipelineError, Stage, create_pipeline
 
-from .stages import Collect, Feed, Gate, Node, PassBatches, PassItems, Resolve, make_items
+from .stages import (
+    Collect,
+    Feed,
+    Gate,
+    Node,
+    PassBatches,
+    PassItems,
+    RecordBatches,
+    Resolve,
+    make_items,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-class RecordBatches(Stage):
-    """Records every batch it receives, then passes the items on."""
-
-    def __init__(self, minsize: int, flush_event: Any = None) -> None:
-        self.minsize = minsize
-        self.flush_event = flush_event
-        self.seen: list[list[Any]] = []
-
-    async def run(self) -> None:
-        async for batch in self.batches(minsize=self.minsize, flush_event=self.flush_event):
-            self.seen.append(list(batch))
-            for item in batch:
-                await self.put(item)
 
 
 async def test_items_delivers_every_item_in_order() -> None:
