@@ -24,6 +24,7 @@ from stageline.models import Remote
 from ._servers import (
     LocalServer,
     body,
+    files_in,
     hold_until_in_flight,
     require_basic_auth,
     stall,
@@ -38,11 +39,6 @@ DATA = bytes(range(256)) * 1024  # 256 KiB
 DIGESTS = {
     name: hashlib.new(name, DATA).hexdigest() for name in ("sha224", "sha256", "sha384", "sha512")
 }
-
-
-def files_in(directory: Path) -> list[Path]:
-    """The files in ``directory`` (a blocking call, kept out of the async tests' bodies)."""
-    return sorted(directory.iterdir())
 
 
 def remote_for(server: LocalServer, **settings: object) -> Remote:
