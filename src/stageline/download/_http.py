@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -232,6 +233,19 @@ class HttpDownloader(BaseDownloader):
             raise DownloadConnectionError(
                 f"cannot connect to or read from {self.url} ({exc or type(exc).__name__}); "
                 "check the url, the network and the remote's proxy settings",
+                url=self.url,
+            ) from exc
+        except ssl.SSLError as exc:
+            # httpcore lets some TLS failures during reads through untranslated (e.g. a
+            # server rejecting the client certificate after the TLS 1.3 handshake).
+            raise DownloadConnectionError(
+                f"the TLS connection for {self.url} failed ({exc}); check the remote's "
+                "ca_cert, client_cert and client_key",
+                url=self.url,
+            ) from exc
+        except OSError as exc:
+            raise DownloadConnectionError(
+                f"the connection for {self.url} failed ({exc}); check the url and the network",
                 url=self.url,
             ) from exc
         except httpx.HTTPError as exc:

@@ -14,10 +14,10 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, Self
+from typing import IO, Final, Protocol, Self
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -40,6 +40,42 @@ DEFAULT_ALLOWED_DIGESTS: Final[frozenset[str]] = frozenset({"sha224", "sha256", 
 #: Bodies up to this size are hashed and written on the event loop in one go; larger ones
 #: go to a worker thread in batches of this size (see ``docs/benchmarks.md``).
 DEFAULT_BATCH_SIZE: Final[int] = 1024 * 1024
+
+# Relative CPU cost per byte of each digest (x86-64 with SHA extensions) and of writing
+# to the page cache; used only to share the work of large bodies between two threads.
+_COST: Final[dict[str, float]] = {
+    "md5": 2.4, "sha1": 0.8, "sha224": 1.0, "sha256": 1.0, "sha384": 2.0, "sha512": 2.0,
+}  # fmt: skip
+_WRITE_COST: Final[float] = 4.0
+_LANES: Final[int] = 2
+
+
+class Hasher(Protocol):
+    """What ``hashlib.new`` returns, as far as the writer uses it."""
+
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def _split_into_lanes(
+    names: Sequence[str], hashers: Sequence[Hasher]
+) -> list[tuple[list[Hasher], bool]]:
+    """Share hashing and writing between worker threads, heaviest digests first.
+
+    Two lanes, because the event loop itself needs a core to receive, and because on the
+    two-core machines many syncs run on the gain from a third thread is nil (see
+    ``docs/benchmarks.md``). The first lane also writes the file.
+    """
+    lanes: list[tuple[list[Hasher], bool]] = [([], i == 0) for i in range(_LANES)]
+    loads = [_WRITE_COST] + [0.0] * (_LANES - 1)
+    for name, hasher in sorted(
+        zip(names, hashers, strict=True), key=lambda pair: -_COST.get(pair[0], 1.0)
+    ):
+        lane = loads.index(min(loads))
+        lanes[lane][0].append(hasher)
+        loads[lane] += _COST.get(name, 1.0)
+    return lanes
+
 
 # How many filled batches may wait for the worker thread before receiving pauses; bounds
 # the memory one download holds to about (this + 2) batches.
@@ -133,6 +169,7 @@ class DigestingWriter:
         self._expected_size = expected_size
         self._algorithms = sorted(set(allowed_digests) | set(expected_digests))
         self._hashers = [hashlib.new(name) for name in self._algorithms]
+        self._lanes = _split_into_lanes(self._algorithms, self._hashers)
         self._directory = directory
         self._batch_size = batch_size
         self._pending: list[bytes] = []
@@ -178,8 +215,8 @@ class DigestingWriter:
         """Receive the whole body from ``chunks``, hashing and writing it.
 
         The first batch is gathered on the event loop; if the body turns out larger than
-        one batch, the rest is hashed and written by a worker thread while the loop keeps
-        receiving, so that receiving and hashing overlap.
+        one batch, the rest is hashed and written by worker threads while the loop keeps
+        receiving, so that receiving, hashing and writing overlap.
 
         Raises:
             SizeMismatch: as soon as the body grows past the expected size.
@@ -192,20 +229,31 @@ class DigestingWriter:
                 break
         else:
             return  # the whole body fits in one batch: finish() writes it inline
-        send, receive = anyio.create_memory_object_stream[list[bytes]](_QUEUED_BATCHES)
         host_error: Exception | None = None
         async with anyio.create_task_group() as task_group:
-            task_group.start_soon(self._worker, receive, task_group.cancel_scope)
+            sends = []
+            for hashers, writes in self._lanes:
+                send, receive = anyio.create_memory_object_stream[list[bytes]](_QUEUED_BATCHES)
+                sends.append(send)
+                task_group.start_soon(self._lane, receive, hashers, writes, task_group.cancel_scope)
             # Errors are caught and re-raised after the task group, so that callers see
             # the original exception rather than an ExceptionGroup.
             try:
-                async with send:
-                    await send.send(self._take_pending())
+                async with contextlib.AsyncExitStack() as stack:
+                    for send in sends:
+                        await stack.enter_async_context(send)
+                    batch = self._take_pending()
+                    for send in sends:
+                        await send.send(batch)
                     async for chunk in iterator:
                         if self._add(chunk):
-                            await send.send(self._take_pending())
+                            batch = self._take_pending()
+                            for send in sends:
+                                await send.send(batch)
                     if self._pending:
-                        await send.send(self._take_pending())
+                        batch = self._take_pending()
+                        for send in sends:
+                            await send.send(batch)
             except Exception as exc:
                 host_error = exc
                 task_group.cancel_scope.cancel()
@@ -289,29 +337,40 @@ class DigestingWriter:
         batch, self._pending, self._pending_size = self._pending, [], 0
         return batch
 
-    async def _worker(
-        self, receive: MemoryObjectReceiveStream[list[bytes]], scope: anyio.CancelScope
+    async def _lane(
+        self,
+        receive: MemoryObjectReceiveStream[list[bytes]],
+        hashers: Sequence[Hasher],
+        writes: bool,
+        scope: anyio.CancelScope,
     ) -> None:
         async with receive:
             async for batch in receive:
                 try:
-                    await anyio.to_thread.run_sync(self._consume_batch, batch)
+                    await anyio.to_thread.run_sync(self._process, batch, hashers, writes)
                 except StorageError as exc:
                     self._worker_error = exc
                     scope.cancel()
                     return
 
     def _consume_batch(self, batch: list[bytes]) -> None:
-        """Hash and write one batch (blocking; runs inline or in a worker thread)."""
+        """Hash and write one batch on the calling thread."""
+        self._process(batch, self._hashers, True)
+
+    def _process(self, batch: list[bytes], hashers: Sequence[Hasher], writes: bool) -> None:
+        """Feed ``batch`` to ``hashers`` and maybe the file (blocking; any thread)."""
         if not batch:
+            return
+        for chunk in batch:
+            for hasher in hashers:
+                hasher.update(chunk)
+        if not writes:
             return
         if self._file is None:
             self._open_file()
         assert self._file is not None
         try:
             for chunk in batch:
-                for hasher in self._hashers:
-                    hasher.update(chunk)
                 self._file.write(chunk)
         except OSError as exc:
             raise self._storage_error(exc) from exc
