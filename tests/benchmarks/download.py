@@ -9,7 +9,9 @@ are downloaded from a local server on 127.0.0.1, on asyncio and on trio, twice e
   validation, no retries, no limits), 10 downloads at a time;
 - *stageline*: ``Remote.get_downloader(...).run()`` inside a ``DownloaderFactory``, with
   the expected size and sha256 checked and all four default digests computed, with the
-  remote's ``download_concurrency`` of 10.
+  remote's ``download_concurrency`` of 10;
+- *on-loop* (large files only): the same with every byte hashed on the event loop
+  (a huge ``batch_size``), to measure what hashing in worker threads gains.
 
 The server runs in a separate process (a minimal HTTP/1.1 keep-alive server on raw
 asyncio, serving bodies from memory) so that it does not share the client's GIL.
@@ -136,7 +138,9 @@ async def _bare(urls: list[str], directory: Path) -> None:
                 tg.start_soon(one, i, url)
 
 
-async def _stageline(urls: list[str], directory: Path, size: int, sha256: str) -> None:
+async def _stageline(
+    urls: list[str], directory: Path, size: int, sha256: str, *, batch_size: int | None = None
+) -> None:
     remote = Remote(url=urls[0], download_concurrency=CONCURRENCY)
 
     async def one(url: str) -> None:
@@ -146,7 +150,10 @@ async def _stageline(urls: list[str], directory: Path, size: int, sha256: str) -
         result.path.unlink()
 
     with use_temp_dir(directory):
-        async with DownloaderFactory(), anyio.create_task_group() as tg:
+        factory = (
+            DownloaderFactory() if batch_size is None else DownloaderFactory(batch_size=batch_size)
+        )
+        async with factory, anyio.create_task_group() as tg:
             for url in urls:
                 tg.start_soon(one, url)
 
@@ -155,9 +162,18 @@ async def _timed(client: str, urls: list[str], directory: Path, size: int, sha25
     started = time.perf_counter()
     if client == "bare":
         await _bare(urls, directory)
-    else:
+    elif client == "stageline":
         await _stageline(urls, directory, size, sha256)
+    else:  # everything hashed on the event loop: what the worker threads save
+        await _stageline(urls, directory, size, sha256, batch_size=2**62)
     return time.perf_counter() - started
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def main() -> None:
@@ -197,6 +213,8 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, {platform.machine()}, httpx {httpx.__version__}, "
         f"files in {directory.parent}"
     )
+    clients = {"small": ("bare", "stageline"), "large": ("bare", "stageline", "on-loop")}
+    print(f"# load average before: {_load()}")
     print(f"{'backend':8} {'workload':18} {'client':10} {'files/s':>9} {'MB/s':>8} {'ratio':>6}")
     try:
         for backend in backends:
@@ -205,19 +223,20 @@ def main() -> None:
                 urls = [f"http://127.0.0.1:{port}/{name}/{i}" for i in range(count)]
                 best: dict[str, float] = {}
                 for _ in range(args.rounds):
-                    for client in ("bare", "stageline"):
+                    for client in clients[name]:
                         elapsed = anyio.run(
                             _timed, client, urls, directory, size, sha256, backend=backend
                         )
                         best[client] = min(best.get(client, float("inf")), elapsed)
                 label = f"{count} x {size // KIB} KiB"
-                for client in ("bare", "stageline"):
+                for client in clients[name]:
                     elapsed = best[client]
                     ratio = best["bare"] / elapsed
                     print(
                         f"{backend:8} {label:18} {client:10} {count / elapsed:9.1f} "
                         f"{count * size / elapsed / 1e6:8.1f} {ratio:6.2f}"
                     )
+        print(f"# load average after: {_load()}")
     finally:
         server.terminate()
         server.join()

@@ -325,10 +325,6 @@ async def test_rate_limit_holds_for_requests_and_retries(
     elapsed = anyio.current_time() - started
     assert len(server.requests) == 8
     assert elapsed >= 7 / 20
-    times = sorted(r.started for r in server.requests)
-    # Request starts are spaced by the limiter; the server's clock sees them at least
-    # that far apart overall (up to scheduling noise at the very first request).
-    assert times[-1] - times[0] >= 6 / 20
 
 
 async def test_cancelling_mid_download_leaves_no_temporary_file(

@@ -175,7 +175,7 @@ class RemoteSession:
             elif remote.ca_cert:
                 context = ssl.create_default_context(cafile=remote.ca_cert)
             else:
-                context = httpx.create_ssl_context()
+                context = httpx.create_ssl_context(trust_env=False)
             if remote.client_cert:
                 context.load_cert_chain(remote.client_cert, remote.client_key)
         except (OSError, ssl.SSLError) as exc:

@@ -46,7 +46,7 @@ DEFAULT_BATCH_SIZE: Final[int] = 1024 * 1024
 _COST: Final[dict[str, float]] = {
     "md5": 2.4, "sha1": 0.8, "sha224": 1.0, "sha256": 1.0, "sha384": 2.0, "sha512": 2.0,
 }  # fmt: skip
-_WRITE_COST: Final[float] = 4.0
+_WRITE_COST: Final[float] = 2.0
 _LANES: Final[int] = 2
 
 
