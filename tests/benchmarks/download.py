@@ -11,7 +11,9 @@ are downloaded from a local server on 127.0.0.1, on asyncio and on trio, twice e
   the expected size and sha256 checked and all four default digests computed, with the
   remote's ``download_concurrency`` of 10;
 - *on-loop* (large files only): the same with every byte hashed on the event loop
-  (a huge ``batch_size``), to measure what hashing in worker threads gains.
+  (a huge ``batch_size``), to measure what hashing in worker threads gains;
+- *sha256-only* (large files only): the same computing sha256 alone, to measure how
+  much of the cost is the four digests rather than the downloader.
 
 The server runs in a separate process (a minimal HTTP/1.1 keep-alive server on raw
 asyncio, serving bodies from memory) so that it does not share the client's GIL.
@@ -34,7 +36,8 @@ from pathlib import Path
 import anyio
 import httpx
 
-from stageline.download import DownloaderFactory
+from stageline.download import DEFAULT_ALLOWED_DIGESTS, DownloaderFactory
+from stageline.download._validation import DEFAULT_BATCH_SIZE
 from stageline.models import Remote
 from stageline.storage import use_temp_dir
 
@@ -139,7 +142,13 @@ async def _bare(urls: list[str], directory: Path) -> None:
 
 
 async def _stageline(
-    urls: list[str], directory: Path, size: int, sha256: str, *, batch_size: int | None = None
+    urls: list[str],
+    directory: Path,
+    size: int,
+    sha256: str,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    allowed_digests: frozenset[str] = DEFAULT_ALLOWED_DIGESTS,
 ) -> None:
     remote = Remote(url=urls[0], download_concurrency=CONCURRENCY)
 
@@ -164,8 +173,10 @@ async def _timed(client: str, urls: list[str], directory: Path, size: int, sha25
         await _bare(urls, directory)
     elif client == "stageline":
         await _stageline(urls, directory, size, sha256)
-    else:  # everything hashed on the event loop: what the worker threads save
+    elif client == "on-loop":  # everything hashed on the event loop
         await _stageline(urls, directory, size, sha256, batch_size=2**62)
+    else:  # sha256 only: how much of the cost is computing four digests
+        await _stageline(urls, directory, size, sha256, allowed_digests=frozenset({"sha256"}))
     return time.perf_counter() - started
 
 
@@ -213,12 +224,17 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, {platform.machine()}, httpx {httpx.__version__}, "
         f"files in {directory.parent}"
     )
-    clients = {"small": ("bare", "stageline"), "large": ("bare", "stageline", "on-loop")}
+    clients = {
+        "small": ("bare", "stageline"),
+        "large": ("bare", "stageline", "on-loop", "sha256-only"),
+    }
     print(f"# load average before: {_load()}")
-    print(f"{'backend':8} {'workload':18} {'client':10} {'files/s':>9} {'MB/s':>8} {'ratio':>6}")
+    print(f"{'backend':8} {'workload':18} {'client':12} {'files/s':>9} {'MB/s':>8} {'ratio':>6}")
     try:
         for backend in backends:
             for name, (count, size, payload) in workloads.items():
+                if count == 0:
+                    continue
                 sha256 = hashlib.sha256(payload).hexdigest()
                 urls = [f"http://127.0.0.1:{port}/{name}/{i}" for i in range(count)]
                 best: dict[str, float] = {}
@@ -233,7 +249,7 @@ def main() -> None:
                     elapsed = best[client]
                     ratio = best["bare"] / elapsed
                     print(
-                        f"{backend:8} {label:18} {client:10} {count / elapsed:9.1f} "
+                        f"{backend:8} {label:18} {client:12} {count / elapsed:9.1f} "
                         f"{count * size / elapsed / 1e6:8.1f} {ratio:6.2f}"
                     )
         print(f"# load average after: {_load()}")

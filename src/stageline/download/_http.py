@@ -172,20 +172,22 @@ class HttpDownloader(BaseDownloader):
         async with self.session.client() as client:
             request = self.build_request(client)
             response = await client.send(request, stream=True)
-            try:
-                self.check_response(response)
-                self._check_announced_length(response)
-                async with DigestingWriter(
-                    url=self.url,
-                    expected_digests=self.expected_digests,
-                    expected_size=self.expected_size,
-                    allowed_digests=self.factory.allowed_digests,
-                    batch_size=self.factory.batch_size,
-                ) as writer:
+            async with DigestingWriter(
+                url=self.url,
+                expected_digests=self.expected_digests,
+                expected_size=self.expected_size,
+                allowed_digests=self.factory.allowed_digests,
+                batch_size=self.factory.batch_size,
+            ) as writer:
+                try:
+                    self.check_response(response)
+                    self._check_announced_length(response)
                     await writer.consume(response.aiter_bytes())
-                    path, attributes = writer.finish()
-            finally:
-                await response.aclose()
+                finally:
+                    await response.aclose()
+                # Validated only once the response is closed, so that a failure to close
+                # cannot orphan a finished file.
+                path, attributes = writer.finish()
             return DownloadResult(
                 url=self.url,
                 path=path,

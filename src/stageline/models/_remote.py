@@ -126,6 +126,8 @@ class Remote:
             ForbiddenDigestError: when an expected digest is of a kind not allowed
                 (md5 and sha1 by default).
             DownloadError: when no downloader handles the url's scheme.
+            RuntimeError: when called outside a running event loop with no
+                ``DownloaderFactory`` open.
         """
         # Imported here because models sit below downloads in the layering.
         from ..download import downloader_factory_for
