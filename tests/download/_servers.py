@@ -117,6 +117,11 @@ def body(data: bytes, *, code: int = 200, headers: dict[str, str] | None = None)
     return run
 
 
+def redirect(location: str, *, code: int = 302) -> Behaviour:
+    """Redirect to ``location``."""
+    return body(b"moved", code=code, headers={"Location": location})
+
+
 def status(code: int, *, headers: dict[str, str] | None = None) -> Behaviour:
     """Answer an error status with a short body."""
     return body(f"status {code}\n".encode(), code=code, headers=headers)

@@ -26,6 +26,7 @@ from ._servers import (
     body,
     files_in,
     hold_until_in_flight,
+    redirect,
     require_basic_auth,
     stall,
     status,
@@ -205,6 +206,36 @@ async def test_wrong_digest_fails_after_the_retries(server: LocalServer, temp_di
         assert part in str(error)
     assert len(server.requests_for("/a.bin")) == 3
     assert files_in(temp_dir) == []
+
+
+async def test_digest_mismatch_then_good_body_succeeds(server: LocalServer, temp_dir: Path) -> None:
+    """A corrupted first body is retried; the good second body is the result."""
+    corrupted = b"X" + DATA[1:]
+    url = server.route("/a.bin", body(corrupted), body(DATA))
+    async with DownloaderFactory():
+        result = (
+            await remote_for(server)
+            .get_downloader(url=url, expected_digests={"sha256": DIGESTS["sha256"]})
+            .run()
+        )
+    assert result.attempts == 2
+    assert result.path.read_bytes() == DATA
+    assert files_in(temp_dir) == [result.path]
+
+
+async def test_redirects_are_followed(server: LocalServer, temp_dir: Path) -> None:
+    """A 302 to another path is followed and the final body validated."""
+    target = server.route("/real.bin", body(DATA))
+    url = server.route("/alias.bin", redirect(target))
+    async with DownloaderFactory():
+        result = (
+            await remote_for(server)
+            .get_downloader(url=url, expected_digests={"sha256": DIGESTS["sha256"]})
+            .run()
+        )
+    assert result.url == url
+    assert result.path.read_bytes() == DATA
+    assert [r.path for r in server.requests] == ["/alias.bin", "/real.bin"]
 
 
 async def test_wrong_size_is_a_size_mismatch(server: LocalServer, temp_dir: Path) -> None:
