@@ -429,6 +429,18 @@ async def test_downloads_work_without_an_open_factory(server: LocalServer, temp_
     assert result.path.read_bytes() == DATA
 
 
+async def test_limits_hold_without_an_open_factory(server: LocalServer, temp_dir: Path) -> None:
+    """The run's default factory still caps a remote's requests in flight."""
+    remote = remote_for(server, download_concurrency=2)
+    hold = hold_until_in_flight(DATA, count=2, total=6)
+    urls = [server.route(f"/d{i}", hold) for i in range(6)]
+    async with anyio.create_task_group() as tg:
+        for url in urls:
+            tg.start_soon(_run, remote, url)
+    assert server.state.max_in_flight == 2
+    assert len(server.requests) == 6
+
+
 async def test_a_subclass_can_be_registered_for_a_scheme(
     server: LocalServer, temp_dir: Path
 ) -> None:

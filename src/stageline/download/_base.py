@@ -20,7 +20,7 @@ class DownloadResult:
         path: the temporary file holding the bytes (in the sync's temporary area).
         artifact_attributes: ``size`` and every allowed digest of the bytes, ready to be
             passed to ``Artifact(**artifact_attributes)``.
-        headers: the response headers (empty for ``file://``).
+        headers: the final response's headers, names in lower case (empty for ``file://``).
         attempts: how many tries it took (1 when the first try succeeded).
     """
 
