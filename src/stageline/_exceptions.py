@@ -143,11 +143,22 @@ class HTTPStatusError(DownloadError):
 
     Attributes:
         status_code: the HTTP status received.
+        retry_after: the delay in seconds the server asked for with ``Retry-After``
+            (429 and 503 answers), or None.
     """
 
-    def __init__(self, message: str, *, url: str, status_code: int, attempts: int = 1) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status_code: int,
+        attempts: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, url=url, attempts=attempts)
         self.status_code = status_code
+        self.retry_after = retry_after
 
 
 class DownloadTimeout(DownloadError):

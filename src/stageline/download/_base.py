@@ -20,13 +20,15 @@ class DownloadResult:
         path: the temporary file holding the bytes (in the sync's temporary area).
         artifact_attributes: ``size`` and every allowed digest of the bytes, ready to be
             passed to ``Artifact(**artifact_attributes)``.
-        headers: the response headers (empty for ``file://``).
+        headers: the final response's headers, names in lower case (empty for ``file://``).
+        attempts: how many tries it took (1 when the first try succeeded).
     """
 
     url: str
     path: Path
     artifact_attributes: Mapping[str, int | str]
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    attempts: int = 1
 
 
 class BaseDownloader(abc.ABC):

@@ -111,9 +111,31 @@ class Remote:
     ) -> BaseDownloader:
         """Return a downloader for ``url`` that uses this remote's settings.
 
-        Subclass and override to substitute a plugin's own downloader; the default uses
-        the downloader factory of :mod:`stageline.download` for this remote.
+        Subclass and override to substitute a plugin's own downloader; the default asks
+        the current :class:`~stageline.download.DownloaderFactory` (see
+        :func:`~stageline.download.downloader_factory_for`), which picks the downloader
+        class by the url's scheme.
+
+        Args:
+            url: what to download.
+            expected_digests: digests the file must have, by kind.
+            expected_size: the size the file must have, in bytes.
+            **kwargs: passed on to the downloader class.
+
+        Raises:
+            ForbiddenDigestError: when an expected digest is of a kind not allowed
+                (md5 and sha1 by default).
+            DownloadError: when no downloader handles the url's scheme.
+            RuntimeError: when called outside a running event loop with no
+                ``DownloaderFactory`` open.
         """
-        # Filled in by the downloads change (issue 4): the factory lives in
-        # stageline.download, imported here at call time because models sit below it.
-        raise NotImplementedError("downloads are not implemented yet")
+        # Imported here because models sit below downloads in the layering.
+        from ..download import downloader_factory_for
+
+        return downloader_factory_for(self).get_downloader(
+            self,
+            url=url,
+            expected_digests=expected_digests,
+            expected_size=expected_size,
+            **kwargs,
+        )

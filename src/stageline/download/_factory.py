@@ -1,0 +1,348 @@
+"""Which downloader handles a url, and the per-remote state downloaders share.
+
+A :class:`DownloaderFactory` keeps, for each remote (by identity), a :class:`RemoteSession`:
+the HTTP client and its connection pool, the concurrency limiter and the rate limiter.
+Open one around a sync so that every download from a remote shares them, and so that the
+clients are closed when the sync ends::
+
+    async with DownloaderFactory():
+        ...  # remote.get_downloader(...) now uses this factory
+
+Outside an open factory, ``Remote.get_downloader`` still works: it uses a factory kept
+for the current event loop run, which shares limiters but gives each download its own
+short-lived client (closed when the download ends), since nothing would close a pooled one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ssl
+import urllib.parse
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
+
+import anyio
+import anyio.lowlevel
+import httpx
+
+from .._exceptions import DownloadError
+from ._base import BaseDownloader
+from ._retry import RateLimiter, RetrySettings
+from ._validation import DEFAULT_ALLOWED_DIGESTS, DEFAULT_BATCH_SIZE, check_allowed_digests
+
+if TYPE_CHECKING:
+    from ..models import Remote
+
+__all__ = [
+    "DownloaderClass",
+    "DownloaderFactory",
+    "RemoteSession",
+    "downloader_factory_for",
+]
+
+
+#: What a factory calls to build a downloader: a class (or any callable) called with the
+#: keyword arguments ``url``, ``remote``, ``factory``, ``expected_digests``,
+#: ``expected_size`` and whatever extra keyword arguments ``get_downloader`` received.
+#: :class:`~stageline.download.HttpDownloader` and
+#: :class:`~stageline.download.FileDownloader` follow it; so must a plugin's downloader
+#: registered with :meth:`DownloaderFactory.register`.
+DownloaderClass: TypeAlias = Callable[..., BaseDownloader]
+
+
+def _user_agent() -> str:
+    from .. import __version__
+
+    return f"stageline/{__version__}"
+
+
+class RemoteSession:
+    """The state every download from one remote shares (within one factory).
+
+    Attributes:
+        remote: the remote.
+        limiter: at most ``remote.download_concurrency`` downloads hold it at once.
+        rate_limiter: spaces request starts when ``remote.rate_limit`` is set, else None.
+    """
+
+    def __init__(self, remote: Remote, *, pool_client: bool) -> None:
+        self.remote = remote
+        self.limiter = anyio.CapacityLimiter(remote.download_concurrency)
+        self.rate_limiter = RateLimiter(remote.rate_limit) if remote.rate_limit else None
+        self._pool_client = pool_client
+        self._client: httpx.AsyncClient | None = None
+        self._client_lock = anyio.Lock()
+        self._ssl_context: ssl.SSLContext | None = None
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the remote's concurrency slots, then wait for the rate limit.
+
+        Every HTTP request (each retry too) is made inside a slot.
+        """
+        async with self.limiter:
+            if self.rate_limiter is not None:
+                await self.rate_limiter.wait()
+            yield
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The HTTP client configured from the remote's settings.
+
+        Inside an open factory this is one pooled client per remote, closed by the
+        factory; otherwise a client made for this use and closed when the block ends.
+
+        Raises:
+            DownloadError: when the remote's TLS files cannot be loaded or its proxy url
+                is malformed.
+        """
+        if self._pool_client:
+            if self._client is None:
+                # Several downloads start at once: only the first makes the client.
+                async with self._client_lock:
+                    if self._client is None:
+                        self._client = await self._new_client()
+            yield self._client
+        else:
+            async with await self._new_client() as client:
+                yield client
+
+    async def aclose(self) -> None:
+        """Close the pooled client, if one was made."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _new_client(self) -> httpx.AsyncClient:
+        remote = self.remote
+        if self._ssl_context is None:
+            # Loading CA bundles reads files: do it once per remote, off the event loop.
+            self._ssl_context = await anyio.to_thread.run_sync(self._make_ssl_context)
+        proxy: httpx.Proxy | None = None
+        if remote.proxy_url:
+            auth = None
+            if remote.proxy_username is not None:
+                auth = (remote.proxy_username, remote.proxy_password or "")
+            try:
+                proxy = httpx.Proxy(remote.proxy_url, auth=auth)
+            except (ValueError, httpx.InvalidURL) as exc:
+                raise DownloadError(
+                    f"remote {remote.name or remote.url}: proxy_url {remote.proxy_url!r} is "
+                    f"not usable ({exc}); give an http:// or https:// url",
+                    url=remote.proxy_url,
+                ) from exc
+        auth_basic = None
+        if remote.username is not None:
+            auth_basic = httpx.BasicAuth(remote.username, remote.password or "")
+        read = remote.sock_read_timeout
+        timeout = httpx.Timeout(
+            connect=remote.connect_timeout,
+            read=read,
+            write=read,
+            # Downloads wait for the concurrency limiter, not for the pool, so a pool wait
+            # only happens when the client is shared with other code.
+            pool=remote.connect_timeout,
+        )
+        headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
+        headers.update(remote.headers)
+        return httpx.AsyncClient(
+            auth=auth_basic,
+            headers=headers,
+            verify=self._ssl_context,
+            proxy=proxy,
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=remote.download_concurrency,
+                max_keepalive_connections=remote.download_concurrency,
+            ),
+            follow_redirects=True,
+            # The remote's settings are the whole configuration: no proxy, CA bundle or
+            # credentials picked up from the environment or ~/.netrc behind its back.
+            trust_env=False,
+        )
+
+    def _make_ssl_context(self) -> ssl.SSLContext:
+        remote = self.remote
+        label = remote.name or remote.url
+        try:
+            if not remote.tls_validation:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            elif remote.ca_cert:
+                context = ssl.create_default_context(cafile=remote.ca_cert)
+            else:
+                context = httpx.create_ssl_context(trust_env=False)
+            if remote.client_cert:
+                context.load_cert_chain(remote.client_cert, remote.client_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise DownloadError(
+                f"remote {label}: cannot load its TLS files (ca_cert={remote.ca_cert!r}, "
+                f"client_cert={remote.client_cert!r}, client_key={remote.client_key!r}): "
+                f"{exc}; check that they exist and hold PEM data",
+                url=remote.url,
+            ) from exc
+        return context
+
+
+_current_factory: contextvars.ContextVar[DownloaderFactory | None] = contextvars.ContextVar(
+    "stageline_downloader_factory", default=None
+)
+_run_factory: anyio.lowlevel.RunVar[DownloaderFactory] = anyio.lowlevel.RunVar(
+    "stageline_run_downloader_factory"
+)
+
+
+class DownloaderFactory:
+    """Builds downloaders by url scheme and keeps one :class:`RemoteSession` per remote.
+
+    Use it as an async context manager around a sync: inside, it is the factory
+    ``Remote.get_downloader`` uses, and on exit it closes every HTTP client it opened.
+    Subclass it, or :meth:`register` a class for a scheme, to substitute a downloader.
+
+    Args:
+        allowed_digests: the digest kinds computed for every download and accepted as
+            expectations; must contain sha256. md5 and sha1 are left out by default.
+        retry: how retries back off (their number is each remote's ``max_retries``).
+        downloader_classes: downloader class by url scheme, replacing the defaults
+            (``http``/``https`` → :class:`HttpDownloader`, ``file`` → :class:`FileDownloader`).
+        batch_size: bodies larger than this are hashed in a worker thread.
+
+    Raises:
+        ValueError: when ``allowed_digests`` has an unknown kind or lacks sha256.
+    """
+
+    def __init__(
+        self,
+        *,
+        allowed_digests: Iterable[str] = DEFAULT_ALLOWED_DIGESTS,
+        retry: RetrySettings | None = None,
+        downloader_classes: Mapping[str, DownloaderClass] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        _pool_clients: bool = True,
+    ) -> None:
+        from ._file import FileDownloader
+        from ._http import HttpDownloader
+
+        self.allowed_digests = check_allowed_digests(allowed_digests)
+        self.retry = retry if retry is not None else RetrySettings()
+        if downloader_classes is None:
+            downloader_classes = {
+                "http": HttpDownloader,
+                "https": HttpDownloader,
+                "file": FileDownloader,
+            }
+        self._classes: dict[str, DownloaderClass] = dict(downloader_classes)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"DownloaderFactory: batch_size must be an int >= 1, got {batch_size!r}"
+            )
+        self.batch_size = batch_size
+        self._pool_clients = _pool_clients
+        self._sessions: MutableMapping[Remote, RemoteSession] = (
+            {} if _pool_clients else weakref.WeakKeyDictionary()
+        )
+        self._tokens: list[contextvars.Token[DownloaderFactory | None]] = []
+        self._closed = False
+
+    def register(self, scheme: str, downloader_class: DownloaderClass) -> None:
+        """Use ``downloader_class`` for urls with ``scheme`` (e.g. ``"https"``)."""
+        self._classes[scheme.lower()] = downloader_class
+
+    def session(self, remote: Remote) -> RemoteSession:
+        """The shared state for ``remote`` in this factory (made on first use).
+
+        Raises:
+            RuntimeError: when the factory was closed.
+        """
+        if self._closed:
+            raise RuntimeError("this DownloaderFactory is closed; open a new one")
+        session = self._sessions.get(remote)
+        if session is None:
+            session = self._sessions[remote] = RemoteSession(remote, pool_client=self._pool_clients)
+        return session
+
+    def get_downloader(
+        self,
+        remote: Remote,
+        *,
+        url: str,
+        expected_digests: Mapping[str, str] | None = None,
+        expected_size: int | None = None,
+        **kwargs: Any,
+    ) -> BaseDownloader:
+        """Return a downloader for ``url`` using ``remote``'s settings.
+
+        Args:
+            remote: whose settings (auth, TLS, limits, retries) apply.
+            url: what to download.
+            expected_digests: digests the file must have, by kind.
+            expected_size: the size the file must have.
+            **kwargs: passed on to the downloader class (e.g. ``headers``).
+
+        Raises:
+            DownloadError: when no downloader handles the url's scheme.
+            ForbiddenDigestError: when an expected digest is of a kind not allowed.
+        """
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        downloader_class = self._classes.get(scheme)
+        if downloader_class is None:
+            raise DownloadError(
+                f"no downloader for {url!r}: its scheme {scheme!r} is not one of "
+                f"{sorted(self._classes)}; register a downloader class for it on the "
+                "DownloaderFactory",
+                url=url,
+            )
+        return downloader_class(
+            url=url,
+            remote=remote,
+            factory=self,
+            expected_digests=expected_digests,
+            expected_size=expected_size,
+            **kwargs,
+        )
+
+    async def aclose(self) -> None:
+        """Close every HTTP client this factory opened. Idempotent."""
+        self._closed = True
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for session in sessions:
+            await session.aclose()
+
+    async def __aenter__(self) -> Self:
+        self._tokens.append(_current_factory.set(self))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _current_factory.reset(self._tokens.pop())
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
+
+
+def downloader_factory_for(remote: Remote) -> DownloaderFactory:
+    """The factory ``remote.get_downloader`` uses in the current context.
+
+    That is the innermost open :class:`DownloaderFactory`, or else a factory kept for
+    the current event loop run whose downloads each use (and close) their own client.
+
+    Raises:
+        RuntimeError: outside a running event loop.
+    """
+    factory = _current_factory.get()
+    if factory is not None:
+        return factory
+    try:
+        return _run_factory.get()
+    except LookupError:
+        factory = DownloaderFactory(_pool_clients=False)
+        _run_factory.set(factory)
+        return factory

@@ -1,0 +1,126 @@
+"""The ``file://`` downloader: a local file, read off the event loop, validated."""
+
+from __future__ import annotations
+
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import anyio
+
+from .._exceptions import DownloadError
+from ._base import BaseDownloader, DownloadResult
+from ._validation import DigestingWriter, check_expected_digests
+
+if TYPE_CHECKING:
+    from ..models import Remote
+    from ._factory import DownloaderFactory
+
+__all__ = ["FileDownloader"]
+
+_READ_SIZE = 1024 * 1024
+
+
+def file_url_to_path(url: str) -> Path:
+    """The local path a ``file://`` url names.
+
+    Raises:
+        DownloadError: for a url with a host other than ``localhost``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise DownloadError(
+            f"cannot read {url}: file:// urls must name a local path "
+            "(file:///path or file://localhost/path)",
+            url=url,
+        )
+    return Path(urllib.request.url2pathname(parts.path))
+
+
+class FileDownloader(BaseDownloader):
+    """Copies a ``file://`` url to a temporary file with the same validation as HTTP.
+
+    The file is read in a worker thread, one batch at a time, so a large file never
+    blocks the event loop and a cancelled copy stops at the next batch. A local read is
+    not retried: reading the same file again gives the same bytes. It holds one of the
+    remote's concurrency slots while copying. Subclass it like :class:`HttpDownloader`.
+
+    Args:
+        url: the ``file://`` url.
+        remote: whose concurrency limit applies.
+        factory: the factory whose settings (allowed digests) apply.
+        expected_digests: digests the file must have, by kind.
+        expected_size: the size the file must have, in bytes.
+
+    Raises:
+        ForbiddenDigestError: when an expected digest is of a kind not allowed.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        remote: Remote,
+        factory: DownloaderFactory,
+        expected_digests: Mapping[str, str] | None = None,
+        expected_size: int | None = None,
+    ) -> None:
+        self.url = url
+        self.remote = remote
+        self.factory = factory
+        self.expected_digests = check_expected_digests(
+            url, expected_digests, factory.allowed_digests
+        )
+        self.expected_size = expected_size
+        self.session = factory.session(remote)
+
+    async def run(self) -> DownloadResult:
+        """Copy, validate and return the result.
+
+        Returns:
+            The temporary copy, its size and digests (``headers`` is empty).
+
+        Raises:
+            DownloadError: the url names no readable local file.
+            DigestMismatch: the file's digest differs from the expected one.
+            SizeMismatch: the file's size differs from the expected one.
+            StorageError: the temporary file could not be written.
+        """
+        path = file_url_to_path(self.url)
+        async with self.session.limiter:
+            try:
+                source = await anyio.to_thread.run_sync(path.open, "rb")
+            except OSError as exc:
+                raise DownloadError(
+                    f"cannot read {self.url}: {exc.strerror or exc}; check that {path} "
+                    "exists and is readable",
+                    url=self.url,
+                ) from exc
+            try:
+                async with DigestingWriter(
+                    url=self.url,
+                    expected_digests=self.expected_digests,
+                    expected_size=self.expected_size,
+                    allowed_digests=self.factory.allowed_digests,
+                    batch_size=self.factory.batch_size,
+                ) as writer:
+                    await writer.consume(self._chunks(source, path))
+                    temporary, attributes = writer.finish()
+            finally:
+                source.close()
+        return DownloadResult(url=self.url, path=temporary, artifact_attributes=attributes)
+
+    async def _chunks(self, source: IO[bytes], path: Path) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                chunk = await anyio.to_thread.run_sync(source.read, _READ_SIZE)
+            except OSError as exc:
+                raise DownloadError(
+                    f"cannot read {self.url}: {exc.strerror or exc} (reading {path})",
+                    url=self.url,
+                ) from exc
+            if not chunk:
+                return
+            yield chunk

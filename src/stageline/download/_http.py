@@ -1,0 +1,272 @@
+"""The HTTP(S) downloader: httpx, streamed to a temporary file, validated, retried."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import anyio
+import attrs
+import httpx
+import stamina
+
+from .._exceptions import (
+    DownloadConnectionError,
+    DownloadError,
+    DownloadTimeout,
+    HTTPStatusError,
+    SizeMismatch,
+)
+from ._base import BaseDownloader, DownloadResult
+from ._retry import _caused_by_certificate_error, make_backoff_hook, parse_retry_after
+from ._validation import DigestingWriter, check_expected_digests
+
+if TYPE_CHECKING:
+    from ..models import Remote
+    from ._factory import DownloaderFactory
+
+__all__ = ["HttpDownloader"]
+
+_STATUS_ADVICE = {
+    401: "check the remote's username and password",
+    403: "check the remote's credentials and headers",
+    404: "check the remote's url and the path the metadata gave",
+    407: "check the remote's proxy_username and proxy_password",
+    429: "the server is rate limiting; set a lower Remote.rate_limit",
+}
+
+
+def _status_advice(status_code: int) -> str:
+    if status_code in _STATUS_ADVICE:
+        return _STATUS_ADVICE[status_code]
+    if status_code >= 500:
+        return "the server failed; try again later"
+    return "the server refused the request"
+
+
+class HttpDownloader(BaseDownloader):
+    """Downloads an ``http://`` or ``https://`` url with a remote's settings.
+
+    The body is streamed to a temporary file while every allowed digest is computed;
+    size and digests are then checked. Failed tries are retried (see ``docs/downloads.md``)
+    up to ``remote.max_retries`` times, each into a fresh temporary file, inside one of
+    the remote's concurrency slots and after waiting for its rate limit.
+
+    Subclass it to change how a request is made (override :meth:`build_request`) or what
+    a response means (override :meth:`check_response`), then register the subclass on a
+    :class:`DownloaderFactory` or return it from a ``Remote.get_downloader`` override.
+
+    Args:
+        url: the url to download.
+        remote: whose settings (auth, TLS, proxy, limits, retries) apply.
+        factory: the factory whose per-remote session (client, limiter) is used.
+        expected_digests: digests the body must have, by kind.
+        expected_size: the size the body must have, in bytes.
+        headers: extra headers for this request only.
+
+    Raises:
+        ForbiddenDigestError: when an expected digest is of a kind not allowed.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        remote: Remote,
+        factory: DownloaderFactory,
+        expected_digests: Mapping[str, str] | None = None,
+        expected_size: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.remote = remote
+        self.factory = factory
+        self.expected_digests = check_expected_digests(
+            url, expected_digests, factory.allowed_digests
+        )
+        self.expected_size = expected_size
+        self.headers = dict(headers or {})
+        self.session = factory.session(remote)
+
+    async def run(self) -> DownloadResult:
+        """Download, validate and return the result.
+
+        Returns:
+            The temporary file, its size and digests, and the response headers.
+
+        Raises:
+            HTTPStatusError: the server answered with an error status (4xx at once;
+                429 and 5xx after the retries).
+            DownloadTimeout: a connect, read or total timeout, after the retries.
+            DownloadConnectionError: the connection failed or broke, after the retries
+                (a certificate that fails verification is not retried).
+            DigestMismatch: the body's digest differs, after the retries.
+            SizeMismatch: the body's size differs, after the retries.
+            DownloadError: any other failure of the request (e.g. a malformed url).
+            StorageError: the temporary file could not be written.
+
+        Every :class:`DownloadError` carries ``attempts``, the number of tries made.
+        """
+        attempts = 0
+        try:
+            async for attempt in stamina.retry_context(
+                on=make_backoff_hook(self.factory.retry),
+                attempts=self.remote.max_retries + 1,
+                timeout=None,
+                wait_initial=self.factory.retry.wait_initial,
+                wait_max=self.factory.retry.wait_max,
+                wait_jitter=self.factory.retry.wait_jitter,
+            ):
+                with attempt:
+                    attempts = attempt.num
+                    async with self.session.slot():
+                        result = await self._try_once()
+                    return attrs.evolve(result, attempts=attempts)
+        except DownloadError as exc:
+            exc.attempts = attempts
+            if attempts > 1:
+                message = exc.args[0] if exc.args else ""
+                exc.args = (f"{message} (gave up after {attempts} tries)", *exc.args[1:])
+            raise
+        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+    def build_request(self, client: httpx.AsyncClient) -> httpx.Request:
+        """The request for one try; override to add headers or change the method."""
+        return client.build_request("GET", self.url, headers=self.headers)
+
+    def check_response(self, response: httpx.Response) -> None:
+        """Raise for a response that is not a body to keep.
+
+        Raises:
+            HTTPStatusError: for a status of 400 or more.
+        """
+        if response.status_code < 400:
+            return
+        retry_after = None
+        if response.status_code in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise HTTPStatusError(
+            f"downloading {self.url} failed with HTTP {response.status_code} "
+            f"{response.reason_phrase}; {_status_advice(response.status_code)}",
+            url=self.url,
+            status_code=response.status_code,
+            retry_after=retry_after,
+        )
+
+    async def _try_once(self) -> DownloadResult:
+        total = self.remote.total_timeout
+        with self._translate_errors():
+            try:
+                with anyio.fail_after(total):
+                    return await self._fetch()
+            except TimeoutError as exc:
+                raise DownloadTimeout(
+                    f"downloading {self.url} took longer than the remote's total_timeout "
+                    f"of {total} s; raise Remote.total_timeout for large files or slow links",
+                    url=self.url,
+                ) from exc
+
+    async def _fetch(self) -> DownloadResult:
+        async with self.session.client() as client:
+            request = self.build_request(client)
+            response = await client.send(request, stream=True)
+            async with DigestingWriter(
+                url=self.url,
+                expected_digests=self.expected_digests,
+                expected_size=self.expected_size,
+                allowed_digests=self.factory.allowed_digests,
+                batch_size=self.factory.batch_size,
+            ) as writer:
+                try:
+                    self.check_response(response)
+                    self._check_announced_length(response)
+                    await writer.consume(response.aiter_bytes())
+                finally:
+                    await response.aclose()
+                # Validated only once the response is closed, so that a failure to close
+                # cannot orphan a finished file.
+                path, attributes = writer.finish()
+            return DownloadResult(
+                url=self.url,
+                path=path,
+                artifact_attributes=attributes,
+                headers=dict(response.headers),
+            )
+
+    def _check_announced_length(self, response: httpx.Response) -> None:
+        """Fail before reading a body whose announced length is already wrong."""
+        announced = response.headers.get("Content-Length")
+        if self.expected_size is None or announced is None or not announced.isdigit():
+            return
+        if response.headers.get("Content-Encoding", "identity") != "identity":
+            return  # the length is of the encoded body
+        if int(announced) != self.expected_size:
+            raise SizeMismatch(
+                f"{self.url} has the wrong size: expected {self.expected_size} bytes, the "
+                f"server announced {announced}; the upstream file changed or the metadata "
+                "that announced it is stale",
+                url=self.url,
+                expected=self.expected_size,
+                actual=int(announced),
+            )
+
+    @contextlib.contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            self._raise_timeout(exc)
+        except httpx.RemoteProtocolError as exc:
+            raise DownloadConnectionError(
+                f"the connection for {self.url} broke or the server answered malformed "
+                f"HTTP ({exc}); it is retried, and is often a server or proxy problem",
+                url=self.url,
+            ) from exc
+        except (httpx.NetworkError, httpx.ProxyError) as exc:
+            if _caused_by_certificate_error(exc):
+                raise DownloadConnectionError(
+                    f"the TLS certificate of {self.url} failed verification ({exc}); give "
+                    "the remote a ca_cert that signs it, or set tls_validation=False if "
+                    "you accept the risk",
+                    url=self.url,
+                ) from exc
+            raise DownloadConnectionError(
+                f"cannot connect to or read from {self.url} ({exc or type(exc).__name__}); "
+                "check the url, the network and the remote's proxy settings",
+                url=self.url,
+            ) from exc
+        except ssl.SSLError as exc:
+            # httpcore lets some TLS failures during reads through untranslated (e.g. a
+            # server rejecting the client certificate after the TLS 1.3 handshake).
+            raise DownloadConnectionError(
+                f"the TLS connection for {self.url} failed ({exc}); check the remote's "
+                "ca_cert, client_cert and client_key",
+                url=self.url,
+            ) from exc
+        except OSError as exc:
+            raise DownloadConnectionError(
+                f"the connection for {self.url} failed ({exc}); check the url and the network",
+                url=self.url,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise DownloadError(
+                f"downloading {self.url} failed: {exc or type(exc).__name__}", url=self.url
+            ) from exc
+
+    def _raise_timeout(self, exc: httpx.TimeoutException) -> NoReturn:
+        remote = self.remote
+        connect, read = remote.connect_timeout, remote.sock_read_timeout
+        what: dict[type[Any], str] = {
+            httpx.ConnectTimeout: f"connecting took longer than connect_timeout={connect} s",
+            httpx.ReadTimeout: f"no data arrived for sock_read_timeout={read} s",
+            httpx.WriteTimeout: f"sending the request took longer than {read} s",
+            httpx.PoolTimeout: f"no connection was free within {connect} s",
+        }
+        detail = what.get(type(exc), str(exc))
+        raise DownloadTimeout(
+            f"downloading {self.url} timed out: {detail}; raise the remote's timeouts if "
+            "the server is slow, or check that it is reachable",
+            url=self.url,
+        ) from exc

@@ -1,0 +1,126 @@
+"""When a failed try is worth another, how long to wait, and how fast requests may start."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import ssl
+import time
+from collections.abc import Callable
+
+import anyio
+import attrs
+
+from .._exceptions import (
+    DigestMismatch,
+    DownloadConnectionError,
+    DownloadTimeout,
+    HTTPStatusError,
+    SizeMismatch,
+)
+
+__all__ = ["RateLimiter", "RetrySettings", "parse_retry_after"]
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"RetrySettings.{attribute.name} must be a number >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetrySettings:
+    """How retries back off; how many there are is the remote's ``max_retries``.
+
+    The wait before retry *n* is ``min(wait_max, wait_initial * 2 ** (n - 1) + jitter)``
+    with a random jitter in ``[0, wait_jitter]`` (computed by stamina), except after a
+    429 or 503 answer carrying ``Retry-After``: then the server's delay is used, capped at
+    ``retry_after_max``.
+
+    Args:
+        wait_initial: seconds before the first retry (before jitter).
+        wait_max: the longest exponential backoff, in seconds.
+        wait_jitter: the largest random addition to a backoff, in seconds.
+        retry_after_max: the longest ``Retry-After`` honoured, in seconds; longer requests
+            are shortened to it.
+    """
+
+    wait_initial: float = attrs.field(default=0.5, validator=_non_negative)
+    wait_max: float = attrs.field(default=30.0, validator=_non_negative)
+    wait_jitter: float = attrs.field(default=1.0, validator=_non_negative)
+    retry_after_max: float = attrs.field(default=120.0, validator=_non_negative)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """The delay a ``Retry-After`` header asks for, in seconds, or None if unusable.
+
+    Both forms of RFC 9110 are understood: a number of seconds and an HTTP date.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _caused_by_certificate_error(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def make_backoff_hook(settings: RetrySettings) -> Callable[[Exception], bool | float]:
+    """A stamina backoff hook: False for errors not worth retrying, else True or a delay."""
+
+    def should_retry(exc: Exception) -> bool | float:
+        if isinstance(exc, HTTPStatusError):
+            if exc.status_code == 429 or exc.status_code == 503:
+                if exc.retry_after is not None:
+                    return min(exc.retry_after, settings.retry_after_max)
+                return True
+            return exc.status_code >= 500
+        if isinstance(exc, DownloadConnectionError):
+            # A certificate the client does not trust will not become trusted by asking again.
+            return not _caused_by_certificate_error(exc)
+        return isinstance(exc, DownloadTimeout | DigestMismatch | SizeMismatch)
+
+    return should_retry
+
+
+class RateLimiter:
+    """Lets requests start at most ``rate`` times per second, evenly spaced.
+
+    Each :meth:`wait` reserves the next free start time and sleeps until then, so callers
+    start in the order they asked. Works on every AnyIO backend (it only uses the
+    backend's clock and sleep). A cancelled waiter's slot stays used, which can only make
+    the rate lower, never higher.
+    """
+
+    def __init__(self, rate: float) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise ValueError(f"RateLimiter: rate must be a number > 0, got {rate!r}")
+        self.rate = float(rate)
+        self._interval = 1.0 / self.rate
+        self._next_start = -math.inf
+
+    async def wait(self) -> None:
+        """Sleep until this caller may start a request."""
+        now = anyio.current_time()
+        start = max(now, self._next_start)
+        self._next_start = start + self._interval
+        if start > now:
+            await anyio.sleep(start - now)
+        else:
+            await anyio.lowlevel.checkpoint()

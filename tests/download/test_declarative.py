@@ -1,0 +1,119 @@
+"""DeclarativeArtifact.download(): expectations from the artifact, mirrors in order."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stageline import DeclarativeArtifact, DigestMismatch, ForbiddenDigestError
+from stageline.download import BaseDownloader, DownloaderFactory, DownloadResult
+from stageline.models import Artifact, Remote
+
+from ._servers import LocalServer, body, status
+
+pytestmark = pytest.mark.anyio
+
+DATA = b"mirrored " * 5000
+SHA256 = hashlib.sha256(DATA).hexdigest()
+
+
+async def test_first_mirror_failing_falls_back_to_the_next(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A 404 on the first mirror and a good second mirror give the second's file."""
+    bad = server.route("/m1/a", status(404))
+    good = server.route("/m2/a", body(DATA))
+    remote = Remote(url=server.url("/"))
+    da = DeclarativeArtifact(
+        artifact=Artifact(sha256=SHA256, size=len(DATA)),
+        urls=[bad, good],
+        relative_path="a",
+        remote=remote,
+    )
+    async with DownloaderFactory():
+        result = await da.download()
+    assert result.url == good
+    assert da.artifact.file == result.path
+    assert da.artifact.file.read_bytes() == DATA
+    assert da.artifact.sha256 == SHA256
+    assert da.artifact.sha512 == hashlib.sha512(DATA).hexdigest()
+    assert da.artifact.size == len(DATA)
+    assert [r.path for r in server.requests] == ["/m1/a", "/m2/a"]
+
+
+async def test_all_mirrors_failing_raises_the_last_error(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """When every mirror fails, the error of the last one is raised."""
+    first = server.route("/m1/a", status(404))
+    second = server.route("/m2/a", body(b"not it"))
+    remote = Remote(url=server.url("/"), max_retries=0)
+    da = DeclarativeArtifact(
+        artifact=Artifact(sha256=SHA256), urls=[first, second], relative_path="a", remote=remote
+    )
+    async with DownloaderFactory():
+        with pytest.raises(DigestMismatch) as info:
+            await da.download()
+    assert info.value.url == second
+    assert [r.path for r in server.requests] == ["/m1/a", "/m2/a"]
+    assert da.artifact.file is None
+
+
+async def test_forbidden_expectation_is_refused_before_any_request(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """An artifact known only by md5 is refused, not downloaded unchecked."""
+    url = server.route("/a", body(DATA))
+    da = DeclarativeArtifact(
+        artifact=Artifact(md5=hashlib.md5(DATA).hexdigest()),
+        url=url,
+        relative_path="a",
+        remote=Remote(url=server.url("/")),
+    )
+    with pytest.raises(ForbiddenDigestError):
+        await da.download()
+    assert server.requests == []
+
+
+class _CannedDownloader(BaseDownloader):
+    def __init__(self, path: Path, url: str) -> None:
+        self.path, self.url = path, url
+
+    async def run(self) -> DownloadResult:
+        return DownloadResult(
+            url=self.url, path=self.path, artifact_attributes={"size": 3, "sha256": "ab" * 32}
+        )
+
+
+async def test_a_remote_subclass_can_substitute_its_downloader(tmp_path: Path) -> None:
+    """Overriding Remote.get_downloader swaps the downloader DeclarativeArtifact uses."""
+    canned = tmp_path / "canned"
+    canned.write_bytes(b"abc")
+    calls: list[dict[str, Any]] = []
+
+    class PluginRemote(Remote):
+        def get_downloader(
+            self,
+            *,
+            url: str,
+            expected_digests: Mapping[str, str] | None = None,
+            expected_size: int | None = None,
+            **kwargs: Any,
+        ) -> BaseDownloader:
+            calls.append({"url": url, "digests": expected_digests, "size": expected_size})
+            return _CannedDownloader(canned, url)
+
+    da = DeclarativeArtifact(
+        artifact=Artifact(size=3),
+        url="plugin://x/y",
+        relative_path="y",
+        remote=PluginRemote(url="plugin://x/"),
+    )
+    await da.download()
+    assert calls == [{"url": "plugin://x/y", "digests": {}, "size": 3}]
+    assert da.artifact.file == canned
+    assert da.artifact.sha256 == "ab" * 32

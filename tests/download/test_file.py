@@ -1,0 +1,79 @@
+"""The file:// downloader: same validation as HTTP, reading off the event loop."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from stageline import DigestMismatch, DownloadError, SizeMismatch
+from stageline.download import DownloaderFactory, FileDownloader
+from stageline.models import Remote
+
+from ._servers import files_in
+
+pytestmark = pytest.mark.anyio
+
+DATA = b"local file " * 300_000  # ~3.3 MB: several read batches
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "source" / "a file.bin"
+    path.parent.mkdir()
+    path.write_bytes(DATA)
+    return path
+
+
+async def test_file_url_success(source: Path, temp_dir: Path) -> None:
+    """A file:// url is copied to the temporary area with size and digests."""
+    url = source.as_uri()
+    remote = Remote(url=source.parent.as_uri())
+    async with DownloaderFactory():
+        downloader = remote.get_downloader(
+            url=url,
+            expected_digests={"sha384": hashlib.sha384(DATA).hexdigest()},
+            expected_size=len(DATA),
+        )
+        assert isinstance(downloader, FileDownloader)
+        result = await downloader.run()
+    assert result.path.parent == temp_dir
+    assert result.path.read_bytes() == DATA
+    assert result.artifact_attributes["size"] == len(DATA)
+    assert result.artifact_attributes["sha256"] == hashlib.sha256(DATA).hexdigest()
+    assert dict(result.headers) == {}
+
+
+async def test_file_url_digest_mismatch(source: Path, temp_dir: Path) -> None:
+    """A local file with the wrong digest raises DigestMismatch and leaves no copy."""
+    remote = Remote(url=source.parent.as_uri())
+    async with DownloaderFactory():
+        with pytest.raises(DigestMismatch) as info:
+            await remote.get_downloader(
+                url=source.as_uri(), expected_digests={"sha256": "1" * 64}
+            ).run()
+    assert info.value.actual == hashlib.sha256(DATA).hexdigest()
+    assert source.as_uri() in str(info.value)
+    assert files_in(temp_dir) == []
+
+
+async def test_file_url_size_mismatch(source: Path, temp_dir: Path) -> None:
+    """A local file of another size raises SizeMismatch."""
+    remote = Remote(url=source.parent.as_uri())
+    with pytest.raises(SizeMismatch):
+        await remote.get_downloader(url=source.as_uri(), expected_size=len(DATA) - 1).run()
+    assert files_in(temp_dir) == []
+
+
+async def test_missing_file_is_a_download_error(tmp_path: Path, temp_dir: Path) -> None:
+    """A file:// url naming nothing raises DownloadError naming the url."""
+    url = (tmp_path / "missing.bin").as_uri()
+    with pytest.raises(DownloadError, match=r"missing\.bin"):
+        await Remote(url=url).get_downloader(url=url).run()
+
+
+async def test_unknown_scheme_is_refused(temp_dir: Path) -> None:
+    """A url whose scheme has no downloader is refused up front."""
+    with pytest.raises(DownloadError, match="register a downloader"):
+        Remote(url="ftp://example/").get_downloader(url="ftp://127.0.0.1/x")

@@ -1,0 +1,469 @@
+"""The HTTP downloader against a real server on 127.0.0.1, on asyncio and trio."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+
+import anyio
+import pytest
+import stamina
+
+from stageline import (
+    DigestMismatch,
+    DownloadConnectionError,
+    DownloadTimeout,
+    ForbiddenDigestError,
+    HTTPStatusError,
+    SizeMismatch,
+)
+from stageline.download import DownloaderFactory, HttpDownloader, RetrySettings
+from stageline.models import Remote
+
+from ._servers import (
+    LocalServer,
+    body,
+    files_in,
+    hold_until_in_flight,
+    redirect,
+    require_basic_auth,
+    stall,
+    status,
+    trickle,
+    truncated,
+)
+
+pytestmark = pytest.mark.anyio
+
+DATA = bytes(range(256)) * 1024  # 256 KiB
+DIGESTS = {
+    name: hashlib.new(name, DATA).hexdigest() for name in ("sha224", "sha256", "sha384", "sha512")
+}
+
+
+def remote_for(server: LocalServer, **settings: object) -> Remote:
+    return Remote(url=server.url("/"), **settings)  # type: ignore[arg-type]
+
+
+async def test_success_returns_file_size_and_every_allowed_digest(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A good download lands in the temporary area with its size and all four digests."""
+    url = server.route("/a.bin", body(DATA, headers={"X-Test": "yes"}))
+    remote = remote_for(server)
+    async with DownloaderFactory():
+        result = await remote.get_downloader(
+            url=url, expected_digests={"sha256": DIGESTS["sha256"]}, expected_size=len(DATA)
+        ).run()
+    assert result.url == url
+    assert result.path.parent == temp_dir
+    assert result.path.read_bytes() == DATA
+    assert dict(result.artifact_attributes) == {"size": len(DATA), **DIGESTS}
+    assert result.headers["x-test"] == "yes"
+    assert result.attempts == 1
+
+
+async def test_large_body_goes_through_the_worker_thread(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A body larger than a batch is hashed in batches and still validates exactly."""
+    big = DATA * 12  # 3 MiB: several 256 KiB batches
+    url = server.route("/big.bin", body(big))
+    async with DownloaderFactory(batch_size=256 * 1024) as factory:
+        result = await factory.get_downloader(
+            remote_for(server),
+            url=url,
+            expected_digests={"sha512": hashlib.sha512(big).hexdigest()},
+            expected_size=len(big),
+        ).run()
+    assert result.path.read_bytes() == big
+    assert result.artifact_attributes["sha256"] == hashlib.sha256(big).hexdigest()
+
+
+async def test_404_is_not_retried(server: LocalServer, temp_dir: Path) -> None:
+    """A 404 fails at once with HTTPStatusError naming the url; no second request."""
+    url = server.url("/missing")
+    async with DownloaderFactory():
+        with pytest.raises(HTTPStatusError) as info:
+            await remote_for(server, max_retries=3).get_downloader(url=url).run()
+    assert info.value.status_code == 404
+    assert info.value.attempts == 1
+    assert url in str(info.value)
+    assert len(server.requests_for("/missing")) == 1
+    assert files_in(temp_dir) == []
+
+
+async def test_500_500_200_succeeds_on_the_third_try(server: LocalServer, temp_dir: Path) -> None:
+    """Server errors are retried; the third try's body is the result."""
+    url = server.route("/flaky", status(500), status(502), body(DATA))
+    async with DownloaderFactory():
+        result = await remote_for(server, max_retries=3).get_downloader(url=url).run()
+    assert result.attempts == 3
+    assert result.path.read_bytes() == DATA
+    assert len(server.requests_for("/flaky")) == 3
+    assert files_in(temp_dir) == [result.path]
+
+
+async def test_retries_stop_at_max_retries(server: LocalServer, temp_dir: Path) -> None:
+    """max_retries=2 makes three tries, and the error says so."""
+    url = server.route("/down", status(503))
+    async with DownloaderFactory():
+        with pytest.raises(HTTPStatusError) as info:
+            await remote_for(server, max_retries=2).get_downloader(url=url).run()
+    assert info.value.status_code == 503
+    assert info.value.attempts == 3
+    assert "after 3 tries" in str(info.value)
+    assert len(server.requests_for("/down")) == 3
+
+
+async def test_max_retries_zero_means_one_try(server: LocalServer, temp_dir: Path) -> None:
+    """max_retries=0 disables retrying."""
+    url = server.route("/down", status(500))
+    async with DownloaderFactory():
+        with pytest.raises(HTTPStatusError):
+            await remote_for(server, max_retries=0).get_downloader(url=url).run()
+    assert len(server.requests_for("/down")) == 1
+
+
+async def test_429_retry_after_is_honoured(server: LocalServer, temp_dir: Path) -> None:
+    """A 429 with Retry-After: 1 waits (at least) one second before the retry."""
+    waits: list[float] = []
+
+    def record(details: stamina.instrumentation.RetryDetails) -> None:
+        waits.append(details.wait_for)
+
+    url = server.route("/busy", status(429, headers={"Retry-After": "1"}), body(DATA))
+    with stamina.set_testing(False):
+        stamina.instrumentation.set_on_retry_hooks([record])
+        try:
+            async with DownloaderFactory(retry=RetrySettings(wait_initial=30, wait_jitter=0)):
+                started = anyio.current_time()
+                result = await remote_for(server).get_downloader(url=url).run()
+                elapsed = anyio.current_time() - started
+        finally:
+            stamina.instrumentation.set_on_retry_hooks(None)
+    assert result.attempts == 2
+    assert waits == [1.0]  # the server's delay, not the 30 s exponential backoff
+    assert elapsed >= 1.0
+
+
+async def test_retry_after_is_capped(server: LocalServer, temp_dir: Path) -> None:
+    """A Retry-After longer than retry_after_max waits only retry_after_max."""
+    waits: list[float] = []
+
+    def record(details: stamina.instrumentation.RetryDetails) -> None:
+        waits.append(details.wait_for)
+
+    url = server.route("/busy", status(429, headers={"Retry-After": "3600"}), body(DATA))
+    with stamina.set_testing(False):
+        stamina.instrumentation.set_on_retry_hooks([record])
+        try:
+            async with DownloaderFactory(retry=RetrySettings(retry_after_max=0.05)):
+                result = await remote_for(server).get_downloader(url=url).run()
+        finally:
+            stamina.instrumentation.set_on_retry_hooks(None)
+    assert result.attempts == 2
+    assert waits == [0.05]
+
+
+async def test_truncated_body_is_retried(server: LocalServer, temp_dir: Path) -> None:
+    """A connection closed before Content-Length bytes is retried with a fresh file."""
+    url = server.route("/cut", truncated(DATA, send=1000), body(DATA))
+    async with DownloaderFactory():
+        result = await remote_for(server).get_downloader(url=url, expected_size=len(DATA)).run()
+    assert result.attempts == 2
+    assert result.path.read_bytes() == DATA
+    assert files_in(temp_dir) == [result.path]
+
+
+async def test_truncated_body_fails_after_the_retries(server: LocalServer, temp_dir: Path) -> None:
+    """Always-truncated bodies end in DownloadConnectionError and leave no file."""
+    url = server.route("/cut", truncated(DATA, send=1000))
+    async with DownloaderFactory():
+        with pytest.raises(DownloadConnectionError) as info:
+            await remote_for(server, max_retries=1).get_downloader(url=url).run()
+    assert info.value.attempts == 2
+    assert files_in(temp_dir) == []
+
+
+async def test_wrong_digest_fails_after_the_retries(server: LocalServer, temp_dir: Path) -> None:
+    """A digest mismatch is retried, then raised naming url, expected and actual."""
+    url = server.route("/a.bin", body(DATA))
+    wrong = "0" * 64
+    async with DownloaderFactory():
+        with pytest.raises(DigestMismatch) as info:
+            await (
+                remote_for(server, max_retries=2)
+                .get_downloader(url=url, expected_digests={"sha256": wrong})
+                .run()
+            )
+    error = info.value
+    assert (error.algorithm, error.expected, error.actual) == ("sha256", wrong, DIGESTS["sha256"])
+    assert error.url == url
+    assert error.attempts == 3
+    for part in (url, wrong, DIGESTS["sha256"]):
+        assert part in str(error)
+    assert len(server.requests_for("/a.bin")) == 3
+    assert files_in(temp_dir) == []
+
+
+async def test_digest_mismatch_then_good_body_succeeds(server: LocalServer, temp_dir: Path) -> None:
+    """A corrupted first body is retried; the good second body is the result."""
+    corrupted = b"X" + DATA[1:]
+    url = server.route("/a.bin", body(corrupted), body(DATA))
+    async with DownloaderFactory():
+        result = (
+            await remote_for(server)
+            .get_downloader(url=url, expected_digests={"sha256": DIGESTS["sha256"]})
+            .run()
+        )
+    assert result.attempts == 2
+    assert result.path.read_bytes() == DATA
+    assert files_in(temp_dir) == [result.path]
+
+
+async def test_redirects_are_followed(server: LocalServer, temp_dir: Path) -> None:
+    """A 302 to another path is followed and the final body validated."""
+    target = server.route("/real.bin", body(DATA))
+    url = server.route("/alias.bin", redirect(target))
+    async with DownloaderFactory():
+        result = (
+            await remote_for(server)
+            .get_downloader(url=url, expected_digests={"sha256": DIGESTS["sha256"]})
+            .run()
+        )
+    assert result.url == url
+    assert result.path.read_bytes() == DATA
+    assert [r.path for r in server.requests] == ["/alias.bin", "/real.bin"]
+
+
+async def test_wrong_size_is_a_size_mismatch(server: LocalServer, temp_dir: Path) -> None:
+    """A body of another size than expected raises SizeMismatch with both sizes."""
+    url = server.route("/a.bin", body(DATA))
+    async with DownloaderFactory():
+        with pytest.raises(SizeMismatch) as info:
+            await (
+                remote_for(server, max_retries=0)
+                .get_downloader(url=url, expected_size=len(DATA) + 1)
+                .run()
+            )
+    assert (info.value.expected, info.value.actual) == (len(DATA) + 1, len(DATA))
+    assert url in str(info.value)
+
+
+async def test_body_longer_than_expected_stops_early(server: LocalServer, temp_dir: Path) -> None:
+    """Without a Content-Length to check up front, receiving stops once past the size."""
+    url = server.route("/a.bin", body(DATA, headers={"Content-Encoding": "identity"}))
+    async with DownloaderFactory():
+        with pytest.raises(SizeMismatch) as info:
+            await remote_for(server, max_retries=0).get_downloader(url=url, expected_size=10).run()
+    assert info.value.expected == 10
+    assert files_in(temp_dir) == []
+
+
+async def test_forbidden_digest_is_refused(server: LocalServer) -> None:
+    """An md5 or sha1 expectation is refused before any request is made."""
+    url = server.route("/a.bin", body(DATA))
+    async with DownloaderFactory():
+        for kind in ("md5", "sha1"):
+            with pytest.raises(ForbiddenDigestError, match=kind):
+                remote_for(server).get_downloader(url=url, expected_digests={kind: "ab" * 10})
+        with pytest.raises(ValueError, match="not allowed"):
+            remote_for(server).get_downloader(url=url, expected_digests={"md5": "ab" * 16})
+    assert server.requests == []
+
+
+async def test_allowed_digests_are_configurable(server: LocalServer, temp_dir: Path) -> None:
+    """A factory may allow sha1; then it is computed and accepted as an expectation."""
+    url = server.route("/a.bin", body(DATA))
+    sha1 = hashlib.sha1(DATA).hexdigest()
+    async with DownloaderFactory(allowed_digests={"sha1", "sha256"}) as factory:
+        result = await factory.get_downloader(
+            remote_for(server), url=url, expected_digests={"sha1": sha1}
+        ).run()
+    assert set(result.artifact_attributes) == {"size", "sha1", "sha256"}
+    assert result.artifact_attributes["sha1"] == sha1
+    with pytest.raises(ValueError, match="sha256"):
+        DownloaderFactory(allowed_digests={"sha512"})
+
+
+async def test_stalled_body_ends_in_a_timeout(server: LocalServer, temp_dir: Path) -> None:
+    """A server that stops sending mid-body ends in DownloadTimeout, not a hang."""
+    url = server.route("/stall", stall(DATA, send=100))
+    remote = remote_for(server, sock_read_timeout=0.2, max_retries=1)
+    with anyio.fail_after(20):  # a hang would fail here, not block the suite
+        async with DownloaderFactory():
+            with pytest.raises(DownloadTimeout) as info:
+                await remote.get_downloader(url=url).run()
+    assert "sock_read_timeout=0.2" in str(info.value)
+    assert info.value.attempts == 2
+    assert files_in(temp_dir) == []
+
+
+async def test_total_timeout_ends_a_trickle(server: LocalServer, temp_dir: Path) -> None:
+    """A body that keeps trickling in ends at total_timeout."""
+    url = server.route("/slow", trickle(DATA, interval=0.02))
+    remote = remote_for(server, total_timeout=0.3, max_retries=0)
+    with anyio.fail_after(20):
+        async with DownloaderFactory():
+            with pytest.raises(DownloadTimeout, match="total_timeout"):
+                await remote.get_downloader(url=url).run()
+    assert files_in(temp_dir) == []
+
+
+async def test_connection_refused_is_a_connection_error(temp_dir: Path) -> None:
+    """Nothing listening: DownloadConnectionError after the retries, naming the url."""
+    url = f"http://127.0.0.1:{unused_port()}/x"
+    remote = Remote(url=url, max_retries=1)
+    async with DownloaderFactory():
+        with pytest.raises(DownloadConnectionError) as info:
+            await remote.get_downloader(url=url).run()
+    assert info.value.attempts == 2
+    assert url in str(info.value)
+
+
+async def test_concurrency_never_exceeds_download_concurrency(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """With 12 downloads started at once, the server never sees more than 3 in flight."""
+    remote = remote_for(server, download_concurrency=3)
+    urls = [
+        server.route(f"/f{i}", hold_until_in_flight(DATA, count=3, total=12)) for i in range(12)
+    ]
+    async with DownloaderFactory(), anyio.create_task_group() as tg:
+        for url in urls:
+            tg.start_soon(_run, remote, url)
+    assert server.state.max_in_flight == 3
+    assert len(server.requests) == 12
+
+
+async def _run(remote: Remote, url: str) -> None:
+    await remote.get_downloader(url=url).run()
+
+
+async def test_rate_limit_holds_for_requests_and_retries(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """rate_limit=20/s: 8 requests (retries included) take at least 7/20 s to start."""
+    remote = remote_for(server, rate_limit=20, download_concurrency=8)
+    urls = [server.route(f"/r{i}", body(DATA)) for i in range(5)]
+    urls.append(server.route("/retry", status(500), status(500), body(DATA)))
+    started = anyio.current_time()
+    async with DownloaderFactory(), anyio.create_task_group() as tg:
+        for url in urls:
+            tg.start_soon(_run, remote, url)
+    elapsed = anyio.current_time() - started
+    assert len(server.requests) == 8
+    assert elapsed >= 7 / 20
+
+
+async def test_cancelling_mid_download_leaves_no_temporary_file(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """Cancelling a download whose file is half written removes the file."""
+    url = server.route("/stall", stall(DATA * 8, send=len(DATA) * 2))
+    remote = remote_for(server)
+    async with DownloaderFactory(batch_size=64 * 1024):
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_run, remote, url)
+                with anyio.fail_after(10):
+                    # The file appearing is the event to wait for; nothing else signals it.
+                    while not files_in(temp_dir):  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                scope.cancel()
+    assert scope.cancelled_caught
+    assert files_in(temp_dir) == []
+
+
+async def test_basic_auth(server: LocalServer, temp_dir: Path) -> None:
+    """The remote's username and password are sent as basic auth; without them, 401."""
+    url = server.route("/private", require_basic_auth("alice", "s3cret", body(DATA)))
+    async with DownloaderFactory():
+        result = (
+            await remote_for(server, username="alice", password="s3cret")
+            .get_downloader(url=url)
+            .run()
+        )
+        assert result.path.read_bytes() == DATA
+        with pytest.raises(HTTPStatusError, match="username and password") as info:
+            await remote_for(server).get_downloader(url=url).run()
+    assert info.value.status_code == 401
+    assert info.value.attempts == 1
+
+
+async def test_custom_headers_are_sent(server: LocalServer, temp_dir: Path) -> None:
+    """Remote headers and per-download headers reach the server."""
+    url = server.route("/h", body(DATA))
+    remote = remote_for(server, headers={"X-Remote": "r"})
+    async with DownloaderFactory():
+        await remote.get_downloader(url=url, headers={"X-Call": "c"}).run()
+    (request,) = server.requests_for("/h")
+    assert request.headers["X-Remote"] == "r"
+    assert request.headers["X-Call"] == "c"
+    assert request.headers["User-Agent"].startswith("stageline/")
+
+
+async def test_one_client_per_remote_is_reused_and_closed(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """Downloads from one remote share a pooled client; the factory closes it on exit."""
+    url = server.route("/a.bin", body(DATA))
+    remote = remote_for(server)
+    async with DownloaderFactory() as factory:
+        for _ in range(3):
+            await remote.get_downloader(url=url).run()
+        session = factory.session(remote)
+        async with session.client() as first, session.client() as second:
+            assert first is second
+    assert first.is_closed
+    ports = {r.headers.get("Host") for r in server.requests}
+    assert ports == {f"127.0.0.1:{server.port}"}
+
+
+async def test_downloads_work_without_an_open_factory(server: LocalServer, temp_dir: Path) -> None:
+    """Outside a factory each download uses its own client, closed when it ends."""
+    url = server.route("/a.bin", body(DATA))
+    result = await remote_for(server).get_downloader(url=url).run()
+    assert result.path.read_bytes() == DATA
+
+
+async def test_limits_hold_without_an_open_factory(server: LocalServer, temp_dir: Path) -> None:
+    """The run's default factory still caps a remote's requests in flight."""
+    remote = remote_for(server, download_concurrency=2)
+    hold = hold_until_in_flight(DATA, count=2, total=6)
+    urls = [server.route(f"/d{i}", hold) for i in range(6)]
+    async with anyio.create_task_group() as tg:
+        for url in urls:
+            tg.start_soon(_run, remote, url)
+    assert server.state.max_in_flight == 2
+    assert len(server.requests) == 6
+
+
+async def test_a_subclass_can_be_registered_for_a_scheme(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A plugin's HttpDownloader subclass registered on the factory handles http urls."""
+    url = server.route("/a.bin", body(DATA))
+
+    class TokenDownloader(HttpDownloader):
+        def build_request(self, client):  # type: ignore[no-untyped-def]
+            request = super().build_request(client)
+            request.headers["Authorization"] = "Bearer token"
+            return request
+
+    async with DownloaderFactory() as factory:
+        factory.register("http", TokenDownloader)
+        downloader = remote_for(server).get_downloader(url=url)
+        assert isinstance(downloader, TokenDownloader)
+        await downloader.run()
+    assert server.requests_for("/a.bin")[0].headers["Authorization"] == "Bearer token"
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (it was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -1,0 +1,77 @@
+"""Retry decisions, Retry-After parsing and the rate limiter, without a network."""
+
+from __future__ import annotations
+
+import email.utils
+
+import anyio
+import pytest
+
+from stageline import (
+    DigestMismatch,
+    DownloadConnectionError,
+    DownloadTimeout,
+    ForbiddenDigestError,
+    HTTPStatusError,
+    SizeMismatch,
+)
+from stageline.download import RateLimiter, RetrySettings, parse_retry_after
+from stageline.download._retry import make_backoff_hook
+
+URL = "http://127.0.0.1/x"
+
+
+def test_retry_after_in_seconds_and_as_an_http_date() -> None:
+    """Both Retry-After forms give a delay in seconds; garbage gives None."""
+    assert parse_retry_after("7") == 7.0
+    now = 1_000_000_000.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(date, now=now) == 30.0
+    past = email.utils.formatdate(now - 30, usegmt=True)
+    assert parse_retry_after(past, now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_which_errors_are_retried() -> None:
+    """Transient failures and 429/5xx are retried; other 4xx and refusals are not."""
+    hook = make_backoff_hook(RetrySettings(retry_after_max=60))
+
+    def status(code: int, retry_after: float | None = None) -> HTTPStatusError:
+        return HTTPStatusError("x", url=URL, status_code=code, retry_after=retry_after)
+
+    assert hook(status(500)) is True
+    assert hook(status(503)) is True
+    assert hook(status(429)) is True
+    assert hook(status(429, retry_after=5)) == 5
+    assert hook(status(503, retry_after=600)) == 60  # capped
+    for code in (400, 401, 403, 404, 407, 410):
+        assert hook(status(code)) is False
+    assert hook(DownloadTimeout("x", url=URL)) is True
+    assert hook(DownloadConnectionError("x", url=URL)) is True
+    assert hook(DigestMismatch("x", url=URL, algorithm="sha256", expected="a", actual="b"))
+    assert hook(SizeMismatch("x", url=URL, expected=1, actual=2)) is True
+    assert hook(ForbiddenDigestError("x", url=URL)) is False
+    assert hook(ValueError("x")) is False
+
+
+def test_retry_settings_validate() -> None:
+    """Negative waits are refused with the field's name."""
+    with pytest.raises(ValueError, match="wait_initial"):
+        RetrySettings(wait_initial=-1)
+
+
+@pytest.mark.anyio
+async def test_rate_limiter_spaces_starts() -> None:
+    """Six acquisitions at 50/s take at least 5/50 s."""
+    limiter = RateLimiter(50)
+    started = anyio.current_time()
+    for _ in range(6):
+        await limiter.wait()
+    assert anyio.current_time() - started >= 5 / 50
+
+
+def test_rate_limiter_refuses_a_bad_rate() -> None:
+    """A rate of zero is refused."""
+    with pytest.raises(ValueError, match="rate"):
+        RateLimiter(0)

@@ -1,0 +1,152 @@
+"""TLS (CA bundle, client certificates, verification off) and a forward proxy with auth."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from stageline import DownloadConnectionError, DownloadError, HTTPStatusError
+from stageline.download import DownloaderFactory
+from stageline.models import Remote
+
+from ._servers import ForwardProxy, LocalServer, body, running
+
+pytestmark = pytest.mark.anyio
+
+DATA = b"tls payload " * 1000
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority made for these tests."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
+    """An HTTPS server on 127.0.0.1 whose certificate the test CA signed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with running(LocalServer(ssl_context=context)) as server:
+        yield server
+
+
+@pytest.fixture
+def mutual_tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
+    """An HTTPS server that also demands a client certificate signed by the test CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    ca.configure_trust(context)
+    with running(LocalServer(ssl_context=context)) as server:
+        yield server
+
+
+async def test_https_with_the_remote_ca_bundle(
+    tls_server: LocalServer, ca_file: str, temp_dir: Path
+) -> None:
+    """A remote trusting the test CA through ca_cert downloads over HTTPS."""
+    url = tls_server.route("/s.bin", body(DATA))
+    async with DownloaderFactory():
+        result = await Remote(url=url, ca_cert=ca_file).get_downloader(url=url).run()
+    assert result.path.read_bytes() == DATA
+
+
+async def test_untrusted_certificate_fails_without_retrying(
+    tls_server: LocalServer, temp_dir: Path
+) -> None:
+    """Without the CA, verification fails once (no retries) with advice to set ca_cert."""
+    url = tls_server.route("/s.bin", body(DATA))
+    async with DownloaderFactory():
+        with pytest.raises(DownloadConnectionError, match="ca_cert") as info:
+            await Remote(url=url, max_retries=3).get_downloader(url=url).run()
+    assert info.value.attempts == 1
+    assert tls_server.requests == []
+
+
+async def test_tls_validation_off_accepts_any_certificate(
+    tls_server: LocalServer, temp_dir: Path
+) -> None:
+    """tls_validation=False downloads from a server whose CA is not trusted."""
+    url = tls_server.route("/s.bin", body(DATA))
+    async with DownloaderFactory():
+        result = await Remote(url=url, tls_validation=False).get_downloader(url=url).run()
+    assert result.path.read_bytes() == DATA
+
+
+async def test_client_certificate_and_key(
+    mutual_tls_server: LocalServer, ca: trustme.CA, ca_file: str, tmp_path: Path, temp_dir: Path
+) -> None:
+    """A server demanding a client certificate accepts the remote's client_cert/key."""
+    leaf = ca.issue_cert("stageline-client")
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    for blob in leaf.cert_chain_pems:
+        with cert.open("ab") as f:
+            f.write(blob.bytes())
+    leaf.private_key_pem.write_to_path(str(key))
+    url = mutual_tls_server.route("/m.bin", body(DATA))
+    async with DownloaderFactory():
+        remote = Remote(url=url, ca_cert=ca_file, client_cert=str(cert), client_key=str(key))
+        result = await remote.get_downloader(url=url).run()
+        assert result.path.read_bytes() == DATA
+        without = Remote(url=url, ca_cert=ca_file, max_retries=0)
+        with pytest.raises(DownloadConnectionError):
+            await without.get_downloader(url=url).run()
+    assert len(mutual_tls_server.requests_for("/m.bin")) == 1
+
+
+async def test_missing_ca_file_is_a_clear_error(temp_dir: Path, tmp_path: Path) -> None:
+    """A ca_cert that does not exist fails with a message naming it."""
+    missing = str(tmp_path / "nope.pem")
+    remote = Remote(url="https://127.0.0.1:1/", ca_cert=missing)
+    async with DownloaderFactory():
+        with pytest.raises(DownloadError, match=r"nope\.pem") as info:
+            await remote.get_downloader(url="https://127.0.0.1:1/x").run()
+    assert "cannot load its TLS files" in str(info.value)
+
+
+async def test_proxy_with_credentials(server: LocalServer, temp_dir: Path) -> None:
+    """Requests go through the remote's proxy with Proxy-Authorization."""
+    url = server.route("/p.bin", body(DATA))
+    with ForwardProxy("proxyuser", "proxypass") as proxy:
+        remote = Remote(
+            url=url, proxy_url=proxy.url, proxy_username="proxyuser", proxy_password="proxypass"
+        )
+        async with DownloaderFactory():
+            result = await remote.get_downloader(url=url).run()
+        seen = proxy.seen
+    assert result.path.read_bytes() == DATA
+    assert result.headers["via"] == "1.1 test-proxy"
+    assert [target for target, _ in seen] == [url]
+    assert seen[0][1] is not None
+    assert seen[0][1].startswith("Basic ")
+    assert len(server.requests_for("/p.bin")) == 1
+
+
+async def test_proxy_rejecting_credentials_is_not_retried(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """Wrong proxy credentials: HTTP 407 at once, with advice about the proxy settings."""
+    url = server.route("/p.bin", body(DATA))
+    with ForwardProxy("proxyuser", "proxypass") as proxy:
+        remote = Remote(
+            url=url, proxy_url=proxy.url, proxy_username="proxyuser", proxy_password="wrong"
+        )
+        async with DownloaderFactory():
+            with pytest.raises(HTTPStatusError, match="proxy_password") as info:
+                await remote.get_downloader(url=url).run()
+        seen = proxy.seen
+    assert info.value.status_code == 407
+    assert len(seen) == 1
+    assert server.requests == []
