@@ -131,6 +131,18 @@ def translate_error(exc: sa.exc.SQLAlchemyError, *, what: str, url: sa.URL) -> S
     """A StoreError saying what failed, on which database, and what to try."""
     where = describe_url(url)
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in ("40001", "40P01"):
+        return StoreError(
+            f"could not {what} in {where}: the database aborted it because of a concurrent "
+            f"transaction ({detail}); run the operation (the sync) again"
+        )
+    if isinstance(exc, sa.exc.OperationalError) and "locked" in detail:
+        return StoreError(
+            f"could not {what} in {where}: {detail}; another process kept the SQLite database "
+            "locked for longer than the busy timeout (60 s); use PostgreSQL for many "
+            "concurrent writers"
+        )
     if isinstance(exc, sa.exc.OperationalError):
         hint = (
             "check that the database server is running and reachable and that the "
