@@ -15,10 +15,15 @@ __all__ = ["ContentRow", "decode_content", "encode_content", "key_digest", "repo
 ContentRow = tuple[str, str, str, str | None, str]
 
 
-def _canonical(value: Any) -> str:
-    # sort_keys and fixed separators: equal values always give equal text, so the text
-    # (and its digest) can serve as a unique key across processes and machines.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# sort_keys and fixed separators: equal values always give equal text, so the text (and
+# its digest) can serve as a unique key across processes and machines. One shared encoder
+# instead of json.dumps: this runs several times per unit on the hot path.
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _digest(type_name: str, key_json: str) -> str:
+    text = type_name + "\x00" + key_json
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
 
 def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
@@ -27,8 +32,7 @@ def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
     Digests rather than the JSON itself keep index entries small whatever the key's size
     (PostgreSQL refuses btree entries above about 2.7 kB).
     """
-    text = type_name + "\x00" + _canonical(list(values))
-    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+    return _digest(type_name, _canonical(list(values)))
 
 
 def _check_declared(unit: Content) -> str:
@@ -61,7 +65,7 @@ def encode_content(unit: Content) -> ContentRow:
             f"dict): {exc}"
         ) from exc
     repo = key_digest(name, unit.repo_key()) if unit.repo_key_fields else None
-    return (name, natural_json, key_digest(name, natural), repo, data)
+    return (name, natural_json, _digest(name, natural_json), repo, data)
 
 
 def repo_key_of(unit: Content) -> str | None:

@@ -132,6 +132,7 @@ class Store:
         self._postgresql = engine.dialect.name == "postgresql"
         self._sqlite_file = sqlite_path(engine.url)
         self._limiter = anyio.CapacityLimiter(max_threads)
+        self._placeholder = "%s" if self._postgresql else "?"
         self._remotes: dict[int, Remote] = {}
 
     @property
@@ -167,6 +168,19 @@ class Store:
 
     async def _run_sync(self, fn: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    def _params(self, count: int) -> str:
+        """A parenthesized list of ``count`` placeholders in the driver's style."""
+        return "(" + ", ".join([self._placeholder] * count) + ")"
+
+    def _insert_ignore_sql(self, table: str, columns: Sequence[str], conflict: str) -> str:
+        # Driver-level SQL for the hot executemany paths: SQLAlchemy's per-row parameter
+        # processing costs more than SQLite's own insert there. The syntax is the same on
+        # both databases; only the placeholder differs.
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {self._params(len(columns))} "
+            f"ON CONFLICT ({conflict}) DO NOTHING"
+        )
 
     def _insert(self, table: sa.Table) -> Any:
         return _pg.insert(table) if self._postgresql else _sqlite.insert(table)
@@ -232,36 +246,43 @@ class Store:
             by_sha.setdefault(artifact.sha256, artifact)
         if not by_sha:
             return []
-        ordered = sorted(by_sha)
+        columns = ("sha256", "size", *(n for n in DIGEST_FIELDS if n != "sha256"), "file")
         rows = [
-            {
-                **{name: getattr(by_sha[sha], name) for name in DIGEST_FIELDS},
-                "size": by_sha[sha].size,
-                "file": _file_text(by_sha[sha].file),
-            }
-            for sha in ordered
+            (
+                sha,
+                by_sha[sha].size,
+                *(getattr(by_sha[sha], n) for n in DIGEST_FIELDS if n != "sha256"),
+                _file_text(by_sha[sha].file),
+            )
+            for sha in sorted(by_sha)
         ]
-        stmt = (
-            self._insert(t.artifacts)
-            .on_conflict_do_nothing(index_elements=["sha256"])
-            .returning(t.artifacts.c.id, t.artifacts.c.sha256)
-        )
+        insert = self._insert_ignore_sql("artifacts", columns, "sha256")
+        names = ", ".join(columns)
 
-        def work(conn: sa.Connection) -> dict[str, Artifact]:
-            saved: dict[str, Artifact] = {}
+        def work(conn: sa.Connection) -> dict[str, tuple[Any, ...]]:
+            found: dict[str, tuple[Any, ...]] = {}
             for chunk in _chunks(rows):
-                for row in conn.execute(stmt, list(chunk)):
-                    artifact = by_sha[row.sha256]
-                    artifact.pk = row.id
-                    saved[row.sha256] = artifact
-            missing = [sha for sha in ordered if sha not in saved]
-            for shas in _chunks(missing):
-                query = sa.select(t.artifacts).where(t.artifacts.c.sha256.in_(shas))
-                for row in conn.execute(query):
-                    saved[row.sha256] = _artifact_from_row(row)
-            return saved
+                conn.exec_driver_sql(insert, list(chunk))
+                select = (
+                    f"SELECT id, {names} FROM artifacts WHERE sha256 IN {self._params(len(chunk))}"
+                )
+                for row in conn.exec_driver_sql(select, tuple(r[0] for r in chunk)):
+                    found[row[1]] = tuple(row)
+            return found
 
-        saved = await self._run("save artifacts", work, write=True)
+        found = await self._run("save artifacts", work, write=True)
+        saved: dict[str, Artifact] = {}
+        for row in rows:
+            db_row = found[row[0]]
+            artifact = by_sha[row[0]]
+            if db_row[1:] == row:
+                # The row holds exactly this artifact's values: it is the saved artifact.
+                artifact.pk = db_row[0]
+                saved[row[0]] = artifact
+            else:
+                saved[row[0]] = Artifact(
+                    pk=db_row[0], **dict(zip(columns, db_row[1:], strict=True))
+                )
         return [saved[a.sha256] for a in artifacts if a.sha256 is not None]
 
     # -- content -------------------------------------------------------------------------
@@ -312,9 +333,11 @@ class Store:
         """Insert-or-get content and its content artifacts in one transaction.
 
         Content is unique by (type, natural key), content artifacts by (content,
-        relative_path). A unit new to the database is inserted and gets its ``pk``; for one
-        already saved the saved unit is returned. Each content artifact gets its ``pk`` and
-        its ``content`` is replaced by the saved unit. A content artifact that was saved
+        relative_path). A unit new to the database is inserted and gets its ``pk``, and so
+        does a unit whose saved row holds exactly its fields; for one saved with other
+        field values (same natural key) the saved unit, read from the database, is returned.
+        Each content artifact gets its ``pk`` and its ``content`` is replaced by the saved
+        unit. A content artifact that was saved
         earlier without an artifact (a deferred, on-demand file) gets the artifact passed
         now, if it has one: pass the content artifacts of existing content too.
 
@@ -339,17 +362,9 @@ class Store:
             row = encode_content(unit)
             encoded.setdefault(row[2], (unit, row))
             unit_digest[id(unit)] = row[2]
-        ordered = sorted(encoded)
-        content_rows = [
-            {
-                "type": row[0],
-                "natural_key": row[1],
-                "natural_key_digest": row[2],
-                "repo_key_digest": row[3],
-                "data": row[4],
-            }
-            for _unit, row in (encoded[d] for d in ordered)
-        ]
+        # Sorted by the unique key so that concurrent PostgreSQL writers take the key locks
+        # in the same order (and so never deadlock).
+        content_rows = [encoded[digest][1] for digest in sorted(encoded)]
         # Content artifacts: (digest or saved pk of the content, relative_path, artifact pk)
         ca_plan: list[tuple[ContentArtifact, str | None, int | None, int | None]] = []
         for ca in content_artifacts:
@@ -357,79 +372,69 @@ class Store:
             content_pk = None if digest is not None else _require_pk(ca.content, "content")
             artifact_pk = None if ca.artifact is None else _require_pk(ca.artifact, "artifact")
             ca_plan.append((ca, digest, content_pk, artifact_pk))
-        c, cat = t.content, t.content_artifacts
-        content_stmt = (
-            self._insert(c)
-            .on_conflict_do_nothing(index_elements=["natural_key_digest"])
-            .returning(c.c.id, c.c.natural_key_digest)
+        # Plain executemany followed by one SELECT per chunk: the driver runs a prepared
+        # statement per row, faster than multi-row VALUES with RETURNING, and the SELECT
+        # also finds the rows an earlier or concurrent writer inserted.
+        content_insert = self._insert_ignore_sql(
+            "content",
+            ("type", "natural_key", "natural_key_digest", "repo_key_digest", "data"),
+            "natural_key_digest",
         )
-        ca_stmt = (
-            self._insert(cat)
-            .on_conflict_do_nothing(index_elements=["content_id", "relative_path"])
-            .returning(cat.c.id, cat.c.content_id, cat.c.relative_path)
+        ca_insert = self._insert_ignore_sql(
+            "content_artifacts",
+            ("content_id", "relative_path", "artifact_id"),
+            "content_id, relative_path",
         )
 
         def work(
             conn: sa.Connection,
-        ) -> tuple[dict[str, int], dict[str, tuple[int, str, str]], dict[tuple[int, str], int]]:
-            inserted: dict[str, int] = {}
+        ) -> tuple[dict[str, tuple[int, str, str]], dict[tuple[int, str], int]]:
+            rows: dict[str, tuple[int, str, str]] = {}
             for chunk in _chunks(content_rows):
-                for pk, digest in conn.execute(content_stmt, list(chunk)):
-                    inserted[digest] = pk
-            existing: dict[str, tuple[int, str, str]] = {}
-            missing = [d for d in ordered if d not in inserted]
-            for digests in _chunks(missing):
-                query = sa.select(c.c.id, c.c.natural_key_digest, c.c.type, c.c.data).where(
-                    c.c.natural_key_digest.in_(digests)
+                conn.exec_driver_sql(content_insert, list(chunk))
+                select = (
+                    "SELECT id, natural_key_digest, type, data FROM content "
+                    f"WHERE natural_key_digest IN {self._params(len(chunk))}"
                 )
-                for pk, digest, type_name, data in conn.execute(query):
-                    existing[digest] = (pk, type_name, data)
-
-            def content_pk(digest: str | None, pk: int | None) -> int:
-                if digest is None:
-                    assert pk is not None
-                    return pk
-                return inserted[digest] if digest in inserted else existing[digest][0]
+                for pk, digest, type_name, data in conn.exec_driver_sql(
+                    select, tuple(row[2] for row in chunk)
+                ):
+                    rows[digest] = (pk, type_name, data)
 
             wanted: dict[tuple[int, str], int | None] = {}
             for ca, digest, pk, artifact_pk in ca_plan:
-                key = (content_pk(digest, pk), ca.relative_path)
+                key = (rows[digest][0] if digest is not None else pk or 0, ca.relative_path)
                 if wanted.get(key) is None:
                     wanted[key] = artifact_pk
+            ca_rows = [(key[0], key[1], wanted[key]) for key in sorted(wanted)]
             ca_ids: dict[tuple[int, str], int] = {}
-            keys = sorted(wanted)
-            ca_rows = [
-                {"content_id": k[0], "relative_path": k[1], "artifact_id": wanted[k]} for k in keys
-            ]
-            for ca_chunk in _chunks(ca_rows):
-                for pk, cid, path in conn.execute(ca_stmt, list(ca_chunk)):
-                    ca_ids[(cid, path)] = pk
-            rest = sorted({k[0] for k in keys if k not in ca_ids})
             fill: list[tuple[int, int]] = []
-            for content_ids in _chunks(rest):
-                query = sa.select(
-                    cat.c.id, cat.c.content_id, cat.c.relative_path, cat.c.artifact_id
-                ).where(cat.c.content_id.in_(content_ids))
-                for pk, cid, path, artifact_id in conn.execute(query):
+            for ca_chunk in _chunks(ca_rows):
+                conn.exec_driver_sql(ca_insert, list(ca_chunk))
+                content_ids = sorted({row[0] for row in ca_chunk})
+                select = (
+                    "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts "
+                    f"WHERE content_id IN {self._params(len(content_ids))}"
+                )
+                for pk, cid, path, artifact_id in conn.exec_driver_sql(select, tuple(content_ids)):
                     key = (cid, path)
-                    if key in wanted and key not in ca_ids:
+                    if key in wanted:
                         ca_ids[key] = pk
                         new_artifact = wanted[key]
                         if artifact_id is None and new_artifact is not None:
                             fill.append((pk, new_artifact))
             self._fill_artifacts(conn, fill)
-            return inserted, existing, ca_ids
+            return rows, ca_ids
 
-        inserted, existing, ca_ids = await self._run(
-            "save content and content artifacts", work, write=True
-        )
+        rows, ca_ids = await self._run("save content and content artifacts", work, write=True)
         saved: dict[str, Content] = {}
-        for digest, (unit, _row) in encoded.items():
-            if digest in inserted:
-                unit.pk = inserted[digest]
+        for digest, (unit, row) in encoded.items():
+            pk, type_name, data = rows[digest]
+            if data == row[4]:
+                # The row holds exactly this unit's fields: the unit itself is the saved one.
+                unit.pk = pk
                 saved[digest] = unit
             else:
-                pk, type_name, data = existing[digest]
                 saved[digest] = decode_content(type_name, data, pk)
         for ca, digest, _pk, _artifact_pk in ca_plan:
             if digest is not None:
