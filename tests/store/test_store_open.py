@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_support import FileUnit, sha, sync_engine
+from store_support import POSTGRESQL_ENV, FileUnit, postgresql_base_url, sha, sync_engine
 
 from stageline import DatabaseURLError, SchemaVersionError, StagelineError, StoreError
 from stageline.store import SCHEMA_VERSION, open_store
@@ -103,3 +103,37 @@ async def test_unreachable_server_is_a_store_error() -> None:
             pass
     assert "secret" not in str(info.value)
     assert "running and reachable" in str(info.value)
+
+
+async def test_older_schema_is_migrated_step_by_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered migration brings an older database to the current schema version."""
+    from stageline.store import _schema
+
+    path = str(tmp_path / "old.db")
+    async with open_store(path):
+        pass
+    set_schema_version(path, str(SCHEMA_VERSION - 1))
+    ran: list[int] = []
+
+    def step(conn: object) -> None:
+        ran.append(SCHEMA_VERSION - 1)
+
+    monkeypatch.setitem(_schema._MIGRATIONS, SCHEMA_VERSION - 1, step)
+    async with open_store(path):
+        pass
+    assert ran == [SCHEMA_VERSION - 1]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM stageline_meta").fetchone() == (str(SCHEMA_VERSION),)
+
+
+def test_postgresql_tests_fail_under_ci_without_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a configured server the PostgreSQL tests skip, but fail when CI is set."""
+    monkeypatch.delenv(POSTGRESQL_ENV, raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        postgresql_base_url()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        postgresql_base_url()

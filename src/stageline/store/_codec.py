@@ -9,7 +9,14 @@ from typing import Any
 from .._exceptions import ContentTypeError
 from ..models import Content, content_types
 
-__all__ = ["ContentRow", "decode_content", "encode_content", "key_digest", "repo_key_of"]
+__all__ = [
+    "ContentRow",
+    "check_declared",
+    "decode_content",
+    "encode_content",
+    "key_digest",
+    "repo_key_of",
+]
 
 # (type_name, natural_key_json, natural_key_digest, repo_key_digest or None, data_json)
 ContentRow = tuple[str, str, str, str | None, str]
@@ -35,7 +42,7 @@ def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
     return _digest(type_name, _canonical(list(values)))
 
 
-def _check_declared(unit: Content) -> str:
+def check_declared(unit: Content) -> str:
     cls = type(unit)
     name = cls.type_name
     if not name or content_types().get(name) is not cls:
@@ -53,7 +60,7 @@ def encode_content(unit: Content) -> ContentRow:
         ContentTypeError: the unit's class is not a declared content type, or a field value
             cannot be stored as JSON.
     """
-    name = _check_declared(unit)
+    name = check_declared(unit)
     try:
         natural = unit.natural_key()
         data = _canonical(unit.data())
@@ -72,7 +79,7 @@ def repo_key_of(unit: Content) -> str | None:
     """The repository-key digest of ``unit``, or None when its type declares no repo key."""
     if not unit.repo_key_fields:
         return None
-    return key_digest(_check_declared(unit), unit.repo_key())
+    return key_digest(check_declared(unit), unit.repo_key())
 
 
 def decode_content(type_name: str, data: str, pk: int) -> Content:

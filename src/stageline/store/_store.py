@@ -28,7 +28,7 @@ from ..models import (
     RepositoryVersion,
 )
 from . import _schema as t
-from ._codec import _check_declared, decode_content, encode_content, key_digest
+from ._codec import check_declared, decode_content, encode_content, key_digest
 from ._engine import WRITE_OPTION, create_engine, describe_url, sqlite_path, translate_error
 from ._version import NewVersion
 
@@ -108,7 +108,7 @@ def _file_text(path: Path | None) -> str | None:
 
 
 def _natural_digest(unit: Content) -> str:
-    return key_digest(_check_declared(unit), unit.natural_key())
+    return key_digest(check_declared(unit), unit.natural_key())
 
 
 class Store:
