@@ -91,6 +91,8 @@ class NewVersion:
         self._version: RepositoryVersion | None = None
         self._result: RepositoryVersion | None = None
         self._state = "new"
+        self._inserted = 0
+        self._analyze_at = 5000
 
     @property
     def version(self) -> RepositoryVersion:
@@ -316,31 +318,46 @@ class NewVersion:
             chosen[unit.pk] = key
         if not chosen:
             return
-        await self._store._run(
+        inserted = await self._store._run(
             f"add content to version {number} of repository {self.repository.name!r}",
             lambda conn: self._add(conn, repository_id, number, chosen),
             write=True,
         )
+        self._inserted += inserted
+        if self._store.is_postgresql and self._inserted >= self._analyze_at:
+            # PostgreSQL plans from statistics that autovacuum refreshes only now and then;
+            # a big first sync outgrows them within seconds and the planner starts to scan
+            # whole tables per batch. Refresh them each time the rows this version added
+            # double: O(log n) ANALYZEs, each reading a bounded sample.
+            self._analyze_at = 2 * self._inserted
+            await self._store._run(
+                "refresh the planner statistics",
+                lambda conn: conn.exec_driver_sql(
+                    "ANALYZE repository_content; ANALYZE content; ANALYZE content_artifacts"
+                ),
+                write=True,
+            )
 
     @staticmethod
     def _add(
         conn: sa.Connection, repository_id: int, number: int, chosen: dict[int, str | None]
-    ) -> None:
+    ) -> int:
         rc = t.repository_content
         pks = sorted(chosen)
         present: set[int] = set()
         restorable: dict[int, int] = {}
         for chunk in _chunks(pks):
+            # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
+            # a condition on version_removed tempts PostgreSQL into scanning the whole
+            # version through the version_removed index while its statistics lag behind.
             for row_id, content_id, removed in conn.execute(
                 sa.select(rc.c.id, rc.c.content_id, rc.c.version_removed).where(
-                    rc.c.repository_id == repository_id,
-                    rc.c.content_id.in_(chunk),
-                    sa.or_(rc.c.version_removed.is_(None), rc.c.version_removed == number),
+                    rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
                 )
             ):
                 if removed is None:
                     present.add(content_id)
-                else:
+                elif removed == number:
                     restorable[content_id] = row_id
         new = [pk for pk in pks if pk not in present]
         keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
@@ -375,6 +392,7 @@ class NewVersion:
         ]
         for chunk in _chunks(rows):
             conn.execute(sa.insert(rc), list(chunk))
+        return len(rows)
 
     async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
         """Remove units (or content primary keys) from the version; absent ones are ignored.
@@ -400,15 +418,15 @@ class NewVersion:
         rc = t.repository_content
         rows: list[tuple[int, int]] = []
         for chunk in _chunks(pks):
+            # Filtered on version_removed here rather than in SQL, as in _add.
             rows.extend(
                 (row_id, added)
-                for row_id, added in conn.execute(
-                    sa.select(rc.c.id, rc.c.version_added).where(
-                        rc.c.repository_id == repository_id,
-                        rc.c.content_id.in_(chunk),
-                        rc.c.version_removed.is_(None),
+                for row_id, added, removed in conn.execute(
+                    sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
+                        rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
                     )
                 )
+                if removed is None
             )
         _end_rows(conn, number, rows)
 
