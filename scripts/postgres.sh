@@ -38,8 +38,8 @@ _stageline_postgres() {
         mkdir -p "$data"
         chown postgres: "$data"
         chmod 700 "$data"
-        runuser -u postgres -- "$bindir/initdb" -D "$data" -U postgres --auth=trust \
-            -E UTF8 --no-locale >/dev/null
+        (cd / && runuser -u postgres -- "$bindir/initdb" -D "$data" -U postgres \
+            --auth=trust -E UTF8 --no-locale >/dev/null)
     fi
     if ! runuser -u postgres -- "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
         if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then
@@ -47,9 +47,9 @@ _stageline_postgres() {
             echo "== postgres: reusing the server already listening on 127.0.0.1:$port"
         else
             echo "== postgres: starting on 127.0.0.1:$port"
-            runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -s \
-                -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c max_connections=200" \
-                start
+            (cd / && runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -l "$data/server.log" \
+                -w -s -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c max_connections=200" \
+                start)
         fi
     fi
     if ! "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -tAq -d postgres \
