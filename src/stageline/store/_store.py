@@ -306,15 +306,17 @@ class Store:
         wanted = sorted(set(digests))
         if not wanted:
             return []
-        c = t.content
 
         def work(conn: sa.Connection) -> dict[str, tuple[int, str, str]]:
             found: dict[str, tuple[int, str, str]] = {}
             for chunk in _chunks(wanted):
-                query = sa.select(c.c.id, c.c.natural_key_digest, c.c.type, c.c.data).where(
-                    c.c.natural_key_digest.in_(chunk)
+                select = (
+                    "SELECT natural_key_digest, id, type, data FROM content "
+                    f"WHERE natural_key_digest IN {self._params(len(chunk))}"
                 )
-                for pk, digest, type_name, data in conn.execute(query):
+                for digest, pk, type_name, data in conn.exec_driver_sql(
+                    select, tuple(chunk)
+                ).fetchall():
                     found[digest] = (pk, type_name, data)
             return found
 
