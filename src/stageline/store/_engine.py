@@ -87,6 +87,9 @@ def create_engine(url_or_path: str | os.PathLike[str], *, pool_size: int) -> sa.
             connect_args={"timeout": 60.0, "check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size,
+            # Reuse the most recently used connection: its page cache is the warm one
+            # (SQLite drops a connection's cache whenever another connection wrote).
+            pool_use_lifo=True,
         )
         _configure_sqlite(engine)
         return engine
@@ -97,7 +100,7 @@ def create_engine(url_or_path: str | os.PathLike[str], *, pool_size: int) -> sa.
             "PostgreSQL needs the psycopg driver; install it with "
             "`pip install 'stageline[postgresql]'`"
         ) from exc
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:

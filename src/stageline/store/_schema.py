@@ -133,8 +133,8 @@ repository_content = sa.Table(
         "ix_repository_content_repo_key",
         "repository_id",
         "repo_key_digest",
-        sqlite_where=sa.text("version_removed IS NULL AND repo_key_digest IS NOT NULL"),
-        postgresql_where=sa.text("version_removed IS NULL AND repo_key_digest IS NOT NULL"),
+        sqlite_where=sa.text("repo_key_digest IS NOT NULL"),
+        postgresql_where=sa.text("repo_key_digest IS NOT NULL"),
     ),
 )
 

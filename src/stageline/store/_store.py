@@ -919,9 +919,12 @@ class Store:
 def _version_condition(number: int, change: Change) -> sa.ColumnElement[bool]:
     rc = t.repository_content
     if change == "present":
+        # Not indexable on purpose (see working_view_condition): the keyset pages must walk
+        # the (repository_id, content_id) index, not the version_added or version_removed
+        # ones, which would scan and sort the whole repository for every page.
         return sa.and_(
-            rc.c.version_added <= number,
-            sa.or_(rc.c.version_removed.is_(None), rc.c.version_removed > number),
+            rc.c.version_added + 0 <= number,
+            sa.func.coalesce(rc.c.version_removed, number + 1) > number,
         )
     if change == "added":
         return rc.c.version_added == number

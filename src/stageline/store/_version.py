@@ -320,7 +320,7 @@ class NewVersion:
             return
         inserted = await self._store._run(
             f"add content to version {number} of repository {self.repository.name!r}",
-            lambda conn: self._add(conn, repository_id, number, chosen),
+            lambda conn: self._add(conn, repository_id, number, chosen, self._store._placeholder),
             write=True,
         )
         self._inserted += inserted
@@ -340,7 +340,11 @@ class NewVersion:
 
     @staticmethod
     def _add(
-        conn: sa.Connection, repository_id: int, number: int, chosen: dict[int, str | None]
+        conn: sa.Connection,
+        repository_id: int,
+        number: int,
+        chosen: dict[int, str | None],
+        placeholder: str,
     ) -> int:
         rc = t.repository_content
         pks = sorted(chosen)
@@ -363,35 +367,34 @@ class NewVersion:
         keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
         conflicts: list[tuple[int, int]] = []
         for chunk in _chunks(keys):
-            # Served by the partial index on (repository_id, repo_key_digest) of present rows.
+            # Through the index on (repository_id, repo_key_digest); version_removed is
+            # filtered here: in SQL, SQLite (which has no statistics) may instead pick the
+            # (repository_id, version_removed) index and scan every present row.
             conflicts.extend(
                 (row_id, added)
-                for row_id, added in conn.execute(
-                    sa.select(rc.c.id, rc.c.version_added).where(
+                for row_id, added, removed in conn.execute(
+                    sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
                         rc.c.repository_id == repository_id,
-                        rc.c.version_removed.is_(None),
                         rc.c.repo_key_digest.is_not(None),
                         rc.c.repo_key_digest.in_(chunk),
                     )
                 )
+                if removed is None
             )
         _end_rows(conn, number, conflicts)
         restore = sorted(restorable[pk] for pk in new if pk in restorable)
         for chunk in _chunks(restore):
             conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=None))
-        rows = [
-            {
-                "repository_id": repository_id,
-                "content_id": pk,
-                "repo_key_digest": chosen[pk],
-                "version_added": number,
-                "version_removed": None,
-            }
-            for pk in new
-            if pk not in restorable
-        ]
+        rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
+        insert = (
+            "INSERT INTO repository_content "
+            "(repository_id, content_id, repo_key_digest, version_added, version_removed) "
+            f"VALUES ({placeholder}, {placeholder}, {placeholder}, {placeholder}, NULL)"
+        )
         for chunk in _chunks(rows):
-            conn.execute(sa.insert(rc), list(chunk))
+            # Driver-level executemany: SQLAlchemy's per-row parameter handling would cost
+            # more than the insert itself.
+            conn.exec_driver_sql(insert, list(chunk))
         return len(rows)
 
     async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
@@ -458,8 +461,8 @@ class NewVersion:
                 sa.select(rc.c.content_id)
                 .where(
                     rc.c.repository_id == repository_id,
-                    rc.c.version_removed.is_(None),
                     rc.c.content_id > last,
+                    working_view_condition(),
                 )
                 .order_by(rc.c.content_id)
                 .limit(chunk_size)
@@ -494,9 +497,20 @@ class NewVersion:
             StoreError: the version is not open, or the database failed.
         """
         repository_id, _number = self._check_open()
-        condition = t.repository_content.c.version_removed.is_(None)
+        condition = working_view_condition()
         async for chunk in self._store._iter_rows(repository_id, condition, chunk_size):
             yield chunk
+
+
+def working_view_condition() -> sa.ColumnElement[bool]:
+    """Rows present in the version being built (``version_removed IS NULL``).
+
+    Written so that no index can serve it: keyset pages must walk the (repository_id,
+    content_id) index in order, and a bare ``version_removed IS NULL`` lures SQLite onto
+    the version_removed index, which costs a scan and a sort of the whole version per page.
+    """
+    rc = t.repository_content
+    return sa.func.coalesce(rc.c.version_removed, -1) == -1
 
 
 def _pk_of(unit: Content | int) -> int:
