@@ -25,7 +25,9 @@ from stageline.models import Artifact, ContentArtifact, RemoteArtifact
 from stageline.storage import ArtifactStorage
 from stageline.store import open_store
 
-KEYS_PER_ROUND = 60
+KEYS_PER_ROUND = 200
+# Each round shares KEYS_PER_ROUND - STEP keys with the next, and all with the other worker.
+STEP = 150
 
 
 async def overlap(url: str, seed: int, rounds: int, remote_pk: int) -> None:
@@ -36,7 +38,7 @@ async def overlap(url: str, seed: int, rounds: int, remote_pk: int) -> None:
         print("ready", flush=True)
         await anyio.to_thread.run_sync(sys.stdin.readline)
         for round_number in range(rounds):
-            keys = list(range(round_number * 40, round_number * 40 + KEYS_PER_ROUND))
+            keys = list(range(round_number * STEP, round_number * STEP + KEYS_PER_ROUND))
             rng.shuffle(keys)
             artifacts = await store.save_artifacts([Artifact(sha256=sha(k), size=k) for k in keys])
             units = [FileUnit(path=f"f{k}", digest=sha(k), size=k) for k in keys]

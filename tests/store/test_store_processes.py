@@ -62,7 +62,7 @@ async def test_two_processes_create_the_same_rows(database_url: str) -> None:
     assert first["content"] == second["content"]
     assert first["ca"] == second["ca"]
     assert first["ra"] == second["ra"]
-    keys = (ROUNDS - 1) * 40 + 60
+    keys = (ROUNDS - 1) * 150 + 200
     assert len(first["content"]) == keys
     assert count_rows(database_url, "artifacts") == keys
     assert count_rows(database_url, "content") == keys

@@ -173,14 +173,43 @@ class Store:
         """A parenthesized list of ``count`` placeholders in the driver's style."""
         return "(" + ", ".join([self._placeholder] * count) + ")"
 
-    def _insert_ignore_sql(self, table: str, columns: Sequence[str], conflict: str) -> str:
-        # Driver-level SQL for the hot executemany paths: SQLAlchemy's per-row parameter
-        # processing costs more than SQLite's own insert there. The syntax is the same on
-        # both databases; only the placeholder differs.
-        return (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {self._params(len(columns))} "
-            f"ON CONFLICT ({conflict}) DO NOTHING"
-        )
+    def _bulk_insert(
+        self,
+        conn: sa.Connection,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[tuple[Any, ...]],
+        *,
+        conflict: str | None,
+    ) -> None:
+        """Insert ``rows`` (tuples in ``columns`` order) in one or a few round trips.
+
+        ``columns`` are (name, PostgreSQL array element type) pairs. Driver-level SQL, as
+        SQLAlchemy's per-row parameter handling costs more than the insert itself here:
+        SQLite gets an executemany of a prepared statement; PostgreSQL one ``INSERT ...
+        SELECT FROM unnest(arrays)`` (its executemany made a round trip per row). Both
+        insert in the order given, which the callers sort by the unique key.
+        """
+        if not rows:
+            return
+        names = ", ".join(name for name, _type in columns)
+        tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
+        if self._postgresql:
+            arrays = ", ".join(f"%s::{pg_type}[]" for _name, pg_type in columns)
+            aliases = [f"c{i}" for i in range(len(columns))]
+            # ORDER BY the array position: the order rows are inserted in is the order key
+            # locks are taken in, which must be the sorted one.
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} ({names}) SELECT {', '.join(aliases)} "
+                f"FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(aliases)}, n) "
+                f"ORDER BY n{tail}",
+                tuple(list(values) for values in zip(*rows, strict=True)),
+            )
+        else:
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} ({names}) VALUES {self._params(len(columns))}{tail}",
+                list(rows),
+            )
 
     def _insert(self, table: sa.Table) -> Any:
         return _pg.insert(table) if self._postgresql else _sqlite.insert(table)
@@ -256,13 +285,13 @@ class Store:
             )
             for sha in sorted(by_sha)
         ]
-        insert = self._insert_ignore_sql("artifacts", columns, "sha256")
+        typed = [(name, "bigint" if name == "size" else "text") for name in columns]
         names = ", ".join(columns)
 
         def work(conn: sa.Connection) -> dict[str, tuple[Any, ...]]:
             found: dict[str, tuple[Any, ...]] = {}
             for chunk in _chunks(rows):
-                conn.exec_driver_sql(insert, list(chunk))
+                self._bulk_insert(conn, "artifacts", typed, chunk, conflict="sha256")
                 select = (
                     f"SELECT id, {names} FROM artifacts WHERE sha256 IN {self._params(len(chunk))}"
                 )
@@ -377,23 +406,24 @@ class Store:
         # Plain executemany followed by one SELECT per chunk: the driver runs a prepared
         # statement per row, faster than multi-row VALUES with RETURNING, and the SELECT
         # also finds the rows an earlier or concurrent writer inserted.
-        content_insert = self._insert_ignore_sql(
-            "content",
-            ("type", "natural_key", "natural_key_digest", "repo_key_digest", "data"),
-            "natural_key_digest",
-        )
-        ca_insert = self._insert_ignore_sql(
-            "content_artifacts",
-            ("content_id", "relative_path", "artifact_id"),
-            "content_id, relative_path",
-        )
+        content_columns = [
+            (name, "text")
+            for name in ("type", "natural_key", "natural_key_digest", "repo_key_digest", "data")
+        ]
+        ca_columns = [
+            ("content_id", "bigint"),
+            ("relative_path", "text"),
+            ("artifact_id", "bigint"),
+        ]
 
         def work(
             conn: sa.Connection,
         ) -> tuple[dict[str, tuple[int, str, str]], dict[tuple[int, str], int]]:
             rows: dict[str, tuple[int, str, str]] = {}
             for chunk in _chunks(content_rows):
-                conn.exec_driver_sql(content_insert, list(chunk))
+                self._bulk_insert(
+                    conn, "content", content_columns, chunk, conflict="natural_key_digest"
+                )
                 select = (
                     "SELECT id, natural_key_digest, type, data FROM content "
                     f"WHERE natural_key_digest IN {self._params(len(chunk))}"
@@ -412,7 +442,13 @@ class Store:
             ca_ids: dict[tuple[int, str], int] = {}
             fill: list[tuple[int, int]] = []
             for ca_chunk in _chunks(ca_rows):
-                conn.exec_driver_sql(ca_insert, list(ca_chunk))
+                self._bulk_insert(
+                    conn,
+                    "content_artifacts",
+                    ca_columns,
+                    ca_chunk,
+                    conflict="content_id, relative_path",
+                )
                 content_ids = sorted({row[0] for row in ca_chunk})
                 select = (
                     "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts "

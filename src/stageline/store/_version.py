@@ -24,6 +24,13 @@ __all__ = ["NewVersion"]
 
 _CHUNK = 500
 
+_RC_COLUMNS = (
+    ("repository_id", "bigint"),
+    ("content_id", "bigint"),
+    ("repo_key_digest", "text"),
+    ("version_added", "integer"),
+)
+
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Any:
     for start in range(0, len(items), size):
@@ -320,7 +327,7 @@ class NewVersion:
             return
         inserted = await self._store._run(
             f"add content to version {number} of repository {self.repository.name!r}",
-            lambda conn: self._add(conn, repository_id, number, chosen, self._store._placeholder),
+            lambda conn: self._add(conn, repository_id, number, chosen, self._store),
             write=True,
         )
         self._inserted += inserted
@@ -344,7 +351,7 @@ class NewVersion:
         repository_id: int,
         number: int,
         chosen: dict[int, str | None],
-        placeholder: str,
+        store: Store,
     ) -> int:
         rc = t.repository_content
         pks = sorted(chosen)
@@ -386,15 +393,8 @@ class NewVersion:
         for chunk in _chunks(restore):
             conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=None))
         rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
-        insert = (
-            "INSERT INTO repository_content "
-            "(repository_id, content_id, repo_key_digest, version_added, version_removed) "
-            f"VALUES ({placeholder}, {placeholder}, {placeholder}, {placeholder}, NULL)"
-        )
         for chunk in _chunks(rows):
-            # Driver-level executemany: SQLAlchemy's per-row parameter handling would cost
-            # more than the insert itself.
-            conn.exec_driver_sql(insert, list(chunk))
+            store._bulk_insert(conn, "repository_content", _RC_COLUMNS, chunk, conflict=None)
         return len(rows)
 
     async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
