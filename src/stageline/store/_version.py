@@ -98,8 +98,6 @@ class NewVersion:
         self._version: RepositoryVersion | None = None
         self._result: RepositoryVersion | None = None
         self._state = "new"
-        self._inserted = 0
-        self._analyze_at = 5000
 
     @property
     def version(self) -> RepositoryVersion:
@@ -330,20 +328,7 @@ class NewVersion:
             lambda conn: self._add(conn, repository_id, number, chosen, self._store),
             write=True,
         )
-        self._inserted += inserted
-        if self._store.is_postgresql and self._inserted >= self._analyze_at:
-            # PostgreSQL plans from statistics that autovacuum refreshes only now and then;
-            # a big first sync outgrows them within seconds and the planner starts to scan
-            # whole tables per batch. Refresh them each time the rows this version added
-            # double: O(log n) ANALYZEs, each reading a bounded sample.
-            self._analyze_at = 2 * self._inserted
-            await self._store._run(
-                "refresh the planner statistics",
-                lambda conn: conn.exec_driver_sql(
-                    "ANALYZE repository_content; ANALYZE content; ANALYZE content_artifacts"
-                ),
-                write=True,
-            )
+        await self._store._note_growth("repository_content", inserted)
 
     @staticmethod
     def _add(
