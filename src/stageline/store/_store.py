@@ -319,7 +319,7 @@ class Store:
                 select = (
                     f"SELECT id, {names} FROM artifacts WHERE sha256 IN {self._params(len(chunk))}"
                 )
-                for row in conn.exec_driver_sql(select, tuple(r[0] for r in chunk)):
+                for row in conn.exec_driver_sql(select, tuple(r[0] for r in chunk)).fetchall():
                     found[row[1]] = tuple(row)
             return found
 
@@ -455,7 +455,7 @@ class Store:
                 )
                 for pk, digest, type_name, data in conn.exec_driver_sql(
                     select, tuple(row[2] for row in chunk)
-                ):
+                ).fetchall():
                     rows[digest] = (pk, type_name, data)
 
             wanted: dict[tuple[int, str], int | None] = {}
@@ -479,7 +479,8 @@ class Store:
                     "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts "
                     f"WHERE content_id IN {self._params(len(content_ids))}"
                 )
-                for pk, cid, path, artifact_id in conn.exec_driver_sql(select, tuple(content_ids)):
+                found = conn.exec_driver_sql(select, tuple(content_ids)).fetchall()
+                for pk, cid, path, artifact_id in found:
                     key = (cid, path)
                     if key in wanted:
                         ca_ids[key] = pk
