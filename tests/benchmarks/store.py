@@ -133,16 +133,15 @@ async def run(url: str, label: str, units: int) -> dict[str, float]:
         small = await store.create_repository(Repository(name=f"small-{uuid.uuid4().hex[:6]}"))
         async with store.new_version(small) as version:
             await version.add_content(saved[:1000])
-        extra = await insert(store, units, 40)
-        figures["one-change version on 1000 ms"] = 1000 * await one_change_versions(
-            store, small, extra[:20]
-        )
-        figures[f"one-change version on {units} ms"] = 1000 * await one_change_versions(
-            store, big, extra[20:]
-        )
+        extra = await insert(store, units, 80)
+        small_ms = 1000 * await one_change_versions(store, small, extra[:40])
+        big_ms = 1000 * await one_change_versions(store, big, extra[40:])
+        figures["one-change version on 1000 ms"] = small_ms
+        figures[f"one-change version on {units} ms"] = big_ms
+        figures["one-change ratio big/small"] = big_ms / small_ms
     print(f"\n{label}, {units:,} units, load average {os.getloadavg()[0]:.2f}")
     for name, value in figures.items():
-        print(f"  {name:42} {value:12,.1f}")
+        print(f"  {name:42} {value:12,.2f}" if value < 10 else f"  {name:42} {value:12,.0f}")
     return figures
 
 
