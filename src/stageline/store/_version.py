@@ -491,8 +491,9 @@ def working_view_condition() -> sa.ColumnElement[bool]:
     """Rows present in the version being built (``version_removed IS NULL``).
 
     Written so that no index can serve it: keyset pages must walk the (repository_id,
-    content_id) index in order, and a bare ``version_removed IS NULL`` lures SQLite onto
-    the version_removed index, which costs a scan and a sort of the whole version per page.
+    content_id) index in order, and a bare ``version_removed IS NULL`` offers a planner
+    without up-to-date statistics the version_removed index instead, which would mean
+    reading and sorting the whole version for every page.
     """
     rc = t.repository_content
     return sa.func.coalesce(rc.c.version_removed, -1) == -1
