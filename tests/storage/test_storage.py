@@ -158,3 +158,18 @@ async def test_abandoned_areas_are_swept_but_live_ones_kept(tmp_path: Path) -> N
             assert live.exists()
     finally:
         os.close(fd)
+
+
+async def test_file_in_the_current_temp_dir_is_moved(tmp_path: Path) -> None:
+    """A download made in a temp dir set with use_temp_dir is moved, not copied."""
+    from stageline.storage import use_temp_dir
+
+    storage = ArtifactStorage(tmp_path / "storage")
+    with use_temp_dir(tmp_path / "elsewhere") as temp:
+        source = current_temp_dir() / "download"
+        source.write_bytes(b"moved")
+        artifact = Artifact(sha256=digest(b"moved"), file=source)
+        await storage.store([artifact])
+    assert temp == tmp_path / "elsewhere"
+    assert not source.exists()
+    assert artifact.file == storage.path_for(digest(b"moved"))

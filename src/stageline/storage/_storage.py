@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from .._exceptions import StorageError
 from ..models import DIGEST_FIELDS, Artifact
+from ._temp import _current as _current_temp
 from ._temp import use_temp_dir
 
 __all__ = ["ArtifactStorage"]
@@ -84,8 +85,9 @@ class ArtifactStorage:
     async def store(self, artifacts: Sequence[Artifact]) -> None:
         """Put each artifact's file into storage and point ``artifact.file`` at it.
 
-        A file inside this storage's temporary areas (a finished download) is moved; any
-        other file (one a plugin already had) is copied, so the caller's file is kept. A
+        A file inside this storage's temporary areas or the current temporary directory
+        (a finished download) is moved; any other file (one a plugin already had) is
+        copied, so the caller's file is kept. A
         file already in place is left alone; when the storage already holds the digest,
         the new copy is dropped. Digests are not recomputed: the downloader checked them.
 
@@ -104,23 +106,31 @@ class ArtifactStorage:
                 )
             jobs.append((artifact, Path(artifact.file), self.path_for(artifact.sha256)))
 
+        # Temporary files are moved: this storage's areas, and wherever current_temp_dir()
+        # points in this context (downloads made outside temporary_area()).
+        temporary = [self.temp_root]
+        current = _current_temp.get()
+        if current is not None:
+            temporary.append(current)
+
         def work() -> None:
             for artifact, source, target in jobs:
-                self._put(source, target)
+                self._put(source, target, temporary)
                 artifact.file = target
 
         await anyio.to_thread.run_sync(work)
 
-    def _put(self, source: Path, target: Path) -> None:
+    def _put(self, source: Path, target: Path, temporary: list[Path]) -> None:
         if source == target:
             return
+        is_temporary = any(_is_within(source, directory) for directory in temporary)
         try:
             if target.exists():
-                if _is_within(source, self.temp_root):
+                if is_temporary:
                     source.unlink(missing_ok=True)
                 return
             target.parent.mkdir(parents=True, exist_ok=True)
-            if _is_within(source, self.temp_root):
+            if is_temporary:
                 _fsync_path(source)
                 try:
                     os.replace(source, target)
