@@ -88,6 +88,13 @@ class NewVersion:
     Repository keys: when a unit is added while another unit with the same
     ``repo_key_fields`` values is in the version, the other unit is removed; within one
     ``add_content`` call, the later unit of two with the same repo key wins.
+
+    Raises:
+        StoreError: on entering, when another new version of the repository is being built
+            (by this or another process), when the repository does not exist, or when the
+            database fails; on leaving, when the commit fails (the version is then removed
+            and the error raised) or when removing a failed version fails (the next new
+            version of the repository removes it). Entering twice is a StoreError too.
     """
 
     def __init__(self, store: Store, repository: Repository) -> None:
