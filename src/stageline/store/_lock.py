@@ -34,6 +34,11 @@ class RepositoryLock:
             try:
                 conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
                 conn.commit()
+            except sa.exc.SQLAlchemyError:
+                # The connection goes back to the pool on close(): one whose unlock failed
+                # must not, or its session would keep the lock. Discarding the connection
+                # ends the session, and the server drops its locks with it.
+                conn.invalidate()
             finally:
                 conn.close()
         if self._fd is not None:
