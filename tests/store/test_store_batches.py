@@ -253,3 +253,17 @@ async def test_round_trips_do_not_grow_with_the_batch(store: Store, size: int) -
             ]
         )
     assert len(statements) <= 12, statements
+
+
+async def test_saved_fields_win_over_a_differing_unit(store: Store) -> None:
+    """Saving a unit whose natural key exists with other fields returns the saved unit."""
+    [first] = await store.save_content([FileUnit(path="a", digest=sha(1), size=10)])
+    same = FileUnit(path="a", digest=sha(1), size=10)
+    differing = FileUnit(path="a", digest=sha(1), size=99)
+    saved_same, saved_differing = await store.save_content([same, differing])
+    assert saved_same is same
+    assert same.pk == first.pk
+    assert saved_differing is not differing
+    assert isinstance(saved_differing, FileUnit)
+    assert saved_differing.size == 10
+    assert saved_differing.pk == first.pk
