@@ -185,7 +185,7 @@ def test_versions_follow_the_model(backend: str, database: str) -> None:
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=12 if database == "sqlite" else 6,
+            max_examples=25 if database == "sqlite" else 10,
             stateful_step_count=12,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
