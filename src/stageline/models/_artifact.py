@@ -17,12 +17,17 @@ __all__ = ["DIGEST_FIELDS", "Artifact", "ContentArtifact", "RemoteArtifact"]
 DIGEST_FIELDS: tuple[str, ...] = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def _optional_hex(
     instance: object, attribute: attrs.Attribute[str | None], value: str | None
 ) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or not value or any(c not in "0123456789abcdef" for c in value):
+    # A set comparison rather than a per-character loop: artifacts are built by the
+    # hundred thousand in a sync, and this runs for every digest of each.
+    if not isinstance(value, str) or not value or not _HEX_DIGITS.issuperset(value):
         raise ValueError(f"{attribute.name} must be a lower-case hex digest or None, got {value!r}")
 
 

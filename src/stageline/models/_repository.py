@@ -30,8 +30,18 @@ class Repository:
 class RepositoryVersion:
     """One numbered state of a repository.
 
-    ``complete`` is False while the version is being built; an incomplete version is
-    invisible to readers and removed if its sync fails.
+    Version 0 is the empty version every repository starts with; each committed change
+    creates ``number + 1``. ``complete`` is False while the version is being built; an
+    incomplete version is invisible to readers and removed if its sync fails.
+
+    Attributes:
+        repository: the repository this is a version of.
+        number: 0, 1, 2, … in the order versions were committed.
+        base_version: the number of the version it was built on (None for version 0).
+        complete: True once committed.
+        content_count: how many units the version holds.
+        added_count: how many units it added relative to ``base_version``.
+        removed_count: how many units it removed relative to ``base_version``.
     """
 
     repository: Repository

@@ -1,0 +1,106 @@
+"""How content units become rows and back: canonical JSON and key digests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .._exceptions import ContentTypeError
+from ..models import Content
+from ..models._content import _REGISTRY
+
+__all__ = [
+    "ContentRow",
+    "check_declared",
+    "decode_content",
+    "encode_content",
+    "key_digest",
+    "repo_key_of",
+]
+
+# (type_name, natural_key_json, natural_key_digest, repo_key_digest or None, data_json)
+ContentRow = tuple[str, str, str, str | None, str]
+
+
+# sort_keys and fixed separators: equal values always give equal text, so the text (and
+# its digest) can serve as a unique key across processes and machines. One shared encoder
+# instead of json.dumps: this runs several times per unit on the hot path.
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _digest(type_name: str, key_json: str) -> str:
+    text = type_name + "\x00" + key_json
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
+    """A fixed-size digest of a (type, key values) pair, used as an indexed unique key.
+
+    Digests rather than the JSON itself keep index entries small whatever the key's size
+    (PostgreSQL refuses btree entries above about 2.7 kB).
+    """
+    return _digest(type_name, _canonical(list(values)))
+
+
+def check_declared(unit: Content) -> str:
+    cls = type(unit)
+    name = cls.type_name
+    if not name or _REGISTRY.get(name) is not cls:
+        raise ContentTypeError(
+            f"{cls.__module__}.{cls.__qualname__} is not a declared content type; subclass "
+            "Content with a type_name and natural_key_fields (see stageline.models.Content)"
+        )
+    return name
+
+
+def encode_content(unit: Content) -> ContentRow:
+    """The row values of ``unit``.
+
+    Raises:
+        ContentTypeError: the unit's class is not a declared content type, or a field value
+            cannot be stored as JSON.
+    """
+    name = check_declared(unit)
+    try:
+        natural = unit.natural_key()
+        data = _canonical(unit.data())
+        natural_json = _canonical(list(natural))
+    except (TypeError, ValueError) as exc:
+        raise ContentTypeError(
+            f"content of type {name!r} with natural key {unit.natural_key()!r} cannot be "
+            f"stored: its fields must be JSON values (str, int, float, bool, None, list, "
+            f"dict): {exc}"
+        ) from exc
+    repo = key_digest(name, unit.repo_key()) if unit.repo_key_fields else None
+    return (name, natural_json, _digest(name, natural_json), repo, data)
+
+
+def repo_key_of(unit: Content) -> str | None:
+    """The repository-key digest of ``unit``, or None when its type declares no repo key."""
+    if not unit.repo_key_fields:
+        return None
+    return key_digest(check_declared(unit), unit.repo_key())
+
+
+def decode_content(type_name: str, data: str, pk: int) -> Content:
+    """Rebuild a saved unit from its row.
+
+    Raises:
+        ContentTypeError: no imported module declares ``type_name``, or the stored fields no
+            longer fit the declared class.
+    """
+    cls = _REGISTRY.get(type_name)
+    if cls is None:
+        raise ContentTypeError(
+            f"the database holds content of type {type_name!r}, which no imported module "
+            "declares; import the plugin that declares it before reading this content"
+        )
+    try:
+        return cls(**json.loads(data), pk=pk)
+    except (TypeError, ValueError) as exc:
+        raise ContentTypeError(
+            f"stored content {pk} of type {type_name!r} does not fit "
+            f"{cls.__module__}.{cls.__qualname__} any more ({exc}); the type's fields changed "
+            "since it was saved"
+        ) from exc

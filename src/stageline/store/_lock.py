@@ -1,0 +1,86 @@
+"""The per-repository lock held while a new version is built.
+
+The lock dies with its holder (a PostgreSQL session, or an open file descriptor under
+``flock``), so an incomplete version whose lock can be taken belongs to a process that is
+gone, and can be cleaned up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+__all__ = ["RepositoryLock", "acquire_repository_lock"]
+
+# Constant first half of the PostgreSQL advisory lock key (b"SL" "v" "1"), so stageline's
+# locks do not collide with another application's advisory locks on the same database.
+_PG_LOCK_CLASS = 0x534C7631 & 0x7FFFFFFF
+
+
+class RepositoryLock:
+    """A held lock; :meth:`release` frees it (blocking: run it in a worker thread)."""
+
+    def __init__(self, *, connection: sa.Connection | None = None, fd: int | None = None):
+        self._connection = connection
+        self._fd = fd
+
+    def release(self) -> None:
+        """Free the lock. Safe to call twice."""
+        if self._connection is not None:
+            conn, self._connection = self._connection, None
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+                conn.commit()
+            except sa.exc.SQLAlchemyError:
+                # The connection goes back to the pool on close(): one whose unlock failed
+                # must not, or its session would keep the lock. Discarding the connection
+                # ends the session, and the server drops its locks with it.
+                conn.invalidate()
+            finally:
+                conn.close()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def acquire_repository_lock(
+    engine: sa.Engine, sqlite_file: Path | None, repository_id: int
+) -> RepositoryLock | None:
+    """Try to take the lock of one repository without waiting (blocking call).
+
+    Returns:
+        The held lock, or None when another session or process holds it.
+    """
+    if sqlite_file is None:
+        conn = engine.connect()
+        taken = False
+        try:
+            taken = bool(
+                conn.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:c, :r)"),
+                    {"c": _PG_LOCK_CLASS, "r": repository_id},
+                ).scalar()
+            )
+            # A session-level advisory lock outlives the transaction: end it, so the
+            # connection does not sit "idle in transaction" for the whole sync.
+            conn.commit()
+        finally:
+            if not taken:
+                conn.close()
+        return RepositoryLock(connection=conn) if taken else None
+    directory = sqlite_file.parent / (sqlite_file.name + ".locks")
+    directory.mkdir(exist_ok=True)
+    fd = os.open(directory / f"repository-{repository_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    taken = False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        taken = True
+    except BlockingIOError:
+        pass
+    finally:
+        if not taken:
+            os.close(fd)
+    return RepositoryLock(fd=fd) if taken else None

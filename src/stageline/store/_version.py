@@ -1,0 +1,522 @@
+"""Building a new repository version: the context that commits it or leaves no trace."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Collection, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import sqlalchemy as sa
+
+from .._exceptions import StoreError
+from ..models import Content, Repository, RepositoryVersion
+from . import _schema as t
+from ._codec import repo_key_of
+from ._lock import RepositoryLock, acquire_repository_lock
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+__all__ = ["NewVersion"]
+
+_CHUNK = 500
+
+_RC_COLUMNS = (
+    ("repository_id", "bigint"),
+    ("content_id", "bigint"),
+    ("repo_key_digest", "text"),
+    ("version_added", "integer"),
+)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Any:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _discard(conn: sa.Connection, repository_id: int, number: int, version_id: int) -> None:
+    """Undo every change of an incomplete version and delete it: O(its changes)."""
+    rc, v = t.repository_content, t.repository_versions
+    conn.execute(
+        sa.delete(rc).where(rc.c.repository_id == repository_id, rc.c.version_added == number)
+    )
+    conn.execute(
+        sa.update(rc)
+        .where(rc.c.repository_id == repository_id, rc.c.version_removed == number)
+        .values(version_removed=None)
+    )
+    conn.execute(sa.delete(v).where(v.c.id == version_id))
+
+
+def _end_rows(conn: sa.Connection, number: int, rows: Sequence[tuple[int, int]]) -> None:
+    """Remove (row id, version_added) rows from the version being built.
+
+    A row the version itself added is deleted (it was never visible); an older one gets
+    ``version_removed`` so that earlier versions keep it.
+    """
+    rc = t.repository_content
+    mine = sorted(pk for pk, added in rows if added == number)
+    older = sorted(pk for pk, added in rows if added != number)
+    for chunk in _chunks(mine):
+        conn.execute(sa.delete(rc).where(rc.c.id.in_(chunk)))
+    for chunk in _chunks(older):
+        conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=number))
+
+
+class NewVersion:
+    """The next version of a repository, being built; get one from :meth:`Store.new_version`.
+
+    Use it as an async context manager::
+
+        async with store.new_version(repository) as new_version:
+            await new_version.add_content(units)
+            await new_version.remove_content(old_units)
+        print(new_version.result)   # the committed version, or None if nothing changed
+
+    Entering takes the repository's lock (one new version per repository at a time,
+    across processes), cleans up what a crashed process left of an earlier attempt, and
+    creates version ``latest + 1`` as *incomplete*: readers never see it. Changes are
+    written batch by batch, each in its own transaction, and cost O(batch), not
+    O(repository size). Leaving the block normally commits the version (marks it
+    complete with its counts), unless nothing changed, in which case it is deleted and
+    :attr:`result` is None. Leaving with an exception or a cancellation deletes it and
+    undoes its changes, even while being cancelled.
+
+    Repository keys: when a unit is added while another unit with the same
+    ``repo_key_fields`` values is in the version, the other unit is removed; within one
+    ``add_content`` call, the later unit of two with the same repo key wins.
+
+    Raises:
+        StoreError: on entering, when another new version of the repository is being built
+            (by this or another process), when the repository does not exist, or when the
+            database fails; on leaving, when the commit fails (the version is then removed
+            and the error raised) or when removing a failed version fails (the next new
+            version of the repository removes it). Entering twice is a StoreError too.
+    """
+
+    def __init__(self, store: Store, repository: Repository) -> None:
+        self._store = store
+        self.repository = repository
+        self._repository_id = repository.pk if repository.pk is not None else -1
+        self._lock: RepositoryLock | None = None
+        self._version: RepositoryVersion | None = None
+        self._result: RepositoryVersion | None = None
+        self._state = "new"
+
+    @property
+    def version(self) -> RepositoryVersion:
+        """The version being built (incomplete until the block ends without error).
+
+        Raises:
+            StoreError: the context was not entered.
+        """
+        if self._version is None:
+            raise StoreError("the new version exists only inside `async with new_version:`")
+        return self._version
+
+    @property
+    def result(self) -> RepositoryVersion | None:
+        """After the block: the committed version, or None when nothing changed or it failed."""
+        return self._result
+
+    def _check_open(self) -> tuple[int, int]:
+        if self._state != "open" or self._version is None:
+            raise StoreError(
+                f"the new version of {self.repository.name!r} is not open (it is "
+                f"{self._state}); change content inside `async with store.new_version(...)`"
+            )
+        return self._repository_id, self._version.number
+
+    # -- the context ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> NewVersion:
+        if self._state != "new":
+            raise StoreError("a NewVersion can be entered only once; call new_version() again")
+        self._state = "starting"
+        store = self._store
+        repository_id = self._repository_id
+        try:
+            lock = await store._run_sync(
+                lambda: acquire_repository_lock(store._engine, store._sqlite_file, repository_id)
+            )
+        except (OSError, sa.exc.SQLAlchemyError) as exc:
+            self._state = "failed"
+            raise StoreError(
+                f"could not lock repository {self.repository.name!r} in {store.url} to build "
+                f"a new version: {exc}"
+            ) from exc
+        if lock is None:
+            self._state = "failed"
+            raise StoreError(
+                f"repository {self.repository.name!r} already has a new version being built "
+                "by another sync (this or another process); wait for it to finish"
+            )
+        self._lock = lock
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        started = False
+        try:
+            row = await store._run(
+                f"start a new version of repository {self.repository.name!r}",
+                lambda conn: self._start(conn, owner),
+                write=True,
+            )
+            started = True
+        finally:
+            if not started:
+                self._state = "failed"
+                with anyio.CancelScope(shield=True):
+                    await self._release()
+        self._version = RepositoryVersion(
+            repository=self.repository,
+            number=row.number,
+            base_version=row.base_version,
+            complete=False,
+            content_count=0,
+            pk=row.id,
+        )
+        self._base_count = int(row.base_count)
+        self._state = "open"
+        return self
+
+    def _start(self, conn: sa.Connection, owner: str) -> Any:
+        v = t.repository_versions
+        repository_id = self._repository_id
+        # We hold the repository's lock, so any incomplete version belongs to a sync that
+        # died: undo it before numbering the new one.
+        abandoned = conn.execute(
+            sa.select(v.c.id, v.c.number).where(
+                v.c.repository_id == repository_id, v.c.complete.is_(False)
+            )
+        ).all()
+        for version_id, number in abandoned:
+            _discard(conn, repository_id, number, version_id)
+        base = conn.execute(
+            sa.select(v.c.number, v.c.content_count)
+            .where(v.c.repository_id == repository_id, v.c.complete.is_(True))
+            .order_by(v.c.number.desc())
+            .limit(1)
+        ).one_or_none()
+        if base is None:
+            raise StoreError(
+                f"repository {self.repository.name!r} (pk {repository_id}) does not exist in "
+                f"{self._store.url}; create it with create_repository() first"
+            )
+        number = base.number + 1
+        pk = conn.execute(
+            sa.insert(v)
+            .values(
+                repository_id=repository_id,
+                number=number,
+                base_version=base.number,
+                complete=False,
+                owner=owner,
+            )
+            .returning(v.c.id)
+        ).scalar_one()
+        return _Row(id=pk, number=number, base_version=base.number, base_count=base.content_count)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        store = self._store
+        version = self.version
+        name = self.repository.name
+        self._state = "closing"
+        # Shielded: a cancelled sync must still remove its version (or finish committing
+        # it) before the cancellation goes on.
+        with anyio.CancelScope(shield=True):
+            try:
+                if exc_type is None:
+                    committed = False
+                    try:
+                        self._result = await store._run(
+                            f"commit version {version.number} of repository {name!r}",
+                            self._commit,
+                            write=True,
+                        )
+                        committed = True
+                    finally:
+                        if not committed:
+                            await self._discard_now()
+                else:
+                    await self._discard_now()
+            finally:
+                self._state = "closed"
+                await self._release()
+
+    async def _discard_now(self) -> None:
+        version = self.version
+        await self._store._run(
+            f"remove the failed version {version.number} of repository {self.repository.name!r}"
+            " (the next new version of it will retry)",
+            lambda conn: _discard(conn, self._repository_id, version.number, self.version.pk or 0),
+            write=True,
+        )
+
+    async def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            await anyio.to_thread.run_sync(lock.release)
+
+    def _commit(self, conn: sa.Connection) -> RepositoryVersion | None:
+        rc, v = t.repository_content, t.repository_versions
+        version = self.version
+        repository_id, number = self._repository_id, version.number
+        added = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(rc)
+            .where(rc.c.repository_id == repository_id, rc.c.version_added == number)
+        ).scalar_one()
+        removed = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(rc)
+            .where(rc.c.repository_id == repository_id, rc.c.version_removed == number)
+        ).scalar_one()
+        if not added and not removed:
+            conn.execute(sa.delete(v).where(v.c.id == version.pk))
+            return None
+        count = self._base_count + added - removed
+        conn.execute(
+            sa.update(v)
+            .where(v.c.id == version.pk)
+            .values(
+                complete=True,
+                content_count=count,
+                added_count=added,
+                removed_count=removed,
+                owner="",
+            )
+        )
+        version.complete = True
+        version.content_count = count
+        version.added_count = added
+        version.removed_count = removed
+        return version
+
+    # -- changes -------------------------------------------------------------------------
+
+    async def add_content(self, units: Sequence[Content]) -> None:
+        """Add saved units to the version (already present ones are left as they are).
+
+        A unit with the same repository key as one in the version replaces it; of two
+        units with the same repository key in ``units``, the later one wins.
+
+        Args:
+            units: saved units of declared content types.
+
+        Raises:
+            ValueError: a unit is not saved.
+            ContentTypeError: a unit's class is not a declared content type.
+            StoreError: the version is not open, or the database failed.
+        """
+        repository_id, number = self._check_open()
+        chosen: dict[int, str | None] = {}
+        holder: dict[str, int] = {}
+        for unit in units:
+            if unit.pk is None:
+                raise ValueError(f"content must be saved before it is added: {unit!r}")
+            key = repo_key_of(unit)
+            if key is not None:
+                previous = holder.get(key)
+                if previous is not None and previous != unit.pk:
+                    del chosen[previous]
+                holder[key] = unit.pk
+            chosen[unit.pk] = key
+        if not chosen:
+            return
+        inserted = await self._store._run(
+            f"add content to version {number} of repository {self.repository.name!r}",
+            lambda conn: self._add(conn, repository_id, number, chosen, self._store),
+            write=True,
+        )
+        await self._store._note_growth("repository_content", inserted)
+
+    @staticmethod
+    def _add(
+        conn: sa.Connection,
+        repository_id: int,
+        number: int,
+        chosen: dict[int, str | None],
+        store: Store,
+    ) -> int:
+        rc = t.repository_content
+        pks = sorted(chosen)
+        present: set[int] = set()
+        restorable: dict[int, int] = {}
+        for chunk in _chunks(pks):
+            # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
+            # a condition on version_removed tempts PostgreSQL into scanning the whole
+            # version through the version_removed index while its statistics lag behind.
+            for row_id, content_id, removed in conn.execute(
+                sa.select(rc.c.id, rc.c.content_id, rc.c.version_removed).where(
+                    rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
+                )
+            ):
+                if removed is None:
+                    present.add(content_id)
+                elif removed == number:
+                    restorable[content_id] = row_id
+        new = [pk for pk in pks if pk not in present]
+        keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
+        conflicts: list[tuple[int, int]] = []
+        for chunk in _chunks(keys):
+            # Through the index on (repository_id, repo_key_digest); version_removed is
+            # filtered here: in SQL, SQLite (which has no statistics) may instead pick the
+            # (repository_id, version_removed) index and scan every present row.
+            conflicts.extend(
+                (row_id, added)
+                for row_id, added, removed in conn.execute(
+                    sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
+                        rc.c.repository_id == repository_id,
+                        rc.c.repo_key_digest.is_not(None),
+                        rc.c.repo_key_digest.in_(chunk),
+                    )
+                )
+                if removed is None
+            )
+        _end_rows(conn, number, conflicts)
+        restore = sorted(restorable[pk] for pk in new if pk in restorable)
+        for chunk in _chunks(restore):
+            conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=None))
+        rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
+        for chunk in _chunks(rows):
+            store._bulk_insert(conn, "repository_content", _RC_COLUMNS, chunk, conflict=None)
+        return len(rows)
+
+    async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
+        """Remove units (or content primary keys) from the version; absent ones are ignored.
+
+        Args:
+            units: saved units, or their primary keys.
+
+        Raises:
+            ValueError: a unit is not saved.
+            StoreError: the version is not open, or the database failed.
+        """
+        repository_id, number = self._check_open()
+        pks = sorted({_pk_of(unit) for unit in units})
+        if pks:
+            await self._store._run(
+                f"remove content from version {number} of repository {self.repository.name!r}",
+                lambda conn: self._remove(conn, repository_id, number, pks),
+                write=True,
+            )
+
+    @staticmethod
+    def _remove(conn: sa.Connection, repository_id: int, number: int, pks: list[int]) -> None:
+        rc = t.repository_content
+        rows: list[tuple[int, int]] = []
+        for chunk in _chunks(pks):
+            # Filtered on version_removed here rather than in SQL, as in _add.
+            rows.extend(
+                (row_id, added)
+                for row_id, added, removed in conn.execute(
+                    sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
+                        rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
+                    )
+                )
+                if removed is None
+            )
+        _end_rows(conn, number, rows)
+
+    async def remove_content_except(self, keep: Collection[int], *, chunk_size: int = 5000) -> int:
+        """Remove every unit whose primary key is not in ``keep`` (a mirror sync's last step).
+
+        The version's content is scanned in chunks of primary keys, so memory holds
+        ``keep`` and one chunk, not the repository.
+
+        Args:
+            keep: primary keys of the units to keep (a set is fastest).
+            chunk_size: primary keys read per query (>= 1).
+
+        Returns:
+            How many units were removed.
+
+        Raises:
+            ValueError: ``chunk_size`` < 1.
+            StoreError: the version is not open, or the database failed.
+        """
+        repository_id, number = self._check_open()
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        rc = t.repository_content
+        removed = 0
+        last = 0
+        while True:
+            query = (
+                sa.select(rc.c.content_id)
+                .where(
+                    rc.c.repository_id == repository_id,
+                    rc.c.content_id > last,
+                    working_view_condition(),
+                )
+                .order_by(rc.c.content_id)
+                .limit(chunk_size)
+            )
+            pks = await self._store._run(
+                f"read version {number} of repository {self.repository.name!r}",
+                lambda conn, query=query: list(conn.execute(query).scalars()),  # type: ignore[misc]
+                write=False,
+            )
+            if not pks:
+                return removed
+            drop = [pk for pk in pks if pk not in keep]
+            if drop:
+                await self.remove_content(drop)
+                removed += len(drop)
+            if len(pks) < chunk_size:
+                return removed
+            last = pks[-1]
+
+    async def iter_content(self, *, chunk_size: int = 1000) -> AsyncIterator[list[Content]]:
+        """Stream the content of the version as built so far, in chunks by primary key.
+
+        Args:
+            chunk_size: units per chunk (>= 1).
+
+        Yields:
+            Non-empty lists of saved units.
+
+        Raises:
+            ValueError: ``chunk_size`` < 1.
+            ContentTypeError: saved content's type is declared by no imported module.
+            StoreError: the version is not open, or the database failed.
+        """
+        repository_id, _number = self._check_open()
+        condition = working_view_condition()
+        async for chunk in self._store._iter_rows(repository_id, condition, chunk_size):
+            yield chunk
+
+
+def working_view_condition() -> sa.ColumnElement[bool]:
+    """Rows present in the version being built (``version_removed IS NULL``).
+
+    Written so that no index can serve it: keyset pages must walk the (repository_id,
+    content_id) index in order, and a bare ``version_removed IS NULL`` offers a planner
+    without up-to-date statistics the version_removed index instead, which would mean
+    reading and sorting the whole version for every page.
+    """
+    rc = t.repository_content
+    return sa.func.coalesce(rc.c.version_removed, -1) == -1
+
+
+def _pk_of(unit: Content | int) -> int:
+    if isinstance(unit, int):
+        return unit
+    if unit.pk is None:
+        raise ValueError(f"content must be saved to be removed: {unit!r}")
+    return unit.pk
+
+
+class _Row:
+    def __init__(self, *, id: int, number: int, base_version: int, base_count: int) -> None:
+        self.id = id
+        self.number = number
+        self.base_version = base_version
+        self.base_count = base_count

@@ -1,0 +1,175 @@
+"""Artifact storage: content-addressed layout, atomic moves, reading back, temporary areas."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from stageline import StorageError
+from stageline.models import Artifact
+from stageline.storage import ArtifactStorage, current_temp_dir
+
+pytestmark = pytest.mark.anyio
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_layout_is_content_addressed(tmp_path: Path) -> None:
+    """A file with sha256 "abcd…" lives at artifacts/ab/cd…."""
+    storage = ArtifactStorage(tmp_path)
+    sha = digest(b"x")
+    assert storage.path_for(sha) == tmp_path / "artifacts" / sha[:2] / sha[2:]
+    with pytest.raises(ValueError, match="64 lower-case hex"):
+        storage.path_for("abc")
+
+
+async def test_downloaded_file_is_moved_into_place(tmp_path: Path) -> None:
+    """A file in the temporary area is renamed into storage and the artifact points at it."""
+    storage = ArtifactStorage(tmp_path)
+    async with storage.temporary_area() as area:
+        assert current_temp_dir() == area
+        source = area / "download"
+        source.write_bytes(b"hello")
+        artifact = Artifact(sha256=digest(b"hello"), size=5, file=source)
+        await storage.store([artifact])
+        assert not source.exists()
+    assert artifact.file == storage.path_for(digest(b"hello"))
+    assert await storage.read_bytes(artifact) == b"hello"
+    assert await storage.exists(digest(b"hello"))
+    leftovers = [p.name for p in storage.artifacts_dir.rglob("*") if p.name.endswith(".partial")]
+    assert leftovers == []
+
+
+async def test_outside_file_is_copied_not_moved(tmp_path: Path) -> None:
+    """A plugin's own file (outside the temporary areas) is copied and kept."""
+    storage = ArtifactStorage(tmp_path / "storage")
+    source = tmp_path / "mine.txt"
+    source.write_bytes(b"keep me")
+    artifact = Artifact(sha256=digest(b"keep me"), file=source)
+    await storage.store([artifact])
+    assert source.read_bytes() == b"keep me"
+    assert artifact.file is not None
+    assert artifact.file.read_bytes() == b"keep me"
+    assert artifact.file != source
+
+
+async def test_storing_a_known_digest_drops_the_new_copy(tmp_path: Path) -> None:
+    """When the storage already holds the digest, the temporary copy is removed."""
+    storage = ArtifactStorage(tmp_path)
+    first = await storage.store_bytes(b"same")
+    async with storage.temporary_area() as area:
+        again = area / "again"
+        again.write_bytes(b"same")
+        artifact = Artifact(sha256=first.sha256, file=again)
+        await storage.store([artifact])
+        assert not again.exists()
+    assert artifact.file == first.file
+
+
+async def test_store_bytes_computes_every_digest(tmp_path: Path) -> None:
+    """store_bytes returns an unsaved artifact with size, every digest and its file."""
+    storage = ArtifactStorage(tmp_path)
+    artifact = await storage.store_bytes(b"data")
+    assert artifact.size == 4
+    assert artifact.sha512 == hashlib.sha512(b"data").hexdigest()
+    assert artifact.md5 == hashlib.md5(b"data").hexdigest()
+    assert not artifact.saved
+    async with await storage.open(artifact) as f:
+        assert await f.read() == b"data"
+
+
+async def test_missing_file_is_a_storage_error(tmp_path: Path) -> None:
+    """Storing a file that is gone, or reading an artifact not stored, is a StorageError."""
+    storage = ArtifactStorage(tmp_path)
+    gone = Artifact(sha256=digest(b"gone"), file=tmp_path / "nothing")
+    with pytest.raises(StorageError, match="could not store"):
+        await storage.store([gone])
+    with pytest.raises(StorageError, match="not in storage"):
+        await storage.read_bytes(Artifact(sha256=digest(b"gone")))
+    with pytest.raises(ValueError, match="needs a sha256 and a file"):
+        await storage.store([Artifact(sha256=digest(b"x"))])
+
+
+async def test_temporary_area_is_removed_on_error(tmp_path: Path) -> None:
+    """The temporary area and its files are removed when the block raises."""
+    storage = ArtifactStorage(tmp_path)
+    seen: list[Path] = []
+
+    async def fail() -> None:
+        async with storage.temporary_area() as area:
+            seen.append(area)
+            (area / "partial").write_bytes(b"x" * 10)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail()
+    assert not seen[0].exists()
+    assert current_temp_dir() != seen[0]
+
+
+async def test_temporary_area_is_removed_on_cancellation(tmp_path: Path) -> None:
+    """The temporary area is removed when the sync is cancelled, even though shielding."""
+    storage = ArtifactStorage(tmp_path)
+    seen: list[Path] = []
+    with anyio.CancelScope() as scope:
+        async with storage.temporary_area() as area:
+            seen.append(area)
+            (area / "partial").write_bytes(b"x")
+            scope.cancel()
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert not seen[0].exists()
+
+
+async def test_tasks_inherit_the_temporary_area(tmp_path: Path) -> None:
+    """Tasks started inside the block see the same current_temp_dir."""
+    storage = ArtifactStorage(tmp_path)
+    seen: list[Path] = []
+
+    async def child() -> None:
+        seen.append(current_temp_dir())
+
+    async with storage.temporary_area() as area, anyio.create_task_group() as tg:
+        tg.start_soon(child)
+    assert seen == [area]
+
+
+async def test_abandoned_areas_are_swept_but_live_ones_kept(tmp_path: Path) -> None:
+    """An area whose lock is free (its process died) is removed; a locked one stays."""
+    storage = ArtifactStorage(tmp_path)
+    abandoned = storage.temp_root / "123-dead"
+    abandoned.mkdir(parents=True)
+    (abandoned / ".in-use").touch()
+    (abandoned / "half-download").write_bytes(b"x")
+    live = storage.temp_root / "456-live"
+    live.mkdir()
+    fd = os.open(live / ".in-use", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        async with storage.temporary_area():
+            assert not abandoned.exists()
+            assert live.exists()
+    finally:
+        os.close(fd)
+
+
+async def test_file_in_the_current_temp_dir_is_moved(tmp_path: Path) -> None:
+    """A download made in a temp dir set with use_temp_dir is moved, not copied."""
+    from stageline.storage import use_temp_dir
+
+    storage = ArtifactStorage(tmp_path / "storage")
+    with use_temp_dir(tmp_path / "elsewhere") as temp:
+        source = current_temp_dir() / "download"
+        source.write_bytes(b"moved")
+        artifact = Artifact(sha256=digest(b"moved"), file=source)
+        await storage.store([artifact])
+    assert temp == tmp_path / "elsewhere"
+    assert not source.exists()
+    assert artifact.file == storage.path_for(digest(b"moved"))

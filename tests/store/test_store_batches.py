@@ -1,0 +1,269 @@
+"""Batch operations: insert-or-get of artifacts, content, content and remote artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from store_support import FileUnit, PackageUnit, sha
+
+from stageline import ContentTypeError, StoreError
+from stageline.models import Artifact, ContentArtifact, Remote, RemoteArtifact
+from stageline.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+@contextmanager
+def count_statements(store: Store) -> Iterator[list[str]]:
+    """Collect the SQL statements the store sends while the block runs."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
+            statements.append(statement)
+
+    engine = store._engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def files(numbers: range | list[int]) -> list[FileUnit]:
+    return [FileUnit(path=f"f{n}", digest=sha(n), size=n) for n in numbers]
+
+
+async def saved_artifacts(store: Store, numbers: range | list[int]) -> list[Artifact]:
+    return await store.save_artifacts([Artifact(sha256=sha(n), size=n) for n in numbers])
+
+
+async def test_artifacts_insert_or_get(store: Store) -> None:
+    """Saving artifacts twice gives the same pks; duplicates in one batch share a row."""
+    first = await saved_artifacts(store, range(5))
+    assert all(a.saved for a in first)
+    again = await store.save_artifacts([Artifact(sha256=sha(n), size=n) for n in [4, 3, 5, 5, 6]])
+    by_sha = {a.sha256: a.pk for a in first}
+    assert again[0].pk == by_sha[sha(4)]
+    assert again[1].pk == by_sha[sha(3)]
+    assert again[2] is again[3]
+    assert again[2].pk not in by_sha.values()
+    found = await store.find_artifacts([sha(n) for n in range(10)])
+    assert sorted(found) == [sha(n) for n in range(7)]
+    assert found[sha(2)].pk == by_sha[sha(2)]
+    assert found[sha(2)].size == 2
+
+
+async def test_artifact_without_sha256_is_refused(store: Store) -> None:
+    """An artifact without a sha256 cannot be saved: ValueError names it."""
+    with pytest.raises(ValueError, match="sha256"):
+        await store.save_artifacts([Artifact(size=1)])
+
+
+async def test_content_insert_or_get_with_content_artifacts(store: Store) -> None:
+    """Content and its content artifacts are saved once; a second save returns the same rows."""
+    artifacts = await saved_artifacts(store, range(3))
+    units = files(range(3))
+    cas = [
+        ContentArtifact(content=u, artifact=a, relative_path=u.path)
+        for u, a in zip(units, artifacts, strict=True)
+    ]
+    saved = await store.save_content(units, cas)
+    assert [u is s for u, s in zip(units, saved, strict=True)] == [True] * 3
+    assert all(ca.saved for ca in cas)
+    assert all(ca.content is u for ca, u in zip(cas, units, strict=True))
+
+    twins = files(range(4))
+    twin_cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in twins]
+    again = await store.save_content(twins, twin_cas)
+    assert [u.pk for u in again[:3]] == [u.pk for u in units]
+    assert again[3] is twins[3]
+    assert twins[3].saved
+    assert [ca.pk for ca in twin_cas[:3]] == [ca.pk for ca in cas]
+    assert twin_cas[0].content is again[0]
+    # The artifact saved first stays: a later save without one does not clear it.
+    existing = await store.find_content_artifacts(again)
+    by_path = {ca.relative_path: ca.artifact.pk if ca.artifact else None for ca in existing}
+    assert by_path == {
+        "f0": artifacts[0].pk,
+        "f1": artifacts[1].pk,
+        "f2": artifacts[2].pk,
+        "f3": None,
+    }
+
+
+async def test_find_content_by_natural_key(store: Store) -> None:
+    """find_content returns saved units aligned with the input, None where absent."""
+    await store.save_content([*files(range(3)), PackageUnit(name="p", version="1", requires=["a"])])
+    found = await store.find_content(
+        [
+            FileUnit(path="f1", digest=sha(1)),
+            FileUnit(path="f1", digest=sha(9)),
+            PackageUnit(name="p", version="1"),
+        ]
+    )
+    assert isinstance(found[0], FileUnit)
+    assert found[0].saved
+    assert found[0].size == 1
+    assert found[1] is None
+    assert isinstance(found[2], PackageUnit)
+    assert found[2].requires == ["a"]
+
+
+async def test_deferred_content_artifact_gets_its_artifact_later(store: Store) -> None:
+    """A content artifact saved without artifact (on demand) gets the artifact saved later."""
+    unit = files([1])[0]
+    deferred = ContentArtifact(content=unit, artifact=None, relative_path="f1")
+    await store.save_content([unit], [deferred])
+    artifact = (await saved_artifacts(store, [1]))[0]
+    twin = FileUnit(path="f1", digest=sha(1))
+    ca = ContentArtifact(content=twin, artifact=artifact, relative_path="f1")
+    await store.save_content([twin], [ca])
+    assert ca.pk == deferred.pk
+    [found] = await store.find_content_artifacts([unit])
+    assert found.artifact is not None
+    assert found.artifact.pk == artifact.pk
+
+
+async def test_update_content_artifacts(store: Store) -> None:
+    """update_content_artifacts fills only content artifacts that have no artifact yet."""
+    units = files(range(2))
+    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
+    await store.save_content(units, cas)
+    a0, a1, a2 = await saved_artifacts(store, range(3))
+    cas[0].artifact, cas[1].artifact = a0, a1
+    assert await store.update_content_artifacts(cas) == 2
+    cas[0].artifact = a2
+    assert await store.update_content_artifacts(cas) == 0
+    found = await store.find_content_artifacts(units)
+    assert [ca.artifact.pk for ca in found if ca.artifact] == [a0.pk, a1.pk]
+
+
+async def test_unsaved_artifact_in_content_artifact_is_refused(store: Store) -> None:
+    """A content artifact pointing at an unsaved artifact is a ValueError, nothing saved."""
+    unit = files([1])[0]
+    with pytest.raises(ValueError, match="artifact must be saved"):
+        await store.save_content(
+            [unit],
+            [ContentArtifact(content=unit, artifact=Artifact(sha256=sha(1)), relative_path="x")],
+        )
+    assert await store.find_content([unit]) == [None]
+
+
+async def test_undeclared_content_type_is_refused(store: Store) -> None:
+    """Saving an instance of a class that declares no type is a ContentTypeError."""
+    from stageline.models import Content
+
+    with pytest.raises(ContentTypeError, match="not a declared content type"):
+        await store.save_content([Content()])
+
+
+async def test_unknown_stored_type_is_a_clear_error(store: Store) -> None:
+    """Reading content whose type no module declares names the type and the fix."""
+    await store.save_content(files([1]))
+
+    def retag(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("UPDATE content SET type = 'gone.type'")
+
+    await store._run("retag", retag, write=True)
+    with pytest.raises(ContentTypeError, match=r"'gone\.type'.*import the plugin"):
+        await store.find_content([FileUnit(path="f1", digest=sha(1))])
+
+
+async def test_remotes_round_trip(store: Store) -> None:
+    """A saved remote reads back with every setting; saving again updates it."""
+    remote = Remote(url="http://example.test/", name="up", policy="on_demand", headers={"a": "b"})
+    await store.save_remote(remote)
+    store._remotes.clear()
+    loaded = await store.get_remote(remote.pk or 0)
+    assert (loaded.url, loaded.policy, dict(loaded.headers)) == (
+        "http://example.test/",
+        "on_demand",
+        {"a": "b"},
+    )
+    loaded.max_retries = 7
+    await store.save_remote(loaded)
+    store._remotes.clear()
+    assert (await store.get_remote(remote.pk or 0)).max_retries == 7
+    with pytest.raises(StoreError, match="does not exist"):
+        await store.get_remote(12345)
+
+
+async def test_remote_artifacts_insert_fix_url_and_find(store: Store) -> None:
+    """Remote artifacts are unique per (content artifact, remote); a new url replaces the old."""
+    units = files(range(3))
+    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
+    await store.save_content(units, cas)
+    r1 = await store.save_remote(Remote(url="http://one.test/"))
+    r2 = await store.save_remote(Remote(url="http://two.test/"))
+    first = await store.save_remote_artifacts(
+        [
+            RemoteArtifact(
+                url=f"http://one.test/{ca.relative_path}",
+                content_artifact=ca,
+                remote=r1,
+                sha256=sha(i),
+            )
+            for i, ca in enumerate(cas)
+        ]
+        + [RemoteArtifact(url="http://two.test/f0", content_artifact=cas[0], remote=r2)]
+    )
+    assert all(ra.saved for ra in first)
+    moved = await store.save_remote_artifacts(
+        [
+            RemoteArtifact(url="http://one.test/new/f0", content_artifact=cas[0], remote=r1),
+            RemoteArtifact(url="http://one.test/f1", content_artifact=cas[1], remote=r1),
+        ]
+    )
+    assert [ra.pk for ra in moved] == [first[0].pk, first[1].pk]
+    found = await store.find_remote_artifacts(cas[:2])
+    assert [(ra.content_artifact.pk, ra.remote.pk, ra.url) for ra in found] == [
+        (cas[0].pk, r1.pk, "http://one.test/new/f0"),
+        (cas[0].pk, r2.pk, "http://two.test/f0"),
+        (cas[1].pk, r1.pk, "http://one.test/f1"),
+    ]
+    assert found[2].sha256 == sha(1)
+    only_r2 = await store.find_remote_artifacts(cas, remote=r2)
+    assert [ra.url for ra in only_r2] == ["http://two.test/f0"]
+
+
+@pytest.mark.parametrize("size", [10, 400])
+async def test_round_trips_do_not_grow_with_the_batch(store: Store, size: int) -> None:
+    """Saving and finding a batch costs a fixed number of statements, not one per item."""
+    artifacts = [Artifact(sha256=sha(n)) for n in range(size)]
+    units = files(range(size))
+    with count_statements(store) as statements:
+        await store.save_artifacts(artifacts)
+        cas = [
+            ContentArtifact(content=u, artifact=a, relative_path=u.path)
+            for u, a in zip(units, artifacts, strict=True)
+        ]
+        await store.save_content(units, cas)
+        await store.find_content(files(range(size)))
+        await store.find_artifacts(a.sha256 or "" for a in artifacts)
+        remote = await store.save_remote(Remote(url="http://x.test/"))
+        await store.save_remote_artifacts(
+            [
+                RemoteArtifact(url="http://x.test/a", content_artifact=ca, remote=remote)
+                for ca in cas
+            ]
+        )
+    assert len(statements) <= 12, statements
+
+
+async def test_saved_fields_win_over_a_differing_unit(store: Store) -> None:
+    """Saving a unit whose natural key exists with other fields returns the saved unit."""
+    [first] = await store.save_content([FileUnit(path="a", digest=sha(1), size=10)])
+    same = FileUnit(path="a", digest=sha(1), size=10)
+    differing = FileUnit(path="a", digest=sha(1), size=99)
+    saved_same, saved_differing = await store.save_content([same, differing])
+    assert saved_same is same
+    assert same.pk == first.pk
+    assert saved_differing is not differing
+    assert isinstance(saved_differing, FileUnit)
+    assert saved_differing.size == 10
+    assert saved_differing.pk == first.pk

@@ -1,0 +1,139 @@
+"""Opening a store: URLs, schema creation, schema versions, and driver errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from store_support import POSTGRESQL_ENV, FileUnit, postgresql_base_url, sha, sync_engine
+
+from stageline import DatabaseURLError, SchemaVersionError, StagelineError, StoreError
+from stageline.store import SCHEMA_VERSION, open_store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://user@localhost/db", "oracle+cx_oracle://x@y/z", "sqlite://", "sqlite:///:memory:"],
+)
+async def test_unsupported_urls_are_refused(url: str) -> None:
+    """An unknown scheme or a SQLite URL without a file is a DatabaseURLError."""
+    with pytest.raises(DatabaseURLError, match=r"expected|names no database file") as info:
+        async with open_store(url):
+            pass
+    assert isinstance(info.value, StagelineError)
+    assert isinstance(info.value, ValueError)
+
+
+async def test_bad_max_threads_is_refused(tmp_path: Path) -> None:
+    """max_threads must be a positive int."""
+    with pytest.raises(ValueError, match="max_threads"):
+        async with open_store(tmp_path / "db", max_threads=0):
+            pass
+
+
+async def test_sqlite_file_is_created_in_wal_mode(tmp_path: Path) -> None:
+    """A path creates a SQLite file (and its directory) in WAL mode with the schema."""
+    path = tmp_path / "sub" / "stageline.db"
+    async with open_store(path) as store:
+        assert not store.is_postgresql
+        await store.save_content([FileUnit(path="a", digest=sha(1))])
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT value FROM stageline_meta").fetchone() == (str(SCHEMA_VERSION),)
+    async with open_store(f"sqlite:///{path}") as again:
+        assert await again.find_content([FileUnit(path="a", digest=sha(1))]) != [None]
+
+
+async def test_reopening_keeps_the_data(database_url: str) -> None:
+    """A second open of the same database finds the schema and the rows in place."""
+    async with open_store(database_url) as store:
+        await store.save_content([FileUnit(path="a", digest=sha(1))])
+    async with open_store(database_url) as store:
+        [found] = await store.find_content([FileUnit(path="a", digest=sha(1))])
+    assert found is not None
+
+
+def set_schema_version(url: str, value: str) -> None:
+    engine = sync_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE stageline_meta SET value = '{value}'")
+    engine.dispose()
+
+
+async def test_newer_schema_is_refused(database_url: str) -> None:
+    """A database of a newer schema version is refused, saying to upgrade stageline."""
+    async with open_store(database_url):
+        pass
+    set_schema_version(database_url, str(SCHEMA_VERSION + 1))
+    with pytest.raises(SchemaVersionError, match=r"newer stageline.*upgrade stageline"):
+        async with open_store(database_url):
+            pass
+
+
+async def test_older_schema_without_migration_is_refused(database_url: str) -> None:
+    """A database of an older schema version that cannot be migrated says what to do."""
+    async with open_store(database_url):
+        pass
+    set_schema_version(database_url, "0")
+    with pytest.raises(SchemaVersionError, match=r"older stageline.*new, empty database"):
+        async with open_store(database_url):
+            pass
+
+
+async def test_foreign_tables_are_refused(database_url: str) -> None:
+    """Tables named like ours but no version record: refused, not overwritten."""
+    engine = sync_engine(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE content (id INTEGER PRIMARY KEY, x TEXT)")
+    engine.dispose()
+    with pytest.raises(SchemaVersionError, match="not created by stageline"):
+        async with open_store(database_url):
+            pass
+
+
+@pytest.mark.postgresql
+async def test_unreachable_server_is_a_store_error() -> None:
+    """A server that refuses connections gives a StoreError saying what to check."""
+    url = "postgresql+psycopg://nobody:secret@127.0.0.1:1/none?connect_timeout=5"
+    with pytest.raises(StoreError, match="could not create or check the schema") as info:
+        async with open_store(url):
+            pass
+    assert "secret" not in str(info.value)
+    assert "running and reachable" in str(info.value)
+
+
+async def test_older_schema_is_migrated_step_by_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered migration brings an older database to the current schema version."""
+    from stageline.store import _schema
+
+    path = str(tmp_path / "old.db")
+    async with open_store(path):
+        pass
+    set_schema_version(path, str(SCHEMA_VERSION - 1))
+    ran: list[int] = []
+
+    def step(conn: object) -> None:
+        ran.append(SCHEMA_VERSION - 1)
+
+    monkeypatch.setitem(_schema._MIGRATIONS, SCHEMA_VERSION - 1, step)
+    async with open_store(path):
+        pass
+    assert ran == [SCHEMA_VERSION - 1]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM stageline_meta").fetchone() == (str(SCHEMA_VERSION),)
+
+
+def test_postgresql_tests_fail_under_ci_without_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a configured server the PostgreSQL tests skip, but fail when CI is set."""
+    monkeypatch.delenv(POSTGRESQL_ENV, raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        postgresql_base_url()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        postgresql_base_url()

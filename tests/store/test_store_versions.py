@@ -1,0 +1,291 @@
+"""Repository versions: ranges, commit, no-op, failure, cancellation, repo keys, streaming."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from store_support import FileUnit, PackageUnit, count_rows, sha
+
+from stageline import StoreError
+from stageline.models import Content, Repository
+from stageline.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+async def make_repository(store: Store, name: str = "repo") -> Repository:
+    return await store.create_repository(Repository(name=name))
+
+
+async def saved_files(store: Store, numbers: range | list[int], prefix: str = "f") -> list[Content]:
+    return await store.save_content([FileUnit(path=f"{prefix}{n}", digest=sha(n)) for n in numbers])
+
+
+async def content_of(store: Store, repository: Repository, number: int | None = None) -> set[int]:
+    version = await store.get_version(repository, number)
+    pks: set[int] = set()
+    async for chunk in store.iter_content(version):
+        pks.update(unit.pk or 0 for unit in chunk)
+    return pks
+
+
+async def test_create_repository_makes_version_zero(store: Store) -> None:
+    """A new repository has an empty, complete version 0; its name is unique."""
+    repository = await make_repository(store)
+    [zero] = await store.list_versions(repository)
+    assert (zero.number, zero.complete, zero.content_count) == (0, True, 0)
+    with pytest.raises(StoreError, match="already exists"):
+        await store.create_repository(Repository(name="repo"))
+    again = await store.create_repository(Repository(name="repo"), exist_ok=True)
+    assert again.pk == repository.pk
+    assert (await store.get_repository("repo")).pk == repository.pk
+    with pytest.raises(StoreError, match="no repository named 'nope'"):
+        await store.get_repository("nope")
+
+
+async def test_versions_number_up_by_one_and_count_changes(store: Store) -> None:
+    """Each committed version is number+1 with its content, added and removed counts."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(10))
+    async with store.new_version(repository) as first:
+        await first.add_content(units[:6])
+    async with store.new_version(repository) as second:
+        await second.add_content(units[6:])
+        await second.remove_content(units[:2])
+    assert first.result is not None
+    assert second.result is not None
+    assert (first.result.number, first.result.content_count, first.result.added_count) == (1, 6, 6)
+    v2 = second.result
+    assert (v2.number, v2.base_version, v2.content_count, v2.added_count, v2.removed_count) == (
+        2,
+        1,
+        8,
+        4,
+        2,
+    )
+    assert [v.number for v in await store.list_versions(repository)] == [0, 1, 2]
+    assert await content_of(store, repository, 1) == {u.pk for u in units[:6]}
+    assert await content_of(store, repository, 2) == {u.pk for u in units[2:]}
+    added: list[Content] = []
+    async for chunk in store.iter_content(v2, change="added"):
+        added += chunk
+    removed: list[Content] = []
+    async for chunk in store.iter_content(v2, change="removed"):
+        removed += chunk
+    assert {u.pk for u in added} == {u.pk for u in units[6:]}
+    assert {u.pk for u in removed} == {u.pk for u in units[:2]}
+
+
+async def test_nothing_changed_creates_no_version(store: Store) -> None:
+    """Adding what is there and removing what is not leaves no new version behind."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(3))
+    async with store.new_version(repository) as first:
+        await first.add_content(units[:2])
+    async with store.new_version(repository) as idle:
+        await idle.add_content(units[:2])
+        await idle.remove_content(units[2:])
+    async with store.new_version(repository) as undone:
+        await undone.add_content(units[2:])
+        await undone.remove_content(units[2:])
+    assert idle.result is None
+    assert undone.result is None
+    assert [v.number for v in await store.list_versions(repository)] == [0, 1]
+    async with store.new_version(repository) as next_one:
+        await next_one.add_content(units[2:])
+    assert next_one.result is not None
+    assert next_one.result.number == 2
+
+
+async def test_failed_version_leaves_nothing(store: Store) -> None:
+    """An exception inside the block removes the version and undoes its changes."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(4))
+    async with store.new_version(repository) as first:
+        await first.add_content(units[:2])
+    failing = store.new_version(repository)
+
+    async def fail() -> None:
+        async with failing:
+            await failing.add_content(units[2:])
+            await failing.remove_content(units[:1])
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail()
+    assert failing.result is None
+    assert [v.number for v in await store.list_versions(repository)] == [0, 1]
+    assert await content_of(store, repository) == {units[0].pk, units[1].pk}
+    async with store.new_version(repository) as retry:
+        await retry.add_content(units[3:])
+    assert retry.result is not None
+    assert retry.result.number == 2
+    assert await content_of(store, repository) == {units[0].pk, units[1].pk, units[3].pk}
+
+
+async def test_cancelled_version_leaves_nothing(store: Store) -> None:
+    """A cancellation inside the block removes the version, shielded from the cancellation."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(3))
+    async with store.new_version(repository) as first:
+        await first.add_content(units[:1])
+    with anyio.CancelScope() as scope:
+        async with store.new_version(repository) as cancelled:
+            await cancelled.add_content(units[1:])
+            await cancelled.remove_content(units[:1])
+            scope.cancel()
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert cancelled.result is None
+    assert [v.number for v in await store.list_versions(repository)] == [0, 1]
+    assert await content_of(store, repository) == {units[0].pk}
+
+
+async def test_version_is_invisible_until_committed(store: Store) -> None:
+    """While a version is built, readers see the previous one, unchanged."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(4))
+    async with store.new_version(repository) as first:
+        await first.add_content(units[:2])
+    async with store.new_version(repository) as building:
+        await building.add_content(units[2:])
+        await building.remove_content(units[:1])
+        latest = await store.latest_version(repository)
+        assert latest.number == 1
+        assert await content_of(store, repository) == {units[0].pk, units[1].pk}
+        seen: set[int] = set()
+        async for chunk in building.iter_content():
+            seen.update(u.pk or 0 for u in chunk)
+        assert seen == {units[1].pk, units[2].pk, units[3].pk}
+    assert await content_of(store, repository) == {units[1].pk, units[2].pk, units[3].pk}
+
+
+async def test_repo_key_last_added_wins(store: Store) -> None:
+    """Two units with the same repo key never share a version: the one added last wins."""
+    repository = await make_repository(store)
+    old, new, newer, other = await store.save_content(
+        [
+            FileUnit(path="same", digest=sha(1)),
+            FileUnit(path="same", digest=sha(2)),
+            FileUnit(path="same", digest=sha(3)),
+            FileUnit(path="other", digest=sha(4)),
+        ]
+    )
+    async with store.new_version(repository) as v1:
+        await v1.add_content([old, other])
+    async with store.new_version(repository) as v2:
+        await v2.add_content([new])
+    assert await content_of(store, repository, 2) == {new.pk, other.pk}
+    async with store.new_version(repository) as v3:
+        await v3.add_content([old, newer])  # in one batch the later one wins
+        await v3.add_content([old])  # and a later batch wins over an earlier one
+    assert await content_of(store, repository, 3) == {old.pk, other.pk}
+    assert v3.result is not None
+    assert (v3.result.added_count, v3.result.removed_count) == (1, 1)
+    assert await content_of(store, repository, 1) == {old.pk, other.pk}
+
+
+async def test_types_without_repo_key_coexist(store: Store) -> None:
+    """Content types without repo_key_fields never replace one another."""
+    repository = await make_repository(store)
+    packages = await store.save_content([PackageUnit(name="p", version=str(n)) for n in range(3)])
+    async with store.new_version(repository) as version:
+        await version.add_content(packages)
+    assert await content_of(store, repository) == {p.pk for p in packages}
+
+
+async def test_remove_then_add_again_in_one_version(store: Store) -> None:
+    """Removing and re-adding a unit in one version restores it without a change."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(2))
+    async with store.new_version(repository) as first:
+        await first.add_content(units)
+    async with store.new_version(repository) as second:
+        await second.remove_content(units)
+        await second.add_content(units[:1])
+    assert second.result is not None
+    assert (second.result.added_count, second.result.removed_count) == (0, 1)
+    assert await content_of(store, repository) == {units[0].pk}
+
+
+async def test_remove_content_except_mirrors(store: Store) -> None:
+    """remove_content_except removes every unit not kept, scanning in chunks."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(25))
+    async with store.new_version(repository) as first:
+        await first.add_content(units)
+    keep = {u.pk for u in units[::3] if u.pk is not None}
+    async with store.new_version(repository) as mirror:
+        removed = await mirror.remove_content_except(keep, chunk_size=4)
+    assert removed == 25 - len(keep)
+    assert await content_of(store, repository) == keep
+
+
+async def test_a_version_costs_its_changes_not_the_repository(database_url: str) -> None:
+    """One change on a large repository writes one row: versions are ranges, not copies."""
+    from stageline.store import open_store
+
+    async with open_store(database_url) as store:
+        repository = await make_repository(store)
+        units = await saved_files(store, range(1500))
+        async with store.new_version(repository) as first:
+            await first.add_content(units)
+        rows_before = count_rows(database_url, "repository_content")
+        extra = await saved_files(store, [5000], prefix="x")
+        async with store.new_version(repository) as second:
+            await second.add_content(extra)
+        assert second.result is not None
+        assert second.result.content_count == 1501
+    assert count_rows(database_url, "repository_content") == rows_before + 1
+
+
+async def test_iter_content_streams_in_bounded_chunks(store: Store) -> None:
+    """iter_content yields chunks of at most chunk_size, covering every unit once."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(23))
+    async with store.new_version(repository) as first:
+        await first.add_content(units)
+    version = await store.latest_version(repository)
+    sizes: list[int] = []
+    pks: list[int] = []
+    async for chunk in store.iter_content(version, chunk_size=5):
+        sizes.append(len(chunk))
+        pks += [u.pk or 0 for u in chunk]
+    assert sizes == [5, 5, 5, 5, 3]
+    assert sorted(pks) == pks
+    assert set(pks) == {u.pk for u in units}
+    with pytest.raises(ValueError, match="chunk_size"):
+        async for _chunk in store.iter_content(version, chunk_size=0):
+            pass
+
+
+async def test_one_new_version_per_repository_at_a_time(store: Store) -> None:
+    """A second new version of a repository being built is refused with a clear error."""
+    repository = await make_repository(store)
+    other = await make_repository(store, "other")
+    async with store.new_version(repository):
+        with pytest.raises(StoreError, match="already has a new version being built"):
+            async with store.new_version(repository):
+                pass
+        async with store.new_version(other) as parallel:
+            await parallel.add_content(await saved_files(store, [1]))
+        assert parallel.result is not None
+    async with store.new_version(repository) as later:
+        pass
+    assert later.result is None
+
+
+async def test_changes_outside_the_block_are_refused(store: Store) -> None:
+    """A NewVersion cannot be changed before it is entered or after it closed."""
+    repository = await make_repository(store)
+    units = await saved_files(store, [1])
+    pending = store.new_version(repository)
+    with pytest.raises(StoreError, match="not open"):
+        await pending.add_content(units)
+    async with pending:
+        await pending.add_content(units)
+    with pytest.raises(StoreError, match="not open"):
+        await pending.remove_content(units)
+    with pytest.raises(ValueError, match="must be saved"):
+        async with store.new_version(repository) as version:
+            await version.add_content([FileUnit(path="x", digest=sha(9))])
