@@ -39,7 +39,24 @@ def _optional_size(
 
 
 @attrs.define(eq=False, kw_only=True)
-class Artifact:
+class _SizeAndDigests:
+    """The size and digests of a file, each None when unknown (shared by two models)."""
+
+    size: int | None = attrs.field(default=None, validator=_optional_size)
+    md5: str | None = attrs.field(default=None, validator=_optional_hex)
+    sha1: str | None = attrs.field(default=None, validator=_optional_hex)
+    sha224: str | None = attrs.field(default=None, validator=_optional_hex)
+    sha256: str | None = attrs.field(default=None, validator=_optional_hex)
+    sha384: str | None = attrs.field(default=None, validator=_optional_hex)
+    sha512: str | None = attrs.field(default=None, validator=_optional_hex)
+
+    def digests(self) -> dict[str, str]:
+        """Every digest known, by kind."""
+        return {name: v for name in DIGEST_FIELDS if (v := getattr(self, name)) is not None}
+
+
+@attrs.define(eq=False, kw_only=True)
+class Artifact(_SizeAndDigests):
     """A file known by its size and digests.
 
     ``file`` is the path of the bytes: a temporary file right after a download, the
@@ -49,13 +66,6 @@ class Artifact:
 
     DIGEST_FIELDS: ClassVar[tuple[str, ...]] = DIGEST_FIELDS
 
-    size: int | None = attrs.field(default=None, validator=_optional_size)
-    md5: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha1: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha224: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha256: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha384: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha512: str | None = attrs.field(default=None, validator=_optional_hex)
     file: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     pk: int | None = None
 
@@ -63,10 +73,6 @@ class Artifact:
     def saved(self) -> bool:
         """True once the store has given this artifact a primary key."""
         return self.pk is not None
-
-    def digests(self) -> dict[str, str]:
-        """Every digest this artifact knows, by kind."""
-        return {name: v for name in DIGEST_FIELDS if (v := getattr(self, name)) is not None}
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -89,7 +95,7 @@ class ContentArtifact:
 
 
 @attrs.define(eq=False, kw_only=True)
-class RemoteArtifact:
+class RemoteArtifact(_SizeAndDigests):
     """Where a content artifact can be fetched from, with every digest known for it.
 
     Unique by (content_artifact, remote).
@@ -98,20 +104,9 @@ class RemoteArtifact:
     url: str
     content_artifact: ContentArtifact
     remote: Remote
-    size: int | None = attrs.field(default=None, validator=_optional_size)
-    md5: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha1: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha224: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha256: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha384: str | None = attrs.field(default=None, validator=_optional_hex)
-    sha512: str | None = attrs.field(default=None, validator=_optional_hex)
     pk: int | None = None
 
     @property
     def saved(self) -> bool:
         """True once the store has given this row a primary key."""
         return self.pk is not None
-
-    def digests(self) -> dict[str, str]:
-        """Every digest known for the remote file, by kind."""
-        return {name: v for name in DIGEST_FIELDS if (v := getattr(self, name)) is not None}
