@@ -173,3 +173,28 @@ async def test_file_in_the_current_temp_dir_is_moved(tmp_path: Path) -> None:
     assert temp == tmp_path / "elsewhere"
     assert not source.exists()
     assert artifact.file == storage.path_for(digest(b"moved"))
+
+
+async def test_an_area_being_created_is_not_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync sweeping while another creates its area leaves the new area alone."""
+    from stageline.storage import _storage
+
+    storage = ArtifactStorage(tmp_path)
+    other_sync = ArtifactStorage(tmp_path)
+    real_flock = fcntl.flock
+    swept: list[bool] = []
+
+    def flock_after_a_concurrent_sweep(fd: int, operation: int) -> None:
+        # The creator is about to lock its new area: another process sweeps this instant.
+        if operation == fcntl.LOCK_EX and not swept:
+            swept.append(True)
+            other_sync._sweep_abandoned()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(_storage.fcntl, "flock", flock_after_a_concurrent_sweep)
+    async with storage.temporary_area() as area:
+        assert swept == [True]
+        assert area.is_dir()
+        (area / "download").write_bytes(b"x")

@@ -265,9 +265,17 @@ class ArtifactStorage:
             path = self.temp_root / f"{os.getpid()}-{uuid.uuid4().hex}"
             path.mkdir()
             # Held while the area is in use: the kernel releases it when the process dies,
-            # which is how a later sweep tells an abandoned area from a live one.
-            fd = os.open(path / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            # which is how a later sweep tells an abandoned area from a live one. Locked
+            # under another name and renamed into place, so that a concurrent sweep never
+            # finds the lock file of a new area still unlocked and removes the area.
+            creating = path / f"{_LOCK_NAME}.new"
+            fd = os.open(creating, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                os.rename(creating, path / _LOCK_NAME)
+            except OSError:
+                os.close(fd)
+                raise
         except OSError as exc:
             raise StorageError(
                 f"could not create a temporary area under {self.temp_root}: {exc}"
