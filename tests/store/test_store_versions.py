@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anyio
 import pytest
 from store_support import FileUnit, PackageUnit, count_rows, sha
@@ -289,3 +291,52 @@ async def test_changes_outside_the_block_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="must be saved"):
         async with store.new_version(repository) as version:
             await version.add_content([FileUnit(path="x", digest=sha(9))])
+
+
+@pytest.fixture
+def second_database_url(database_url: str, request: pytest.FixtureRequest) -> str:
+    """Another fresh database of the same kind: a second file, or a second schema."""
+    if "://" not in database_url:
+        return database_url + ".second.db"
+    return str(request.getfixturevalue("postgresql_url_2"))
+
+
+@pytest.fixture
+def postgresql_url_2(postgresql_url: str) -> Iterator[str]:
+    """A second PostgreSQL schema in the same database as ``postgresql_url``."""
+    import uuid
+
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    url = sa.make_url(postgresql_url)
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(url.difference_update_query(["options"]), poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+async def test_stores_sharing_a_server_lock_only_their_own_repositories(
+    database_url: str, second_database_url: str
+) -> None:
+    """Two stores in one PostgreSQL database (or one directory) build versions independently."""
+    from stageline.store import open_store
+
+    async with open_store(database_url) as one, open_store(second_database_url) as two:
+        first = await make_repository(one, "first")
+        second = await make_repository(two, "second")
+        assert first.pk == second.pk  # the same id, in different stores
+        async with one.new_version(first) as building_first:
+            await building_first.add_content(await saved_files(one, [1]))
+            async with two.new_version(second) as building_second:
+                await building_second.add_content(await saved_files(two, [2]))
+        assert building_first.result is not None
+        assert building_second.result is not None

@@ -15,9 +15,16 @@ import sqlalchemy as sa
 
 __all__ = ["RepositoryLock", "acquire_repository_lock"]
 
-# Constant first half of the PostgreSQL advisory lock key (b"SL" "v" "1"), so stageline's
-# locks do not collide with another application's advisory locks on the same database.
-_PG_LOCK_CLASS = 0x534C7631 & 0x7FFFFFFF
+# First half of the PostgreSQL advisory lock key: the oid of this store's repositories
+# table (shifted into int4's range, so distinct oids stay distinct). Advisory locks are
+# per database, not per schema: two stores in two schemas of one database have equal
+# repository ids, and a constant here made a sync of one refuse to start while the other
+# built a version of its repository with the same id.
+_PG_LOCK_SQL = (
+    "SELECT pg_try_advisory_lock("
+    "CAST(CAST(CAST(CAST('repositories' AS regclass) AS oid) AS bigint) - 2147483648 AS integer), "
+    "CAST(:r AS integer))"
+)
 
 
 class RepositoryLock:
@@ -58,12 +65,7 @@ def acquire_repository_lock(
         conn = engine.connect()
         taken = False
         try:
-            taken = bool(
-                conn.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:c, :r)"),
-                    {"c": _PG_LOCK_CLASS, "r": repository_id},
-                ).scalar()
-            )
+            taken = bool(conn.execute(sa.text(_PG_LOCK_SQL), {"r": repository_id}).scalar())
             # A session-level advisory lock outlives the transaction: end it, so the
             # connection does not sit "idle in transaction" for the whole sync.
             conn.commit()
