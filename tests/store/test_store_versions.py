@@ -340,3 +340,36 @@ async def test_stores_sharing_a_server_lock_only_their_own_repositories(
                 await building_second.add_content(await saved_files(two, [2]))
         assert building_first.result is not None
         assert building_second.result is not None
+
+
+async def test_concurrent_changes_to_one_version_add_each_unit_once(store: Store) -> None:
+    """Two tasks adding the same units to one new version at once add each unit once."""
+    import contextlib
+    import threading
+
+    import sqlalchemy as sa
+
+    repository = await make_repository(store)
+    packages = await store.save_content([PackageUnit(name=f"p{n}", version="1") for n in range(20)])
+    both_checked = threading.Barrier(2, timeout=2)
+
+    def before_insert(conn: object, cursor: object, statement: str, *args: object) -> None:
+        # Hold the first writer just before it inserts until the second one has looked up
+        # what is present too (or, when the writers are serialized, for two seconds).
+        if statement.startswith("INSERT INTO repository_content"):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_checked.wait()
+
+    sa.event.listen(store._engine, "before_cursor_execute", before_insert)
+    try:
+        async with store.new_version(repository) as version, anyio.create_task_group() as tg:
+            tg.start_soon(version.add_content, packages)
+            tg.start_soon(version.add_content, packages)
+    finally:
+        sa.event.remove(store._engine, "before_cursor_execute", before_insert)
+    assert version.result is not None
+    assert (version.result.content_count, version.result.added_count) == (20, 20)
+    seen: list[int] = []
+    async for chunk in store.iter_content(version.result):
+        seen += [unit.pk or 0 for unit in chunk]
+    assert sorted(seen) == sorted(p.pk or 0 for p in packages)

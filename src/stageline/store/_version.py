@@ -80,7 +80,8 @@ class NewVersion:
     across processes), cleans up what a crashed process left of an earlier attempt, and
     creates version ``latest + 1`` as *incomplete*: readers never see it. Changes are
     written batch by batch, each in its own transaction, and cost O(batch), not
-    O(repository size). Leaving the block normally commits the version (marks it
+    O(repository size); calls from several tasks at once run one after the other. Leaving
+    the block normally commits the version (marks it
     complete with its counts), unless nothing changed, in which case it is deleted and
     :attr:`result` is None. Leaving with an exception or a cancellation deletes it and
     undoes its changes, even while being cancelled.
@@ -105,6 +106,10 @@ class NewVersion:
         self._version: RepositoryVersion | None = None
         self._result: RepositoryVersion | None = None
         self._state = "new"
+        # Changes run one at a time: each reads what the version holds and then writes, in
+        # its own transaction. Two at once on PostgreSQL (READ COMMITTED) both found a unit
+        # absent and both inserted it, or both kept a different unit of one repo key.
+        self._changing: anyio.Lock | None = None
 
     @property
     def version(self) -> RepositoryVersion:
@@ -123,7 +128,7 @@ class NewVersion:
         return self._result
 
     def _check_open(self) -> tuple[int, int]:
-        if self._state != "open" or self._version is None:
+        if self._state != "open" or self._version is None or self._changing is None:
             raise StoreError(
                 f"the new version of {self.repository.name!r} is not open (it is "
                 f"{self._state}); change content inside `async with store.new_version(...)`"
@@ -178,6 +183,7 @@ class NewVersion:
             pk=row.id,
         )
         self._base_count = int(row.base_count)
+        self._changing = anyio.Lock()
         self._state = "open"
         return self
 
@@ -330,11 +336,13 @@ class NewVersion:
             chosen[unit.pk] = key
         if not chosen:
             return
-        inserted = await self._store._run(
-            f"add content to version {number} of repository {self.repository.name!r}",
-            lambda conn: self._add(conn, repository_id, number, chosen, self._store),
-            write=True,
-        )
+        assert self._changing is not None
+        async with self._changing:
+            inserted = await self._store._run(
+                f"add content to version {number} of repository {self.repository.name!r}",
+                lambda conn: self._add(conn, repository_id, number, chosen, self._store),
+                write=True,
+            )
         await self._store._note_growth("repository_content", inserted)
 
     @staticmethod
@@ -402,11 +410,13 @@ class NewVersion:
         repository_id, number = self._check_open()
         pks = sorted({_pk_of(unit) for unit in units})
         if pks:
-            await self._store._run(
-                f"remove content from version {number} of repository {self.repository.name!r}",
-                lambda conn: self._remove(conn, repository_id, number, pks),
-                write=True,
-            )
+            assert self._changing is not None
+            async with self._changing:
+                await self._store._run(
+                    f"remove content from version {number} of repository {self.repository.name!r}",
+                    lambda conn: self._remove(conn, repository_id, number, pks),
+                    write=True,
+                )
 
     @staticmethod
     def _remove(conn: sa.Connection, repository_id: int, number: int, pks: list[int]) -> None:
