@@ -267,3 +267,31 @@ async def test_saved_fields_win_over_a_differing_unit(store: Store) -> None:
     assert isinstance(saved_differing, FileUnit)
     assert saved_differing.size == 10
     assert saved_differing.pk == first.pk
+
+
+async def test_save_cancelled_while_it_runs_completes(store: Store) -> None:
+    """A save_content cancelled while its transaction runs finishes: rows and pks agree."""
+    import anyio
+    import anyio.from_thread
+
+    # Make the save refresh PostgreSQL's statistics afterwards, as a first sync's do.
+    store._analyze_at["content"] = 1
+    units = files(range(3))
+    scope = anyio.CancelScope()
+    saved: list[Any] = []
+
+    def cancel_mid_transaction(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO content "):
+            anyio.from_thread.run_sync(scope.cancel)
+
+    sa.event.listen(store._engine, "before_cursor_execute", cancel_mid_transaction)
+    try:
+        with scope:
+            saved = await store.save_content(units)
+            await anyio.sleep_forever()
+    finally:
+        sa.event.remove(store._engine, "before_cursor_execute", cancel_mid_transaction)
+    assert scope.cancelled_caught
+    assert saved == units
+    assert [u.pk for u in await store.find_content(files(range(3)))] == [u.pk for u in units]
+    assert all(u.saved for u in units)

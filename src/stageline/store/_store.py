@@ -187,11 +187,15 @@ class Store:
         if grown < self._analyze_at.get(table, 2000):
             return
         self._analyze_at[table] = 2 * grown
-        await self._run(
-            f"refresh the statistics of {table}",
-            lambda conn: conn.exec_driver_sql(f"ANALYZE {table}"),
-            write=False,
-        )
+        # Shielded: this runs after the caller's rows are committed and before its objects
+        # get their pks; a cancellation here made a completed save raise Cancelled and
+        # left its objects unsaved. The cancellation reaches the caller at its next await.
+        with anyio.CancelScope(shield=True):
+            await self._run(
+                f"refresh the statistics of {table}",
+                lambda conn: conn.exec_driver_sql(f"ANALYZE {table}"),
+                write=False,
+            )
 
     def _params(self, count: int) -> str:
         """A parenthesized list of ``count`` placeholders in the driver's style."""
