@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -295,3 +296,15 @@ async def test_save_cancelled_while_it_runs_completes(store: Store) -> None:
     assert saved == units
     assert [u.pk for u in await store.find_content(files(range(3)))] == [u.pk for u in units]
     assert all(u.saved for u in units)
+
+
+async def test_text_that_is_not_unicode_is_a_content_type_error(store: Store) -> None:
+    """A lone surrogate (a non-UTF-8 file name decoded by os.fsdecode) is refused clearly."""
+    bad_name = os.fsdecode(b"caf\xe9.txt")
+    with pytest.raises(ContentTypeError, match=r"'test\.file'.*cannot be stored"):
+        await store.find_content([FileUnit(path=bad_name, digest=sha(1))])
+    with pytest.raises(ContentTypeError, match=r"'test\.file'.*cannot be stored"):
+        await store.save_content([FileUnit(path=bad_name, digest=sha(1))])
+    with pytest.raises(ContentTypeError, match=r"'test\.package'.*cannot be stored"):
+        await store.save_content([PackageUnit(name="p", version="1", requires=[bad_name])])
+    assert await store.find_content([PackageUnit(name="p", version="1")]) == [None]

@@ -29,9 +29,22 @@ ContentRow = tuple[str, str, str, str | None, str]
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
+_NOT_UNICODE = (
+    "text must be valid Unicode (a lone surrogate, as os.fsdecode makes of a file name "
+    "that is not UTF-8, cannot be stored; decode such names explicitly)"
+)
+
+
 def _digest(type_name: str, key_json: str) -> str:
     text = type_name + "\x00" + key_json
-    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+    try:
+        encoded = text.encode()
+    except UnicodeEncodeError as exc:
+        raise ContentTypeError(
+            f"content of type {type_name!r} with key {key_json} cannot be stored: "
+            f"{_NOT_UNICODE}: {exc}"
+        ) from exc
+    return hashlib.blake2b(encoded, digest_size=20).hexdigest()
 
 
 def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
@@ -66,6 +79,14 @@ def encode_content(unit: Content) -> ContentRow:
         natural = unit.natural_key()
         data = _canonical(unit.data())
         natural_json = _canonical(list(natural))
+        if not data.isascii():
+            # The drivers send UTF-8; fail here, naming the unit, not deep in the driver.
+            data.encode()
+    except UnicodeEncodeError as exc:
+        raise ContentTypeError(
+            f"content of type {name!r} with natural key {unit.natural_key()!r} cannot be "
+            f"stored: {_NOT_UNICODE}: {exc}"
+        ) from exc
     except (TypeError, ValueError) as exc:
         raise ContentTypeError(
             f"content of type {name!r} with natural key {unit.natural_key()!r} cannot be "

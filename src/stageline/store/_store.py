@@ -356,8 +356,8 @@ class Store:
             or None when no unit with that natural key is saved.
 
         Raises:
-            ContentTypeError: a unit's class is not a declared content type, or saved
-                content no longer fits its class.
+            ContentTypeError: a unit's class is not a declared content type, a unit's
+                natural key is not valid Unicode, or saved content no longer fits its class.
             StoreError: the database failed.
         """
         digests = [_natural_digest(unit) for unit in units]
