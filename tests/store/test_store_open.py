@@ -16,10 +16,16 @@ pytestmark = pytest.mark.anyio
 
 @pytest.mark.parametrize(
     "url",
-    ["mysql://user@localhost/db", "oracle+cx_oracle://x@y/z", "sqlite://", "sqlite:///:memory:"],
+    [
+        "mysql://user@localhost/db",
+        "oracle+cx_oracle://x@y/z",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "postgresql://user@localhost:notaport/db",
+    ],
 )
 async def test_unsupported_urls_are_refused(url: str) -> None:
-    """An unknown scheme or a SQLite URL without a file is a DatabaseURLError."""
+    """An unknown scheme, a malformed URL or a SQLite URL without a file: DatabaseURLError."""
     with pytest.raises(DatabaseURLError, match=r"expected|names no database file") as info:
         async with open_store(url):
             pass

@@ -30,7 +30,7 @@ def _to_url(url_or_path: str | os.PathLike[str]) -> sa.URL:
         return sa.URL.create("sqlite+pysqlite", database=str(path.absolute()))
     try:
         url = make_url(url_or_path)
-    except sa.exc.ArgumentError as exc:
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
         raise DatabaseURLError(
             f"cannot parse the database URL {url_or_path!r}: {exc}; expected {_SUPPORTED}"
         ) from exc
