@@ -198,3 +198,47 @@ async def test_an_area_being_created_is_not_swept(
         assert swept == [True]
         assert area.is_dir()
         (area / "download").write_bytes(b"x")
+
+
+_KILLED_MID_COPY = """
+import os, signal, sys
+import anyio
+from stageline.models import Artifact
+from stageline.storage import ArtifactStorage
+
+root, source, sha256 = sys.argv[1:]
+
+def killed(*args):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = killed  # the process dies once the copy is written, before it is renamed
+anyio.run(ArtifactStorage(root).store, [Artifact(sha256=sha256, file=source)])
+"""
+
+
+async def test_a_copy_killed_midway_leaves_nothing_the_next_sync_keeps(tmp_path: Path) -> None:
+    """A process killed while copying a file in leaves its partial copy to the next sweep."""
+    import signal
+    import subprocess
+    import sys
+
+    storage = ArtifactStorage(tmp_path / "storage")
+    source = tmp_path / "plugin-file"
+    source.write_bytes(b"copied in")
+    child = await anyio.run_process(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_MID_COPY,
+            str(storage.root),
+            str(source),
+            digest(b"copied in"),
+        ],
+        check=False,
+        stderr=subprocess.STDOUT,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stdout
+    assert not storage.path_for(digest(b"copied in")).exists()
+    assert [p for p in storage.artifacts_dir.rglob("*") if p.is_file()] == []
+    async with storage.temporary_area() as area:
+        assert [p for p in storage.root.rglob("*") if p.is_file()] == [area / ".in-use"]

@@ -114,13 +114,17 @@ class ArtifactStorage:
             temporary.append(current)
 
         def work() -> None:
-            for artifact, source, target in jobs:
-                self._put(source, target, temporary)
-                artifact.file = target
+            scratch = _Scratch(self)
+            try:
+                for artifact, source, target in jobs:
+                    self._put(source, target, temporary, scratch)
+                    artifact.file = target
+            finally:
+                scratch.remove()
 
         await anyio.to_thread.run_sync(work)
 
-    def _put(self, source: Path, target: Path, temporary: list[Path]) -> None:
+    def _put(self, source: Path, target: Path, temporary: list[Path], scratch: _Scratch) -> None:
         if source == target:
             return
         is_temporary = any(_is_within(source, directory) for directory in temporary)
@@ -137,10 +141,10 @@ class ArtifactStorage:
                 except OSError as exc:
                     if exc.errno != errno.EXDEV:
                         raise
-                    self._copy_into_place(source, target)
+                    self._copy_into_place(source, target, scratch)
                     source.unlink()
             else:
-                self._copy_into_place(source, target)
+                self._copy_into_place(source, target, scratch)
             _fsync_path(target.parent, directory=True)
         except OSError as exc:
             raise StorageError(
@@ -148,8 +152,30 @@ class ArtifactStorage:
                 f"and that {self.root} is writable and not full"
             ) from exc
 
-    def _copy_into_place(self, source: Path, target: Path) -> None:
-        # Copy next to the target first, so the final step is still an atomic rename.
+    def _copy_into_place(self, source: Path, target: Path, scratch: _Scratch) -> None:
+        # Copy into a temporary area first, so that the final step is still an atomic
+        # rename and a process killed mid-copy leaves its partial file where the next
+        # temporary_area() sweeps it (next to the target, nothing would ever remove it).
+        partial = scratch.path() / f"{target.name}.{uuid.uuid4().hex}.partial"
+        try:
+            with source.open("rb") as src, partial.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+                dst.flush()
+                os.fsync(dst.fileno())
+            self._rename_into_place(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _rename_into_place(self, partial: Path, target: Path) -> None:
+        try:
+            os.replace(partial, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # tmp/ is on another filesystem than artifacts/: copy next to the target.
+            self._copy_next_to(partial, target)
+
+    def _copy_next_to(self, source: Path, target: Path) -> None:
         partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
         try:
             with source.open("rb") as src, partial.open("wb") as dst:
@@ -175,21 +201,25 @@ class ArtifactStorage:
             for name, value in digests.items():
                 setattr(artifact, name, value)
             target = self.path_for(digests["sha256"])
+            scratch = _Scratch(self)
             try:
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
+                    # Written in a temporary area, as in _copy_into_place.
+                    partial = scratch.path() / f"{target.name}.{uuid.uuid4().hex}.partial"
                     try:
                         with partial.open("wb") as out:
                             out.write(data)
                             out.flush()
                             os.fsync(out.fileno())
-                        os.replace(partial, target)
+                        self._rename_into_place(partial, target)
                     finally:
                         partial.unlink(missing_ok=True)
                     _fsync_path(target.parent, directory=True)
             except OSError as exc:
                 raise StorageError(f"could not write {target}: {exc}") from exc
+            finally:
+                scratch.remove()
             artifact.file = target
             return artifact
 
@@ -309,3 +339,21 @@ class ArtifactStorage:
             shutil.rmtree(path, ignore_errors=True)
         finally:
             os.close(fd)
+
+
+class _Scratch:
+    """A temporary area for partial copies, created on first use (blocking calls)."""
+
+    def __init__(self, storage: ArtifactStorage) -> None:
+        self._storage = storage
+        self._area: tuple[Path, int] | None = None
+
+    def path(self) -> Path:
+        if self._area is None:
+            self._area = self._storage._create_area()
+        return self._area[0]
+
+    def remove(self) -> None:
+        area, self._area = self._area, None
+        if area is not None:
+            self._storage._remove_area(*area)
