@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -373,3 +374,26 @@ async def test_concurrent_changes_to_one_version_add_each_unit_once(store: Store
     async for chunk in store.iter_content(version.result):
         seen += [unit.pk or 0 for unit in chunk]
     assert sorted(seen) == sorted(p.pk or 0 for p in packages)
+
+
+async def test_one_version_at_a_time_whatever_path_names_the_database(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A SQLite file opened through a symlink to it still takes the same repository lock."""
+    from stageline.store import open_store
+
+    if "://" in database_url:
+        alias = database_url  # PostgreSQL: one database, whatever the URL
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "link.db").symlink_to(database_url)
+        alias = str(tmp_path / "elsewhere" / "link.db")
+    async with open_store(database_url) as one, open_store(alias) as two:
+        repository = await make_repository(one)
+        async with one.new_version(repository) as building:
+            await building.add_content(await saved_files(one, [1]))
+            with pytest.raises(StoreError, match="already has a new version being built"):
+                async with two.new_version(repository):
+                    pass
+        assert building.result is not None
+        assert building.result.content_count == 1

@@ -73,6 +73,10 @@ def acquire_repository_lock(
             if not taken:
                 conn.close()
         return RepositoryLock(connection=conn) if taken else None
+    # Next to the file the path resolves to: two processes naming one database through
+    # different paths (a symlink to it) must take the same lock, or the second would take
+    # the first's incomplete version for an abandoned one and undo it.
+    sqlite_file = sqlite_file.resolve()
     directory = sqlite_file.parent / (sqlite_file.name + ".locks")
     directory.mkdir(exist_ok=True)
     fd = os.open(directory / f"repository-{repository_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
