@@ -63,16 +63,21 @@ def acquire_repository_lock(
     """
     if sqlite_file is None:
         conn = engine.connect()
-        taken = False
         try:
             taken = bool(conn.execute(sa.text(_PG_LOCK_SQL), {"r": repository_id}).scalar())
             # A session-level advisory lock outlives the transaction: end it, so the
             # connection does not sit "idle in transaction" for the whole sync.
             conn.commit()
-        finally:
-            if not taken:
-                conn.close()
-        return RepositoryLock(connection=conn) if taken else None
+        except sa.exc.SQLAlchemyError:
+            # The lock may have been taken before the failure: this session must not go
+            # back to the pool holding it. Discarding it ends the session and its locks.
+            conn.invalidate()
+            conn.close()
+            raise
+        if not taken:
+            conn.close()
+            return None
+        return RepositoryLock(connection=conn)
     # Next to the file the path resolves to: two processes naming one database through
     # different paths (a symlink to it) must take the same lock, or the second would take
     # the first's incomplete version for an abandoned one and undo it.

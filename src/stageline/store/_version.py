@@ -442,7 +442,7 @@ class NewVersion:
         ``keep`` and one chunk, not the repository.
 
         Args:
-            keep: primary keys of the units to keep (a set is fastest).
+            keep: primary keys of the units to keep (any collection; looked up as a set).
             chunk_size: primary keys read per query (>= 1).
 
         Returns:
@@ -455,6 +455,8 @@ class NewVersion:
         repository_id, number = self._check_open()
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        # Membership is tested once per unit in the repository: a list would make it O(n·m).
+        keep = keep if isinstance(keep, set | frozenset) else frozenset(keep)
         rc = t.repository_content
         removed = 0
         last = 0
