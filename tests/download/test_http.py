@@ -17,9 +17,11 @@ from stageline import (
     ForbiddenDigestError,
     HTTPStatusError,
     SizeMismatch,
+    StorageError,
 )
 from stageline.download import DownloaderFactory, HttpDownloader, RetrySettings
 from stageline.models import Remote
+from stageline.storage import use_temp_dir
 
 from ._servers import (
     LocalServer,
@@ -220,6 +222,20 @@ async def test_stamina_deactivated_means_one_try(server: LocalServer, temp_dir: 
         stamina.set_active(True)
     assert info.value.attempts == 1
     assert len(server.requests_for("/down")) == 1
+
+
+async def test_unusable_temporary_area_is_a_storage_error_not_retried(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """A temporary area that cannot hold files raises StorageError after a single request."""
+    not_a_directory = tmp_path / "a file"
+    not_a_directory.write_bytes(b"")
+    url = server.route("/a.bin", body(DATA))
+    with use_temp_dir(not_a_directory / "downloads"):
+        async with DownloaderFactory():
+            with pytest.raises(StorageError, match="temporary"):
+                await remote_for(server, max_retries=3).get_downloader(url=url).run()
+    assert len(server.requests_for("/a.bin")) == 1
 
 
 async def test_truncated_body_is_retried(server: LocalServer, temp_dir: Path) -> None:
