@@ -15,6 +15,9 @@ are downloaded from a local server on 127.0.0.1, on asyncio and on trio, twice e
 - *sha256-only* (large files only): the same computing sha256 alone, to measure how
   much of the cost is the four digests rather than the downloader.
 
+The last column is the client process's CPU time (every thread, user + system) per MB
+received, in its best round: what the work costs, whatever the parallelism.
+
 The server runs in a separate process (a minimal HTTP/1.1 keep-alive server on raw
 asyncio, serving bodies from memory) so that it does not share the client's GIL.
 """
@@ -27,6 +30,7 @@ import hashlib
 import multiprocessing
 import os
 import platform
+import resource
 import shutil
 import socket
 import tempfile
@@ -159,9 +163,7 @@ async def _stageline(
         result.path.unlink()
 
     with use_temp_dir(directory):
-        factory = (
-            DownloaderFactory() if batch_size is None else DownloaderFactory(batch_size=batch_size)
-        )
+        factory = DownloaderFactory(batch_size=batch_size, allowed_digests=allowed_digests)
         async with factory, anyio.create_task_group() as tg:
             for url in urls:
                 tg.start_soon(one, url)
@@ -178,6 +180,12 @@ async def _timed(client: str, urls: list[str], directory: Path, size: int, sha25
     else:  # sha256 only: how much of the cost is computing four digests
         await _stageline(urls, directory, size, sha256, allowed_digests=frozenset({"sha256"}))
     return time.perf_counter() - started
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process so far (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _load() -> str:
@@ -229,7 +237,10 @@ def main() -> None:
         "large": ("bare", "stageline", "on-loop", "sha256-only"),
     }
     print(f"# load average before: {_load()}")
-    print(f"{'backend':8} {'workload':18} {'client':12} {'files/s':>9} {'MB/s':>8} {'ratio':>6}")
+    print(
+        f"{'backend':8} {'workload':18} {'client':12} {'files/s':>9} {'MB/s':>8} {'ratio':>6} "
+        f"{'cpu ms/MB':>9}"
+    )
     try:
         for backend in backends:
             for name, (count, size, payload) in workloads.items():
@@ -238,19 +249,25 @@ def main() -> None:
                 sha256 = hashlib.sha256(payload).hexdigest()
                 urls = [f"http://127.0.0.1:{port}/{name}/{i}" for i in range(count)]
                 best: dict[str, float] = {}
+                cpu: dict[str, float] = {}  # the client's CPU time in its best round
                 for _ in range(args.rounds):
                     for client in clients[name]:
+                        cpu_before = _cpu_seconds()
                         elapsed = anyio.run(
                             _timed, client, urls, directory, size, sha256, backend=backend
                         )
-                        best[client] = min(best.get(client, float("inf")), elapsed)
+                        if elapsed < best.get(client, float("inf")):
+                            best[client] = elapsed
+                            cpu[client] = _cpu_seconds() - cpu_before
                 label = f"{count} x {size // KIB} KiB"
                 for client in clients[name]:
                     elapsed = best[client]
                     ratio = best["bare"] / elapsed
+                    megabytes = count * size / 1e6
                     print(
                         f"{backend:8} {label:18} {client:12} {count / elapsed:9.1f} "
-                        f"{count * size / elapsed / 1e6:8.1f} {ratio:6.2f}"
+                        f"{megabytes / elapsed:8.1f} {ratio:6.2f} "
+                        f"{cpu[client] / megabytes * 1e3:9.2f}"
                     )
         print(f"# load average after: {_load()}")
     finally:

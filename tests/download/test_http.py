@@ -17,9 +17,11 @@ from stageline import (
     ForbiddenDigestError,
     HTTPStatusError,
     SizeMismatch,
+    StorageError,
 )
 from stageline.download import DownloaderFactory, HttpDownloader, RetrySettings
 from stageline.models import Remote
+from stageline.storage import use_temp_dir
 
 from ._servers import (
     LocalServer,
@@ -165,6 +167,75 @@ async def test_retry_after_is_capped(server: LocalServer, temp_dir: Path) -> Non
             stamina.instrumentation.set_on_retry_hooks(None)
     assert result.attempts == 2
     assert waits == [0.05]
+
+
+async def test_first_failure_gets_the_same_backoff_as_inside_stamina(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """The first try runs outside stamina, yet its failure starts stamina's backoff at retry 1."""
+    retries: list[tuple[int, float]] = []
+
+    def record(details: stamina.instrumentation.RetryDetails) -> None:
+        retries.append((details.retry_num, details.wait_for))
+
+    url = server.route("/flaky", status(500), status(502), body(DATA))
+    settings = RetrySettings(wait_initial=0.01, wait_max=1, wait_jitter=0)
+    with stamina.set_testing(False):
+        stamina.instrumentation.set_on_retry_hooks([record])
+        try:
+            async with DownloaderFactory(retry=settings):
+                result = await remote_for(server, max_retries=3).get_downloader(url=url).run()
+        finally:
+            stamina.instrumentation.set_on_retry_hooks(None)
+    assert result.attempts == 3
+    assert result.path.read_bytes() == DATA
+    # Exponential from wait_initial: the failure of the try made outside stamina counts
+    # as stamina's first attempt, so nothing is tried twice without a wait or skipped.
+    assert retries == [(1, pytest.approx(0.01)), (2, pytest.approx(0.02))]
+    assert len(server.requests_for("/flaky")) == 3
+    assert files_in(temp_dir) == [result.path]
+
+
+async def test_first_failure_counts_against_max_retries(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A failing first try plus max_retries=1 makes exactly two tries, then gives up."""
+    url = server.route("/down", status(500))
+    async with DownloaderFactory():
+        with pytest.raises(HTTPStatusError) as info:
+            await remote_for(server, max_retries=1).get_downloader(url=url).run()
+    assert info.value.attempts == 2
+    assert "after 2 tries" in str(info.value)
+    assert len(server.requests_for("/down")) == 2
+    assert files_in(temp_dir) == []
+
+
+async def test_stamina_deactivated_means_one_try(server: LocalServer, temp_dir: Path) -> None:
+    """With stamina switched off (stamina.set_active(False)) a failed first try is final."""
+    url = server.route("/down", status(500), body(DATA))
+    stamina.set_active(False)
+    try:
+        async with DownloaderFactory():
+            with pytest.raises(HTTPStatusError) as info:
+                await remote_for(server, max_retries=3).get_downloader(url=url).run()
+    finally:
+        stamina.set_active(True)
+    assert info.value.attempts == 1
+    assert len(server.requests_for("/down")) == 1
+
+
+async def test_unusable_temporary_area_is_a_storage_error_not_retried(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """A temporary area that cannot hold files raises StorageError after a single request."""
+    not_a_directory = tmp_path / "a file"
+    not_a_directory.write_bytes(b"")
+    url = server.route("/a.bin", body(DATA))
+    with use_temp_dir(not_a_directory / "downloads"):
+        async with DownloaderFactory():
+            with pytest.raises(StorageError, match="temporary"):
+                await remote_for(server, max_retries=3).get_downloader(url=url).run()
+    assert len(server.requests_for("/a.bin")) == 1
 
 
 async def test_truncated_body_is_retried(server: LocalServer, temp_dir: Path) -> None:

@@ -76,17 +76,15 @@ class RemoteSession:
         self._client: httpx.AsyncClient | None = None
         self._client_lock = anyio.Lock()
         self._ssl_context: ssl.SSLContext | None = None
+        self._slot = _Slot(self.limiter, self.rate_limiter)
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold one of the remote's concurrency slots, then wait for the rate limit.
 
-        Every HTTP request (each retry too) is made inside a slot.
+        Use as ``async with session.slot():``. Every HTTP request (each retry too) is made
+        inside a slot.
         """
-        async with self.limiter:
-            if self.rate_limiter is not None:
-                await self.rate_limiter.wait()
-            yield
+        return self._slot
 
     @contextlib.asynccontextmanager
     async def client(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -186,6 +184,37 @@ class RemoteSession:
                 url=remote.url,
             ) from exc
         return context
+
+
+class _Slot(contextlib.AbstractAsyncContextManager[None]):
+    """``RemoteSession.slot()``: stateless (the limiter tracks its borrowers), so one
+    object per session serves every download, without a generator per use."""
+
+    __slots__ = ("_limiter", "_rate_limiter")
+
+    def __init__(self, limiter: anyio.CapacityLimiter, rate_limiter: RateLimiter | None) -> None:
+        self._limiter = limiter
+        self._rate_limiter = rate_limiter
+
+    async def __aenter__(self) -> None:
+        await self._limiter.acquire()
+        if self._rate_limiter is None:
+            return
+        waited = False
+        try:
+            await self._rate_limiter.wait()
+            waited = True
+        finally:
+            if not waited:  # cancelled while waiting: the slot was never used
+                self._limiter.release()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._limiter.release()
 
 
 _current_factory: contextvars.ContextVar[DownloaderFactory | None] = contextvars.ContextVar(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
-import attrs
 import httpx
 import stamina
 
@@ -44,6 +43,21 @@ def _status_advice(status_code: int) -> str:
     if status_code >= 500:
         return "the server failed; try again later"
     return "the server refused the request"
+
+
+async def _unwind(chunks: AsyncIterator[bytes]) -> None:
+    """Run httpx's body generators to their end once the response is closed.
+
+    When consuming stops between two chunks (a size mismatch, or a cancellation that
+    arrives while the download waits for its worker threads), httpx's nested body
+    generators stay suspended, and Trio warns about each one when it is garbage collected.
+    Closing the outermost one does not reach the inner ones; resuming it does: the closed
+    stream fails at the bottom and that error unwinds every level. Shielded, because this
+    often runs during a cancellation; bounded, because the response is already closed.
+    """
+    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+        async for _ in chunks:
+            pass
 
 
 class HttpDownloader(BaseDownloader):
@@ -109,8 +123,17 @@ class HttpDownloader(BaseDownloader):
 
         Every :class:`DownloadError` carries ``attempts``, the number of tries made.
         """
-        attempts = 0
+        attempts = 1
         try:
+            # The first try runs outside stamina: setting up its retry loop costs about as
+            # much as the rest of a small download's bookkeeping, and most tries succeed.
+            try:
+                return await self._attempt(attempts)
+            except Exception as exc:
+                first_failure = exc
+            # stamina decides about the first failure as if it had made that try itself
+            # (same backoff hook, same waits, same attempt count, same instrumentation):
+            # its first "attempt" re-raises it, and the retries follow.
             async for attempt in stamina.retry_context(
                 on=make_backoff_hook(self.factory.retry),
                 attempts=self.remote.max_retries + 1,
@@ -121,9 +144,9 @@ class HttpDownloader(BaseDownloader):
             ):
                 with attempt:
                     attempts = attempt.num
-                    async with self.session.slot():
-                        result = await self._try_once()
-                    return attrs.evolve(result, attempts=attempts)
+                    if attempts == 1:
+                        raise first_failure
+                    return await self._attempt(attempts)
         except DownloadError as exc:
             exc.attempts = attempts
             if attempts > 1:
@@ -131,6 +154,11 @@ class HttpDownloader(BaseDownloader):
                 exc.args = (f"{message} (gave up after {attempts} tries)", *exc.args[1:])
             raise
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+    async def _attempt(self, attempts: int) -> DownloadResult:
+        """One try, inside one of the remote's concurrency slots."""
+        async with self.session.slot():
+            return await self._try_once(attempts)
 
     def build_request(self, client: httpx.AsyncClient) -> httpx.Request:
         """The request for one try; override to add headers or change the method."""
@@ -155,12 +183,14 @@ class HttpDownloader(BaseDownloader):
             retry_after=retry_after,
         )
 
-    async def _try_once(self) -> DownloadResult:
+    async def _try_once(self, attempts: int) -> DownloadResult:
         total = self.remote.total_timeout
         with self._translate_errors():
+            if total is None:  # no cancel scope to enter and leave for nothing
+                return await self._fetch(attempts)
             try:
                 with anyio.fail_after(total):
-                    return await self._fetch()
+                    return await self._fetch(attempts)
             except TimeoutError as exc:
                 raise DownloadTimeout(
                     f"downloading {self.url} took longer than the remote's total_timeout "
@@ -168,7 +198,7 @@ class HttpDownloader(BaseDownloader):
                     url=self.url,
                 ) from exc
 
-    async def _fetch(self) -> DownloadResult:
+    async def _fetch(self, attempts: int) -> DownloadResult:
         async with self.session.client() as client:
             request = self.build_request(client)
             response = await client.send(request, stream=True)
@@ -179,12 +209,17 @@ class HttpDownloader(BaseDownloader):
                 allowed_digests=self.factory.allowed_digests,
                 batch_size=self.factory.batch_size,
             ) as writer:
+                chunks = response.aiter_bytes()
+                consumed = False
                 try:
                     self.check_response(response)
                     self._check_announced_length(response)
-                    await writer.consume(response.aiter_bytes())
+                    await writer.consume(chunks)
+                    consumed = True
                 finally:
                     await response.aclose()
+                    if not consumed:
+                        await _unwind(chunks)
                 # Validated only once the response is closed, so that a failure to close
                 # cannot orphan a finished file.
                 path, attributes = writer.finish()
@@ -193,6 +228,7 @@ class HttpDownloader(BaseDownloader):
                 path=path,
                 artifact_attributes=attributes,
                 headers=dict(response.headers),
+                attempts=attempts,
             )
 
     def _check_announced_length(self, response: httpx.Response) -> None:

@@ -11,13 +11,13 @@ core); small bodies are handled inline, where a thread hop would cost more than 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
-import tempfile
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, Protocol, Self
+from typing import Final, Protocol, Self
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -55,6 +55,34 @@ class Hasher(Protocol):
 
     def update(self, data: bytes, /) -> None: ...
     def hexdigest(self) -> str: ...
+
+
+# The named constructors skip hashlib.new's lookup by name, which costs more than the
+# hashing of a small body's bookkeeping is worth.
+_CONSTRUCTORS: Final[dict[str, Callable[[], Hasher]]] = {
+    "md5": hashlib.md5, "sha1": hashlib.sha1, "sha224": hashlib.sha224,
+    "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512,
+}  # fmt: skip
+
+
+def _new_hasher(name: str) -> Hasher:
+    constructor = _CONSTRUCTORS.get(name)
+    return constructor() if constructor is not None else hashlib.new(name)
+
+
+# The temporary file is created with a random name and O_EXCL (what tempfile.mkstemp
+# does, without its per-call name generator and Python file object) and written with
+# os.write. No fsync: durability is the storage's business when it moves the file into
+# place; a temporary file that a crash loses is simply downloaded again.
+_OPEN_FLAGS: Final[int] = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+_NAME_TRIES: Final[int] = 100
+
+
+@functools.lru_cache(maxsize=64)
+def _sorted_algorithms(allowed: frozenset[str], expected: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(allowed | expected))
 
 
 def _split_into_lanes(
@@ -167,17 +195,18 @@ class DigestingWriter:
         self.url = url
         self._expected_digests = dict(expected_digests)
         self._expected_size = expected_size
-        self._algorithms = sorted(set(allowed_digests) | set(expected_digests))
-        self._hashers = [hashlib.new(name) for name in self._algorithms]
-        self._lanes = _split_into_lanes(self._algorithms, self._hashers)
+        self._algorithms = _sorted_algorithms(
+            frozenset(allowed_digests), frozenset(self._expected_digests)
+        )
+        self._hashers = [_new_hasher(name) for name in self._algorithms]
         self._directory = directory
         self._batch_size = batch_size
         self._pending: list[bytes] = []
         self._pending_size = 0
         #: Bytes received so far.
         self.size = 0
-        self._path: Path | None = None
-        self._file: IO[bytes] | None = None
+        self._path: str | None = None
+        self._fd: int | None = None
         self._finished = False
         self._worker_error: Exception | None = None
 
@@ -196,19 +225,20 @@ class DigestingWriter:
     @property
     def path(self) -> Path | None:
         """The temporary file, once created."""
-        return self._path
+        return None if self._path is None else Path(self._path)
 
     def discard(self) -> None:
         """Close and remove the temporary file, if any.
 
         Synchronous on purpose, so that it also runs while the task is being cancelled.
         """
-        file, self._file = self._file, None
-        if file is not None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
             with contextlib.suppress(OSError):
-                file.close()
+                os.close(fd)
         if self._path is not None:
-            self._path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
             self._path = None
 
     async def consume(self, chunks: AsyncIterable[bytes]) -> None:
@@ -232,7 +262,7 @@ class DigestingWriter:
         host_error: Exception | None = None
         async with anyio.create_task_group() as task_group:
             sends = []
-            for hashers, writes in self._lanes:
+            for hashers, writes in _split_into_lanes(self._algorithms, self._hashers):
                 send, receive = anyio.create_memory_object_stream[list[bytes]](_QUEUED_BATCHES)
                 sends.append(send)
                 task_group.start_soon(self._lane, receive, hashers, writes, task_group.cancel_scope)
@@ -276,13 +306,13 @@ class DigestingWriter:
         # A small body is written here in one go: an open-write-close on the event loop
         # costs less than a round trip to a worker thread.
         self._consume_batch(self._take_pending())
-        if self._file is None:
+        if self._fd is None:
             self._open_file()  # an empty body still makes an (empty) file
-        file, self._file = self._file, None
-        assert file is not None
+        fd, self._fd = self._fd, None
+        assert fd is not None
         assert self._path is not None
         try:
-            file.close()
+            os.close(fd)
         except OSError as exc:
             raise self._storage_error(exc) from exc
         self._check()
@@ -290,7 +320,7 @@ class DigestingWriter:
         attributes: dict[str, int | str] = {"size": self.size}
         for name, hasher in zip(self._algorithms, self._hashers, strict=True):
             attributes[name] = hasher.hexdigest()
-        return self._path, attributes
+        return Path(self._path), attributes
 
     def _add(self, chunk: bytes) -> bool:
         """Queue ``chunk``; True when a full batch is pending."""
@@ -370,11 +400,15 @@ class DigestingWriter:
             hasher.update(data)
         if not writes:
             return
-        if self._file is None:
+        if self._fd is None:
             self._open_file()
-        assert self._file is not None
+        assert self._fd is not None
         try:
-            self._file.write(data)
+            written = os.write(self._fd, data)
+            if written < len(data):  # a short write: rare for a regular file, but allowed
+                view = memoryview(data)
+                while written < len(data):
+                    written += os.write(self._fd, view[written:])
         except OSError as exc:
             raise self._storage_error(exc) from exc
 
@@ -385,13 +419,28 @@ class DigestingWriter:
         )
 
     def _open_file(self) -> None:
-        directory = self._directory if self._directory is not None else current_temp_dir()
+        directory: Path | str = "the temporary area"
         try:
-            fd, name = tempfile.mkstemp(dir=directory, prefix="download-")
+            directory = self._directory if self._directory is not None else current_temp_dir()
         except OSError as exc:
             raise StorageError(
                 f"cannot create a temporary file in {directory} for {self.url}: {exc}; "
                 "check the free space and permissions of the temporary directory"
             ) from exc
-        self._path = Path(name)
-        self._file = os.fdopen(fd, "wb")
+        for _ in range(_NAME_TRIES):
+            path = os.path.join(directory, f"download-{os.urandom(8).hex()}")
+            try:
+                self._fd = os.open(path, _OPEN_FLAGS, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create a temporary file in {directory} for {self.url}: {exc}; "
+                    "check the free space and permissions of the temporary directory"
+                ) from exc
+            self._path = path
+            return
+        raise StorageError(  # pragma: no cover - 64 random bits collided 100 times
+            f"cannot create a temporary file in {directory} for {self.url}: no free name "
+            f"after {_NAME_TRIES} tries"
+        )
