@@ -5,8 +5,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
+
+from ._validation import check_expected_digests
+
+if TYPE_CHECKING:
+    from ..models import Remote
+    from ._factory import DownloaderFactory
 
 __all__ = ["BaseDownloader", "DownloadResult"]
 
@@ -45,3 +52,29 @@ class BaseDownloader(abc.ABC):
         Raises:
             DownloadError: (or a subclass) when the download fails.
         """
+
+
+class _RemoteDownloader(BaseDownloader):
+    """What the built-in downloaders share: a url, a remote's session and expectations.
+
+    Raises:
+        ForbiddenDigestError: when an expected digest is of a kind not allowed.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        remote: Remote,
+        factory: DownloaderFactory,
+        expected_digests: Mapping[str, str] | None = None,
+        expected_size: int | None = None,
+    ) -> None:
+        self.url = url
+        self.remote = remote
+        self.factory = factory
+        self.expected_digests = check_expected_digests(
+            url, expected_digests, factory.allowed_digests
+        )
+        self.expected_size = expected_size
+        self.session = factory.session(remote)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import anyio
 
 from .._exceptions import DownloadError
-from ._base import BaseDownloader, DownloadResult
-from ._validation import DigestingWriter, check_expected_digests
+from ._base import DownloadResult, _RemoteDownloader
+from ._validation import DigestingWriter
 
 if TYPE_CHECKING:
-    from ..models import Remote
-    from ._factory import DownloaderFactory
+    pass
 
 __all__ = ["FileDownloader"]
 
@@ -39,7 +38,7 @@ def file_url_to_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
-class FileDownloader(BaseDownloader):
+class FileDownloader(_RemoteDownloader):
     """Copies a ``file://`` url to a temporary file with the same validation as HTTP.
 
     The file is read in a worker thread, one batch at a time, so a large file never
@@ -57,24 +56,6 @@ class FileDownloader(BaseDownloader):
     Raises:
         ForbiddenDigestError: when an expected digest is of a kind not allowed.
     """
-
-    def __init__(
-        self,
-        *,
-        url: str,
-        remote: Remote,
-        factory: DownloaderFactory,
-        expected_digests: Mapping[str, str] | None = None,
-        expected_size: int | None = None,
-    ) -> None:
-        self.url = url
-        self.remote = remote
-        self.factory = factory
-        self.expected_digests = check_expected_digests(
-            url, expected_digests, factory.allowed_digests
-        )
-        self.expected_size = expected_size
-        self.session = factory.session(remote)
 
     async def run(self) -> DownloadResult:
         """Copy, validate and return the result.

@@ -18,9 +18,9 @@ from .._exceptions import (
     HTTPStatusError,
     SizeMismatch,
 )
-from ._base import BaseDownloader, DownloadResult
+from ._base import DownloadResult, _RemoteDownloader
 from ._retry import _caused_by_certificate_error, make_backoff_hook, parse_retry_after
-from ._validation import DigestingWriter, check_expected_digests
+from ._validation import DigestingWriter
 
 if TYPE_CHECKING:
     from ..models import Remote
@@ -60,7 +60,7 @@ async def _unwind(chunks: AsyncIterator[bytes]) -> None:
             pass
 
 
-class HttpDownloader(BaseDownloader):
+class HttpDownloader(_RemoteDownloader):
     """Downloads an ``http://`` or ``https://`` url with a remote's settings.
 
     The body is streamed to a temporary file while every allowed digest is computed;
@@ -94,15 +94,14 @@ class HttpDownloader(BaseDownloader):
         expected_size: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.url = url
-        self.remote = remote
-        self.factory = factory
-        self.expected_digests = check_expected_digests(
-            url, expected_digests, factory.allowed_digests
+        super().__init__(
+            url=url,
+            remote=remote,
+            factory=factory,
+            expected_digests=expected_digests,
+            expected_size=expected_size,
         )
-        self.expected_size = expected_size
         self.headers = dict(headers or {})
-        self.session = factory.session(remote)
 
     async def run(self) -> DownloadResult:
         """Download, validate and return the result.
