@@ -242,3 +242,24 @@ async def test_a_copy_killed_midway_leaves_nothing_the_next_sync_keeps(tmp_path:
     assert [p for p in storage.artifacts_dir.rglob("*") if p.is_file()] == []
     async with storage.temporary_area() as area:
         assert [p for p in storage.root.rglob("*") if p.is_file()] == [area / ".in-use"]
+
+
+async def test_an_area_whose_lock_cannot_be_opened_is_left_alone(tmp_path: Path) -> None:
+    """A stale area stageline cannot inspect (e.g. another user's) blocks no new sync."""
+    storage = ArtifactStorage(tmp_path)
+    odd = storage.temp_root / "789-odd"
+    (odd / ".in-use").mkdir(parents=True)  # opening it for writing fails (not ENOENT)
+    async with storage.temporary_area() as area:
+        assert area.is_dir()
+    assert odd.exists()
+
+
+async def test_an_unreadable_artifact_is_a_storage_error(tmp_path: Path) -> None:
+    """Reading an artifact whose file became unreadable is a StorageError naming it."""
+    storage = ArtifactStorage(tmp_path)
+    artifact = await storage.store_bytes(b"content")
+    path = storage.path_for(digest(b"content"))
+    path.unlink()
+    path.mkdir()  # a directory where the file was: the read fails
+    with pytest.raises(StorageError, match=digest(b"content")):
+        await storage.read_bytes(artifact)

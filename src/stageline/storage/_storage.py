@@ -260,7 +260,12 @@ class ArtifactStorage:
             StorageError: the storage does not hold the file.
         """
         async with await self.open(artifact) as f:
-            return await f.read()
+            try:
+                return await f.read()
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot read artifact {artifact.sha256} at {f.name}: {exc}"
+                ) from exc
 
     # -- the temporary area ------------------------------------------------------------------
 
@@ -324,6 +329,10 @@ class ArtifactStorage:
                 with suppress(OSError):
                     if time.time() - entry.stat().st_mtime > _LOCKLESS_GRACE:
                         shutil.rmtree(entry, ignore_errors=True)
+                continue
+            except OSError:
+                # Not ours to judge (another user's area, a broken entry): leave it, and
+                # do not let it stop this sync from making its own area.
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
