@@ -588,3 +588,64 @@ async def test_a_stalled_stage_holds_back_the_first_stage(shape: PipelineShape) 
     assert gate.puts_when_blocked is not None
     assert gate.puts_when_blocked <= min(bound, len(items))
     assert_same(gate.collected, items)
+
+
+@pytest.mark.anyio
+@given(data=st.data(), shape=pipeline_shapes(min_items=1, max_items=30, max_minsize=500))
+@fast
+async def test_items_made_in_a_stage_never_leave_outside_awaiters_hanging(
+    data: st.DataObject, shape: PipelineShape
+) -> None:
+    """Items a stage creates belong to its pipeline: awaited from outside before or after
+    their put, they resolve or fail with PipelineError, whichever stage fails when."""
+    count = shape.item_count
+    awaited = data.draw(subsets(range(count)), label="awaited")
+    stage_count = len(shape.stages) + 3
+    plan = data.draw(failure_plans(stage_count, max_items=count + 1), label="failure")
+    fails = data.draw(st.booleans(), label="fails")
+    boom = Boom(f"stage {plan.stage_index} after {plan.after_items} items")
+    outcomes: dict[int, object] = {}
+
+    async def await_outside(index: int, item: DeclarativeContent) -> None:
+        try:
+            outcomes[index] = await item.resolution()
+        except PipelineError as exc:
+            outcomes[index] = exc
+
+    class MakeAndHandOut(Feeder):
+        """Creates its items in run(), hands some to outside tasks, then puts them."""
+
+        def __init__(self, outside: anyio.abc.TaskGroup) -> None:
+            super().__init__([])
+            self.outside = outside
+            self.made: list[DeclarativeContent] = []
+
+        async def _run(self) -> None:
+            self.items_to_put = self.made = sample_items(count)
+            for index in awaited:
+                self.outside.start_soon(await_outside, index, self.made[index])
+            await anyio.wait_all_tasks_blocked()  # awaiting before the first put
+            await super()._run()
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as outside:
+            first = MakeAndHandOut(outside)
+            stages = [first, *shape.build(), Resolver(), Collector()]
+            if fails:
+                stages[plan.stage_index].fail_after = plan.after_items
+                stages[plan.stage_index].error = boom
+                with pytest.raises(Boom):
+                    await create_pipeline(stages, maxsize=shape.maxsize)
+            else:
+                await create_pipeline(stages, maxsize=shape.maxsize)
+        # Leaving the task group means every outside awaiter has finished.
+
+    assert set(outcomes) == set(awaited)
+    for index in awaited:
+        item, outcome = first.made[index], outcomes[index]
+        if item.resolved:
+            assert outcome is item.content
+        else:
+            assert fails
+            assert isinstance(outcome, PipelineError)
+            assert outcome.__cause__ is boom

@@ -86,7 +86,7 @@ class Feeder(_FailingStage):
     """A first stage that puts the given items in order.
 
     Attributes:
-        items: the items to put.
+        items_to_put: the items to put.
         started_puts: how many ``put`` calls have started; an item with a lower index
             may already be anywhere downstream, one with a higher index is nowhere yet.
         put_count: how many ``put`` calls have returned.
