@@ -13,6 +13,7 @@ import stamina
 from stageline import (
     DigestMismatch,
     DownloadConnectionError,
+    DownloadError,
     DownloadTimeout,
     ForbiddenDigestError,
     HTTPStatusError,
@@ -392,6 +393,39 @@ async def test_connection_refused_is_a_connection_error(temp_dir: Path) -> None:
             await remote.get_downloader(url=url).run()
     assert info.value.attempts == 2
     assert url in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [":abc/x", ":99999/x", ":{port}/a\x00b"],
+    ids=["port-not-a-number", "port-out-of-range", "control-character"],
+)
+async def test_malformed_url_is_a_download_error(
+    server: LocalServer, temp_dir: Path, suffix: str
+) -> None:
+    """A malformed url from upstream metadata is a DownloadError naming it, on both backends.
+
+    It showed as a raw ``httpx.InvalidURL`` (bad port, control character) and, on asyncio
+    only, as an ``ExceptionGroup`` wrapping ``OverflowError`` (port above 65535).
+    """
+    url = "http://127.0.0.1" + suffix.format(port=server.port)
+    remote = Remote(url=server.url("/"), max_retries=2)
+    async with DownloaderFactory():
+        with pytest.raises(DownloadError) as info:
+            await remote.get_downloader(url=url).run()
+    assert info.value.url == url
+    assert info.value.attempts == 1
+    assert files_in(temp_dir) == []
+
+
+async def test_unparsable_url_is_refused_with_a_download_error(temp_dir: Path) -> None:
+    """get_downloader refuses a url urllib cannot split with a DownloadError, not ValueError."""
+    url = "http://[::1/x"
+    remote = Remote(url="http://127.0.0.1/")
+    async with DownloaderFactory():
+        with pytest.raises(DownloadError) as info:
+            remote.get_downloader(url=url)
+    assert info.value.url == url
 
 
 async def test_concurrency_never_exceeds_download_concurrency(

@@ -313,10 +313,18 @@ class DownloaderFactory:
             **kwargs: passed on to the downloader class (e.g. ``headers``).
 
         Raises:
-            DownloadError: when no downloader handles the url's scheme.
+            DownloadError: when no downloader handles the url's scheme, or the url cannot
+                be parsed.
             ForbiddenDigestError: when an expected digest is of a kind not allowed.
         """
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        try:
+            scheme = urllib.parse.urlsplit(url).scheme.lower()
+        except ValueError as exc:  # e.g. an unclosed "[" in the host
+            raise DownloadError(
+                f"cannot download {url!r}: the url is malformed ({exc}); check the url the "
+                "metadata gave",
+                url=url,
+            ) from exc
         downloader_class = self._classes.get(scheme)
         if downloader_class is None:
             raise DownloadError(

@@ -200,6 +200,11 @@ class HttpDownloader(_RemoteDownloader):
     async def _fetch(self, attempts: int) -> DownloadResult:
         async with self.session.client() as client:
             request = self.build_request(client)
+            port = request.url.port
+            if port is not None and not 0 < port < 65536:
+                # httpx accepts it; the socket layer then fails differently per backend
+                # (a retried connection error on trio, an ExceptionGroup on asyncio).
+                raise httpx.InvalidURL(f"Invalid port: {port}")
             response = await client.send(request, stream=True)
             async with DigestingWriter(
                 url=self.url,
@@ -253,6 +258,12 @@ class HttpDownloader(_RemoteDownloader):
             yield
         except httpx.TimeoutException as exc:
             self._raise_timeout(exc)
+        except httpx.InvalidURL as exc:  # not an httpx.HTTPError
+            raise DownloadError(
+                f"cannot download {self.url}: the url is malformed ({exc}); check the url "
+                "the metadata gave",
+                url=self.url,
+            ) from exc
         except httpx.RemoteProtocolError as exc:
             raise DownloadConnectionError(
                 f"the connection for {self.url} broke or the server answered malformed "
