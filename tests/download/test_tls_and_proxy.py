@@ -150,3 +150,29 @@ async def test_proxy_rejecting_credentials_is_not_retried(
     assert info.value.status_code == 407
     assert len(seen) == 1
     assert server.requests == []
+
+
+async def test_proxy_refusing_a_tunnel_is_not_retried(server: LocalServer, temp_dir: Path) -> None:
+    """An https url through a proxy that answers the CONNECT with 407: HTTP 407 at once.
+
+    It showed as a DownloadConnectionError retried max_retries times (4 CONNECTs), since
+    httpx reports a refused tunnel as a ProxyError, not as a response.
+    """
+    url = f"https://127.0.0.1:{server.port}/p.bin"
+    with ForwardProxy("proxyuser", "proxypass") as proxy:
+        remote = Remote(
+            url=url,
+            proxy_url=proxy.url,
+            proxy_username="proxyuser",
+            proxy_password="wrong",
+            max_retries=3,
+        )
+        async with DownloaderFactory():
+            with pytest.raises(HTTPStatusError, match="proxy_password") as info:
+                await remote.get_downloader(url=url).run()
+        seen = proxy.seen
+    assert info.value.status_code == 407
+    assert info.value.attempts == 1
+    assert url in str(info.value)
+    assert [target for target, _ in seen] == [f"127.0.0.1:{server.port}"]
+    assert server.requests == []

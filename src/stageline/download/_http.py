@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -35,6 +36,9 @@ _STATUS_ADVICE = {
     407: "check the remote's proxy_username and proxy_password",
     429: "the server is rate limiting; set a lower Remote.rate_limit",
 }
+
+
+_PROXY_REFUSAL = re.compile(r"([1-5][0-9][0-9]) ")
 
 
 def _status_advice(status_code: int) -> str:
@@ -271,6 +275,18 @@ class HttpDownloader(_RemoteDownloader):
                 url=self.url,
             ) from exc
         except (httpx.NetworkError, httpx.ProxyError) as exc:
+            refused = _PROXY_REFUSAL.match(str(exc)) if isinstance(exc, httpx.ProxyError) else None
+            if refused is not None:
+                # The proxy answered the CONNECT for an https url with an error status
+                # (httpcore's message is "<status> <reason>"): the same status rules apply
+                # as for an answer to a plain request, e.g. a 407 is not retried.
+                status_code = int(refused.group(1))
+                raise HTTPStatusError(
+                    f"the proxy refused to connect to {self.url} with HTTP {exc}; "
+                    f"{_status_advice(status_code)}",
+                    url=self.url,
+                    status_code=status_code,
+                ) from exc
             if _caused_by_certificate_error(exc):
                 raise DownloadConnectionError(
                     f"the TLS certificate of {self.url} failed verification ({exc}); give "
