@@ -176,3 +176,25 @@ async def test_proxy_refusing_a_tunnel_is_not_retried(server: LocalServer, temp_
     assert url in str(info.value)
     assert [target for target, _ in seen] == [f"127.0.0.1:{server.port}"]
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"proxy_url": "socks5://127.0.0.1:1"}, {"headers": {"X-Token": "caf\u00e9"}}],
+    ids=["socks-proxy", "non-ascii-header"],
+)
+async def test_unusable_client_settings_are_a_download_error(
+    server: LocalServer, temp_dir: Path, settings: dict[str, object]
+) -> None:
+    """Settings httpx cannot build a client from: DownloadError naming the remote, no retry.
+
+    It showed as a raw ImportError (socksio is not installed) and a raw UnicodeEncodeError
+    escaping run(), which also skips the mirror fallback.
+    """
+    url = server.route("/p.bin", body(DATA))
+    remote = Remote(url=url, name="upstream", max_retries=2, **settings)  # type: ignore[arg-type]
+    async with DownloaderFactory():
+        with pytest.raises(DownloadError, match="remote upstream") as info:
+            await remote.get_downloader(url=url).run()
+    assert info.value.attempts == 1
+    assert server.requests == []

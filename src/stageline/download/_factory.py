@@ -94,8 +94,8 @@ class RemoteSession:
         factory; otherwise a client made for this use and closed when the block ends.
 
         Raises:
-            DownloadError: when the remote's TLS files cannot be loaded or its proxy url
-                is malformed.
+            DownloadError: when the remote's TLS files cannot be loaded, its proxy url
+                is malformed or unsupported, or a header value is not ASCII.
         """
         if self._pool_client:
             if self._client is None:
@@ -146,21 +146,31 @@ class RemoteSession:
         )
         headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
         headers.update(remote.headers)
-        return httpx.AsyncClient(
-            auth=auth_basic,
-            headers=headers,
-            verify=self._ssl_context,
-            proxy=proxy,
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=remote.download_concurrency,
-                max_keepalive_connections=remote.download_concurrency,
-            ),
-            follow_redirects=True,
-            # The remote's settings are the whole configuration: no proxy, CA bundle or
-            # credentials picked up from the environment or ~/.netrc behind its back.
-            trust_env=False,
-        )
+        try:
+            return httpx.AsyncClient(
+                auth=auth_basic,
+                headers=headers,
+                verify=self._ssl_context,
+                proxy=proxy,
+                timeout=timeout,
+                limits=httpx.Limits(
+                    max_connections=remote.download_concurrency,
+                    max_keepalive_connections=remote.download_concurrency,
+                ),
+                follow_redirects=True,
+                # The remote's settings are the whole configuration: no proxy, CA bundle or
+                # credentials picked up from the environment or ~/.netrc behind its back.
+                trust_env=False,
+            )
+        except (ImportError, ValueError) as exc:
+            # e.g. a socks5:// proxy_url without socksio installed, or a header value
+            # that is not ASCII (UnicodeEncodeError)
+            raise DownloadError(
+                f"remote {remote.name or remote.url}: cannot make an HTTP client from its "
+                f"settings ({type(exc).__name__}: {exc}); check its proxy_url (http:// or "
+                "https://) and that its headers are ASCII",
+                url=remote.url,
+            ) from exc
 
     def _make_ssl_context(self) -> ssl.SSLContext:
         remote = self.remote
