@@ -310,6 +310,24 @@ async def test_redirects_are_followed(server: LocalServer, temp_dir: Path) -> No
     assert [r.path for r in server.requests] == ["/alias.bin", "/real.bin"]
 
 
+async def test_a_redirect_that_cannot_be_followed_is_not_the_file(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A 3xx without Location is an HTTPStatusError, not retried, and leaves no file.
+
+    It showed as the redirect's own body ("status 302") returned as the downloaded file
+    when nothing was expected of it, as for repository metadata.
+    """
+    url = server.route("/moved.bin", status(302))
+    async with DownloaderFactory():
+        with pytest.raises(HTTPStatusError, match="302") as info:
+            await remote_for(server).get_downloader(url=url).run()
+    assert info.value.status_code == 302
+    assert info.value.attempts == 1
+    assert len(server.requests) == 1
+    assert files_in(temp_dir) == []
+
+
 async def test_wrong_size_is_a_size_mismatch(server: LocalServer, temp_dir: Path) -> None:
     """A body of another size than expected raises SizeMismatch with both sizes."""
     url = server.route("/a.bin", body(DATA))

@@ -44,6 +44,8 @@ _PROXY_REFUSAL = re.compile(r"([1-5][0-9][0-9]) ")
 def _status_advice(status_code: int) -> str:
     if status_code in _STATUS_ADVICE:
         return _STATUS_ADVICE[status_code]
+    if status_code < 400:
+        return "the server redirected without a Location to follow"
     if status_code >= 500:
         return "the server failed; try again later"
     return "the server refused the request"
@@ -171,9 +173,10 @@ class HttpDownloader(_RemoteDownloader):
         """Raise for a response that is not a body to keep.
 
         Raises:
-            HTTPStatusError: for a status of 400 or more.
+            HTTPStatusError: for a status of 400 or more, and for a redirect (3xx) the
+                client could not follow (no usable ``Location``): its body is not the file.
         """
-        if response.status_code < 400:
+        if response.status_code < 300:
             return
         retry_after = None
         if response.status_code in (429, 503):
