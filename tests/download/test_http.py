@@ -545,6 +545,25 @@ async def test_one_client_per_remote_is_reused_and_closed(
     assert ports == {f"127.0.0.1:{server.port}"}
 
 
+async def test_a_downloader_run_after_its_factory_closed_opens_no_client(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A downloader made inside a factory and run after it closed is refused.
+
+    It showed as a download that succeeded by silently opening a new pooled client that
+    nothing would ever close (ResourceWarning: unclosed socket and transport).
+    """
+    url = server.route("/a.bin", body(DATA), body(DATA))
+    remote = remote_for(server)
+    async with DownloaderFactory():
+        downloader = remote.get_downloader(url=url)
+        await downloader.run()
+    with pytest.raises(RuntimeError, match="closed"):
+        await downloader.run()
+    assert len(server.requests) == 1
+    assert len(files_in(temp_dir)) == 1  # the first download's, which its caller owns
+
+
 async def test_downloads_work_without_an_open_factory(server: LocalServer, temp_dir: Path) -> None:
     """Outside a factory each download uses its own client, closed when it ends."""
     url = server.route("/a.bin", body(DATA))

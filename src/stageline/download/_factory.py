@@ -75,6 +75,7 @@ class RemoteSession:
         self._pool_client = pool_client
         self._client: httpx.AsyncClient | None = None
         self._client_lock = anyio.Lock()
+        self._closed = False
         self._ssl_context: ssl.SSLContext | None = None
         self._slot = _Slot(self.limiter, self.rate_limiter)
 
@@ -96,8 +97,15 @@ class RemoteSession:
         Raises:
             DownloadError: when the remote's TLS files cannot be loaded, its proxy url
                 is malformed or unsupported, or a header value is not ASCII.
+            RuntimeError: when the factory was closed.
         """
         if self._pool_client:
+            if self._closed:
+                # A new pooled client now would be one that nothing ever closes.
+                raise RuntimeError(
+                    f"the DownloaderFactory of this download from {self.remote.url} is "
+                    "closed; make downloaders inside an open factory and run them there"
+                )
             if self._client is None:
                 # Several downloads start at once: only the first makes the client.
                 async with self._client_lock:
@@ -109,7 +117,8 @@ class RemoteSession:
                 yield client
 
     async def aclose(self) -> None:
-        """Close the pooled client, if one was made."""
+        """Close the pooled client, if one was made; no new one is made afterwards."""
+        self._closed = True
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
