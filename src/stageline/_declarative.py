@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._exceptions import DownloadError
+from ._exceptions import DownloadError, ForbiddenDigestError
 from ._resolvable import Resolvable
 from .models import Artifact, Content, Remote
 
@@ -95,6 +95,7 @@ class DeclarativeArtifact:
 
         Raises:
             DownloadError: the error of the last url tried, when every url failed.
+            ForbiddenDigestError: at once, when an expected digest is of a kind not allowed.
             ValueError: when there is no remote to download with.
         """
         if self.remote is None:
@@ -104,11 +105,15 @@ class DeclarativeArtifact:
         expected_digests = self.artifact.digests()
         last_error: DownloadError | None = None
         for url in self.all_urls:
-            downloader = self.remote.get_downloader(
-                url=url, expected_digests=expected_digests, expected_size=self.artifact.size
-            )
             try:
+                # A mirror no downloader handles (unknown scheme, malformed url) is skipped
+                # like a failing one; a refused expectation would be refused by every mirror.
+                downloader = self.remote.get_downloader(
+                    url=url, expected_digests=expected_digests, expected_size=self.artifact.size
+                )
                 result = await downloader.run()
+            except ForbiddenDigestError:
+                raise
             except DownloadError as exc:
                 last_error = exc
                 continue

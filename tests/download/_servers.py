@@ -314,6 +314,16 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
+    def do_CONNECT(self) -> None:
+        """Refuse tunnels (for https urls) with wrong credentials; this proxy tunnels nothing."""
+        self.server.seen.append((self.path, self.headers.get("Proxy-Authorization")))
+        refused = self.headers.get("Proxy-Authorization") != self.server.expected_auth
+        self.send_response(407 if refused else 501)
+        if refused:
+            self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
 
 class _ProxyServer(http.server.ThreadingHTTPServer):
     daemon_threads = False

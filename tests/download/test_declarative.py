@@ -79,6 +79,46 @@ async def test_forbidden_expectation_is_refused_before_any_request(
     assert server.requests == []
 
 
+async def test_a_mirror_no_downloader_handles_falls_back_to_the_next(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A mirror with an unknown scheme or a malformed url is skipped like a failing one.
+
+    It showed as the DownloadError of get_downloader() escaping at the first mirror, so the
+    good second mirror was never tried.
+    """
+    good = server.route("/m2/a", body(DATA))
+    remote = Remote(url=server.url("/"))
+    for bad in ("ftp://127.0.0.1/m1/a", "http://[::1/m1/a"):
+        da = DeclarativeArtifact(
+            artifact=Artifact(sha256=SHA256, size=len(DATA)),
+            urls=[bad, good],
+            relative_path="a",
+            remote=remote,
+        )
+        async with DownloaderFactory():
+            result = await da.download()
+        assert result.url == good
+        assert da.artifact.sha256 == SHA256
+
+
+async def test_a_refused_expectation_does_not_fall_back_to_the_next_mirror(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """ForbiddenDigestError would be the same on every mirror: raised at once, no request."""
+    urls = [server.route("/m1/a", body(DATA)), server.route("/m2/a", body(DATA))]
+    da = DeclarativeArtifact(
+        artifact=Artifact(md5=hashlib.md5(DATA).hexdigest()),
+        urls=urls,
+        relative_path="a",
+        remote=Remote(url=server.url("/")),
+    )
+    async with DownloaderFactory():
+        with pytest.raises(ForbiddenDigestError):
+            await da.download()
+    assert server.requests == []
+
+
 class _CannedDownloader(BaseDownloader):
     def __init__(self, path: Path, url: str) -> None:
         self.path, self.url = path, url

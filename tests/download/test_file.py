@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import threading
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from stageline import DigestMismatch, DownloadError, SizeMismatch
@@ -77,3 +82,36 @@ async def test_unknown_scheme_is_refused(temp_dir: Path) -> None:
     """A url whose scheme has no downloader is refused up front."""
     with pytest.raises(DownloadError, match="register a downloader"):
         Remote(url="ftp://example/").get_downloader(url="ftp://127.0.0.1/x")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+async def test_a_named_pipe_is_refused_without_hanging(tmp_path: Path, temp_dir: Path) -> None:
+    """A file:// url naming a FIFO is refused at once, not waited on for a writer.
+
+    It showed as run() blocked in open() in a worker thread that cancellation cannot
+    interrupt: a 1 s move_on_after returned only when the helper below opened the
+    writing end 3 s later, and then the pipe's (empty) contents were accepted.
+    """
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    done = threading.Event()
+
+    def open_the_writing_end_late() -> None:  # only so that a failing test ends
+        if done.wait(3):
+            return
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    unblocker = threading.Thread(target=open_the_writing_end_late, daemon=True)
+    unblocker.start()
+    url = fifo.as_uri()
+    started = time.monotonic()
+    try:
+        with anyio.move_on_after(1), pytest.raises(DownloadError, match="not a regular file"):
+            await Remote(url=url).get_downloader(url=url).run()
+        assert time.monotonic() - started < 1
+    finally:
+        done.set()
+        await anyio.to_thread.run_sync(unblocker.join)
+    assert files_in(temp_dir) == []

@@ -13,6 +13,7 @@ import stamina
 from stageline import (
     DigestMismatch,
     DownloadConnectionError,
+    DownloadError,
     DownloadTimeout,
     ForbiddenDigestError,
     HTTPStatusError,
@@ -309,6 +310,24 @@ async def test_redirects_are_followed(server: LocalServer, temp_dir: Path) -> No
     assert [r.path for r in server.requests] == ["/alias.bin", "/real.bin"]
 
 
+async def test_a_redirect_that_cannot_be_followed_is_not_the_file(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A 3xx without Location is an HTTPStatusError, not retried, and leaves no file.
+
+    It showed as the redirect's own body ("status 302") returned as the downloaded file
+    when nothing was expected of it, as for repository metadata.
+    """
+    url = server.route("/moved.bin", status(302))
+    async with DownloaderFactory():
+        with pytest.raises(HTTPStatusError, match="302") as info:
+            await remote_for(server).get_downloader(url=url).run()
+    assert info.value.status_code == 302
+    assert info.value.attempts == 1
+    assert len(server.requests) == 1
+    assert files_in(temp_dir) == []
+
+
 async def test_wrong_size_is_a_size_mismatch(server: LocalServer, temp_dir: Path) -> None:
     """A body of another size than expected raises SizeMismatch with both sizes."""
     url = server.route("/a.bin", body(DATA))
@@ -392,6 +411,39 @@ async def test_connection_refused_is_a_connection_error(temp_dir: Path) -> None:
             await remote.get_downloader(url=url).run()
     assert info.value.attempts == 2
     assert url in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [":abc/x", ":99999/x", ":{port}/a\x00b"],
+    ids=["port-not-a-number", "port-out-of-range", "control-character"],
+)
+async def test_malformed_url_is_a_download_error(
+    server: LocalServer, temp_dir: Path, suffix: str
+) -> None:
+    """A malformed url from upstream metadata is a DownloadError naming it, on both backends.
+
+    It showed as a raw ``httpx.InvalidURL`` (bad port, control character) and, on asyncio
+    only, as an ``ExceptionGroup`` wrapping ``OverflowError`` (port above 65535).
+    """
+    url = "http://127.0.0.1" + suffix.format(port=server.port)
+    remote = Remote(url=server.url("/"), max_retries=2)
+    async with DownloaderFactory():
+        with pytest.raises(DownloadError) as info:
+            await remote.get_downloader(url=url).run()
+    assert info.value.url == url
+    assert info.value.attempts == 1
+    assert files_in(temp_dir) == []
+
+
+async def test_unparsable_url_is_refused_with_a_download_error(temp_dir: Path) -> None:
+    """get_downloader refuses a url urllib cannot split with a DownloadError, not ValueError."""
+    url = "http://[::1/x"
+    remote = Remote(url="http://127.0.0.1/")
+    async with DownloaderFactory():
+        with pytest.raises(DownloadError) as info:
+            remote.get_downloader(url=url)
+    assert info.value.url == url
 
 
 async def test_concurrency_never_exceeds_download_concurrency(
@@ -491,6 +543,25 @@ async def test_one_client_per_remote_is_reused_and_closed(
     assert first.is_closed
     ports = {r.headers.get("Host") for r in server.requests}
     assert ports == {f"127.0.0.1:{server.port}"}
+
+
+async def test_a_downloader_run_after_its_factory_closed_opens_no_client(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A downloader made inside a factory and run after it closed is refused.
+
+    It showed as a download that succeeded by silently opening a new pooled client that
+    nothing would ever close (ResourceWarning: unclosed socket and transport).
+    """
+    url = server.route("/a.bin", body(DATA), body(DATA))
+    remote = remote_for(server)
+    async with DownloaderFactory():
+        downloader = remote.get_downloader(url=url)
+        await downloader.run()
+    with pytest.raises(RuntimeError, match="closed"):
+        await downloader.run()
+    assert len(server.requests) == 1
+    assert len(files_in(temp_dir)) == 1  # the first download's, which its caller owns
 
 
 async def test_downloads_work_without_an_open_factory(server: LocalServer, temp_dir: Path) -> None:

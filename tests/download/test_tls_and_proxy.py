@@ -150,3 +150,51 @@ async def test_proxy_rejecting_credentials_is_not_retried(
     assert info.value.status_code == 407
     assert len(seen) == 1
     assert server.requests == []
+
+
+async def test_proxy_refusing_a_tunnel_is_not_retried(server: LocalServer, temp_dir: Path) -> None:
+    """An https url through a proxy that answers the CONNECT with 407: HTTP 407 at once.
+
+    It showed as a DownloadConnectionError retried max_retries times (4 CONNECTs), since
+    httpx reports a refused tunnel as a ProxyError, not as a response.
+    """
+    url = f"https://127.0.0.1:{server.port}/p.bin"
+    with ForwardProxy("proxyuser", "proxypass") as proxy:
+        remote = Remote(
+            url=url,
+            proxy_url=proxy.url,
+            proxy_username="proxyuser",
+            proxy_password="wrong",
+            max_retries=3,
+        )
+        async with DownloaderFactory():
+            with pytest.raises(HTTPStatusError, match="proxy_password") as info:
+                await remote.get_downloader(url=url).run()
+        seen = proxy.seen
+    assert info.value.status_code == 407
+    assert info.value.attempts == 1
+    assert url in str(info.value)
+    assert [target for target, _ in seen] == [f"127.0.0.1:{server.port}"]
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"proxy_url": "socks5://127.0.0.1:1"}, {"headers": {"X-Token": "caf\u00e9"}}],
+    ids=["socks-proxy", "non-ascii-header"],
+)
+async def test_unusable_client_settings_are_a_download_error(
+    server: LocalServer, temp_dir: Path, settings: dict[str, object]
+) -> None:
+    """Settings httpx cannot build a client from: DownloadError naming the remote, no retry.
+
+    It showed as a raw ImportError (socksio is not installed) and a raw UnicodeEncodeError
+    escaping run(), which also skips the mirror fallback.
+    """
+    url = server.route("/p.bin", body(DATA))
+    remote = Remote(url=url, name="upstream", max_retries=2, **settings)  # type: ignore[arg-type]
+    async with DownloaderFactory():
+        with pytest.raises(DownloadError, match="remote upstream") as info:
+            await remote.get_downloader(url=url).run()
+    assert info.value.attempts == 1
+    assert server.requests == []

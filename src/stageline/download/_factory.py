@@ -75,6 +75,7 @@ class RemoteSession:
         self._pool_client = pool_client
         self._client: httpx.AsyncClient | None = None
         self._client_lock = anyio.Lock()
+        self._closed = False
         self._ssl_context: ssl.SSLContext | None = None
         self._slot = _Slot(self.limiter, self.rate_limiter)
 
@@ -94,10 +95,17 @@ class RemoteSession:
         factory; otherwise a client made for this use and closed when the block ends.
 
         Raises:
-            DownloadError: when the remote's TLS files cannot be loaded or its proxy url
-                is malformed.
+            DownloadError: when the remote's TLS files cannot be loaded, its proxy url
+                is malformed or unsupported, or a header value is not ASCII.
+            RuntimeError: when the factory was closed.
         """
         if self._pool_client:
+            if self._closed:
+                # A new pooled client now would be one that nothing ever closes.
+                raise RuntimeError(
+                    f"the DownloaderFactory of this download from {self.remote.url} is "
+                    "closed; make downloaders inside an open factory and run them there"
+                )
             if self._client is None:
                 # Several downloads start at once: only the first makes the client.
                 async with self._client_lock:
@@ -109,7 +117,8 @@ class RemoteSession:
                 yield client
 
     async def aclose(self) -> None:
-        """Close the pooled client, if one was made."""
+        """Close the pooled client, if one was made; no new one is made afterwards."""
+        self._closed = True
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -146,21 +155,31 @@ class RemoteSession:
         )
         headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
         headers.update(remote.headers)
-        return httpx.AsyncClient(
-            auth=auth_basic,
-            headers=headers,
-            verify=self._ssl_context,
-            proxy=proxy,
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=remote.download_concurrency,
-                max_keepalive_connections=remote.download_concurrency,
-            ),
-            follow_redirects=True,
-            # The remote's settings are the whole configuration: no proxy, CA bundle or
-            # credentials picked up from the environment or ~/.netrc behind its back.
-            trust_env=False,
-        )
+        try:
+            return httpx.AsyncClient(
+                auth=auth_basic,
+                headers=headers,
+                verify=self._ssl_context,
+                proxy=proxy,
+                timeout=timeout,
+                limits=httpx.Limits(
+                    max_connections=remote.download_concurrency,
+                    max_keepalive_connections=remote.download_concurrency,
+                ),
+                follow_redirects=True,
+                # The remote's settings are the whole configuration: no proxy, CA bundle or
+                # credentials picked up from the environment or ~/.netrc behind its back.
+                trust_env=False,
+            )
+        except (ImportError, ValueError) as exc:
+            # e.g. a socks5:// proxy_url without socksio installed, or a header value
+            # that is not ASCII (UnicodeEncodeError)
+            raise DownloadError(
+                f"remote {remote.name or remote.url}: cannot make an HTTP client from its "
+                f"settings ({type(exc).__name__}: {exc}); check its proxy_url (http:// or "
+                "https://) and that its headers are ASCII",
+                url=remote.url,
+            ) from exc
 
     def _make_ssl_context(self) -> ssl.SSLContext:
         remote = self.remote
@@ -313,10 +332,18 @@ class DownloaderFactory:
             **kwargs: passed on to the downloader class (e.g. ``headers``).
 
         Raises:
-            DownloadError: when no downloader handles the url's scheme.
+            DownloadError: when no downloader handles the url's scheme, or the url cannot
+                be parsed.
             ForbiddenDigestError: when an expected digest is of a kind not allowed.
         """
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        try:
+            scheme = urllib.parse.urlsplit(url).scheme.lower()
+        except ValueError as exc:  # e.g. an unclosed "[" in the host
+            raise DownloadError(
+                f"cannot download {url!r}: the url is malformed ({exc}); check the url the "
+                "metadata gave",
+                url=url,
+            ) from exc
         downloader_class = self._classes.get(scheme)
         if downloader_class is None:
             raise DownloadError(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
@@ -38,6 +41,26 @@ def file_url_to_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parts.path))
 
 
+def _open_regular_file(path: Path) -> IO[bytes]:
+    """Open ``path`` for reading, refusing anything but a regular file.
+
+    Opened non-blocking, so that a named pipe without a writer cannot block the worker
+    thread (which a cancellation cannot interrupt), and checked on the open descriptor,
+    so that a device or pipe is never read (possibly forever).
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if nonblocking:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class FileDownloader(_RemoteDownloader):
     """Copies a ``file://`` url to a temporary file with the same validation as HTTP.
 
@@ -72,7 +95,7 @@ class FileDownloader(_RemoteDownloader):
         path = file_url_to_path(self.url)
         async with self.session.limiter:
             try:
-                source = await anyio.to_thread.run_sync(path.open, "rb")
+                source = await anyio.to_thread.run_sync(_open_regular_file, path)
             except OSError as exc:
                 raise DownloadError(
                     f"cannot read {self.url}: {exc.strerror or exc}; check that {path} "

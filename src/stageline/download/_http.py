@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -37,9 +38,14 @@ _STATUS_ADVICE = {
 }
 
 
+_PROXY_REFUSAL = re.compile(r"([1-5][0-9][0-9]) ")
+
+
 def _status_advice(status_code: int) -> str:
     if status_code in _STATUS_ADVICE:
         return _STATUS_ADVICE[status_code]
+    if status_code < 400:
+        return "the server redirected without a Location to follow"
     if status_code >= 500:
         return "the server failed; try again later"
     return "the server refused the request"
@@ -167,9 +173,10 @@ class HttpDownloader(_RemoteDownloader):
         """Raise for a response that is not a body to keep.
 
         Raises:
-            HTTPStatusError: for a status of 400 or more.
+            HTTPStatusError: for a status of 400 or more, and for a redirect (3xx) the
+                client could not follow (no usable ``Location``): its body is not the file.
         """
-        if response.status_code < 400:
+        if response.status_code < 300:
             return
         retry_after = None
         if response.status_code in (429, 503):
@@ -200,6 +207,11 @@ class HttpDownloader(_RemoteDownloader):
     async def _fetch(self, attempts: int) -> DownloadResult:
         async with self.session.client() as client:
             request = self.build_request(client)
+            port = request.url.port
+            if port is not None and not 0 < port < 65536:
+                # httpx accepts it; the socket layer then fails differently per backend
+                # (a retried connection error on trio, an ExceptionGroup on asyncio).
+                raise httpx.InvalidURL(f"Invalid port: {port}")
             response = await client.send(request, stream=True)
             async with DigestingWriter(
                 url=self.url,
@@ -253,6 +265,12 @@ class HttpDownloader(_RemoteDownloader):
             yield
         except httpx.TimeoutException as exc:
             self._raise_timeout(exc)
+        except httpx.InvalidURL as exc:  # not an httpx.HTTPError
+            raise DownloadError(
+                f"cannot download {self.url}: the url is malformed ({exc}); check the url "
+                "the metadata gave",
+                url=self.url,
+            ) from exc
         except httpx.RemoteProtocolError as exc:
             raise DownloadConnectionError(
                 f"the connection for {self.url} broke or the server answered malformed "
@@ -260,6 +278,18 @@ class HttpDownloader(_RemoteDownloader):
                 url=self.url,
             ) from exc
         except (httpx.NetworkError, httpx.ProxyError) as exc:
+            refused = _PROXY_REFUSAL.match(str(exc)) if isinstance(exc, httpx.ProxyError) else None
+            if refused is not None:
+                # The proxy answered the CONNECT for an https url with an error status
+                # (httpcore's message is "<status> <reason>"): the same status rules apply
+                # as for an answer to a plain request, e.g. a 407 is not retried.
+                status_code = int(refused.group(1))
+                raise HTTPStatusError(
+                    f"the proxy refused to connect to {self.url} with HTTP {exc}; "
+                    f"{_status_advice(status_code)}",
+                    url=self.url,
+                    status_code=status_code,
+                ) from exc
             if _caused_by_certificate_error(exc):
                 raise DownloadConnectionError(
                     f"the TLS certificate of {self.url} failed verification ({exc}); give "
