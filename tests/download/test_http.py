@@ -328,6 +328,20 @@ async def test_a_redirect_that_cannot_be_followed_is_not_the_file(
     assert files_in(temp_dir) == []
 
 
+@pytest.mark.parametrize("code", [204, 206])
+async def test_a_success_without_the_whole_file_is_not_the_file(
+    server: LocalServer, temp_dir: Path, code: int
+) -> None:
+    """204 No Content or an unasked-for 206 is an HTTPStatusError, not an (empty) file."""
+    url = server.route("/odd.bin", status(code))
+    async with DownloaderFactory():
+        with pytest.raises(HTTPStatusError, match=str(code)) as info:
+            await remote_for(server).get_downloader(url=url).run()
+    assert info.value.status_code == code
+    assert info.value.attempts == 1
+    assert files_in(temp_dir) == []
+
+
 async def test_wrong_size_is_a_size_mismatch(server: LocalServer, temp_dir: Path) -> None:
     """A body of another size than expected raises SizeMismatch with both sizes."""
     url = server.route("/a.bin", body(DATA))

@@ -6,7 +6,7 @@ import contextlib
 import re
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import anyio
 import httpx
@@ -41,9 +41,15 @@ _STATUS_ADVICE = {
 _PROXY_REFUSAL = re.compile(r"([1-5][0-9][0-9]) ")
 
 
+#: The statuses whose body is the whole file asked for (RFC 9110 §15.3).
+_WHOLE_BODY_STATUSES: Final = frozenset({200, 203})
+
+
 def _status_advice(status_code: int) -> str:
     if status_code in _STATUS_ADVICE:
         return _STATUS_ADVICE[status_code]
+    if status_code < 300:
+        return "the answer carries no whole file; check the url"
     if status_code < 400:
         return "the server redirected without a Location to follow"
     if status_code >= 500:
@@ -173,10 +179,12 @@ class HttpDownloader(_RemoteDownloader):
         """Raise for a response that is not a body to keep.
 
         Raises:
-            HTTPStatusError: for a status of 400 or more, and for a redirect (3xx) the
-                client could not follow (no usable ``Location``): its body is not the file.
+            HTTPStatusError: for a status of 400 or more; for a redirect (3xx) the client
+                could not follow (no usable ``Location``); and for a success that carries
+                no whole file (204 No Content, 205, 206 Partial Content to a request
+                without a range, …): in all of these the body is not the file.
         """
-        if response.status_code < 300:
+        if response.status_code in _WHOLE_BODY_STATUSES:
             return
         retry_after = None
         if response.status_code in (429, 503):
