@@ -36,6 +36,14 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _copy_durably(source: Path, destination: Path) -> None:
+    """Copy ``source`` to a new ``destination`` and fsync it, ready to be renamed."""
+    with source.open("rb") as src, destination.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
 def _is_within(path: Path, directory: Path) -> bool:
     try:
         path.resolve().relative_to(directory.resolve())
@@ -158,10 +166,7 @@ class ArtifactStorage:
         # temporary_area() sweeps it (next to the target, nothing would ever remove it).
         partial = scratch.path() / f"{target.name}.{uuid.uuid4().hex}.partial"
         try:
-            with source.open("rb") as src, partial.open("wb") as dst:
-                shutil.copyfileobj(src, dst, 1024 * 1024)
-                dst.flush()
-                os.fsync(dst.fileno())
+            _copy_durably(source, partial)
             self._rename_into_place(partial, target)
         finally:
             partial.unlink(missing_ok=True)
@@ -178,10 +183,7 @@ class ArtifactStorage:
     def _copy_next_to(self, source: Path, target: Path) -> None:
         partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
         try:
-            with source.open("rb") as src, partial.open("wb") as dst:
-                shutil.copyfileobj(src, dst, 1024 * 1024)
-                dst.flush()
-                os.fsync(dst.fileno())
+            _copy_durably(source, partial)
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
