@@ -280,18 +280,20 @@ async def test_multi_level_discovery_delivers_every_node_once_after_its_parent(
             assert arrival[id(parent)] < arrival[id(child)]
 
 
-class ResolveAndDrop(Stage):
-    """Resolves the chosen items early and drops them; passes the others on."""
+class ResolveChosen(Stage):
+    """Resolves the chosen items; drops them when ``drop``, passes every other item on."""
 
-    def __init__(self, drop: Sequence[DeclarativeContent]) -> None:
-        self.drop = {id(item) for item in drop}
+    def __init__(self, chosen: Sequence[DeclarativeContent], *, drop: bool) -> None:
+        self.chosen = {id(item) for item in chosen}
+        self.drop = drop
 
     async def run(self) -> None:
         async for item in self.items():
-            if id(item) in self.drop:
+            if id(item) in self.chosen:
                 item.resolve()
-            else:
-                await self.put(item)
+                if self.drop:
+                    continue
+            await self.put(item)
 
 
 @pytest.mark.anyio
@@ -326,7 +328,7 @@ async def test_items_resolved_early_wake_their_awaiters_and_go_no_further(
             stages: list[Stage] = [
                 first,
                 *(shape.build() for shape in before),
-                ResolveAndDrop(dropped),
+                ResolveChosen(dropped, drop=True),
                 *later,
                 resolver,
                 collector,
@@ -455,19 +457,6 @@ async def test_run_stage_returns_what_the_stage_put(
     assert await run_stage(PassThrough(minsize=minsize), items, maxsize=maxsize) == items
 
 
-class ResolveSome(Stage):
-    """Resolves the chosen items and passes every item on."""
-
-    def __init__(self, chosen: Sequence[DeclarativeContent]) -> None:
-        self.chosen = {id(item) for item in chosen}
-
-    async def run(self) -> None:
-        async for item in self.items():
-            if id(item) in self.chosen:
-                item.resolve()
-            await self.put(item)
-
-
 @pytest.mark.anyio
 @given(data=st.data(), shape=pipeline_shapes(max_items=30, max_minsize=50, max_buffer=16))
 @fast
@@ -480,7 +469,7 @@ async def test_awaiting_an_item_after_its_pipeline_ended_never_hangs(
     fails = data.draw(st.booleans(), label="fails")
     boom = Boom("the last stage fails at the end of its input")
     last = Collector(fail_after=len(items), error=boom) if fails else Collector()
-    stages = [Feeder(items), ResolveSome(resolved), *shape.build(), last]
+    stages = [Feeder(items), ResolveChosen(resolved, drop=False), *shape.build(), last]
     with anyio.fail_after(TIMEOUT):
         if fails:
             with pytest.raises(Boom):
