@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 from pathlib import Path
 
 import anyio
 import pytest
 import stamina
+import trustme
 
 from stageline import (
     DigestMismatch,
@@ -576,6 +578,74 @@ async def test_a_downloader_run_after_its_factory_closed_opens_no_client(
         await downloader.run()
     assert len(server.requests) == 1
     assert len(files_in(temp_dir)) == 1  # the first download's, which its caller owns
+
+
+async def test_a_download_cut_off_by_its_factory_closing_fails_clearly_without_retrying(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A factory closed under a running download fails it with RuntimeError, not a retry.
+
+    It showed as a DownloadConnectionError ("check the url, the network …") that was
+    retried as if the network had failed, the retry then failing with "is closed".
+    """
+    url = server.route("/stall", stall(DATA, send=1000))
+    remote = remote_for(server, max_retries=3)
+    retries: list[int] = []
+
+    async def run() -> None:
+        with pytest.raises(RuntimeError, match="closed while") as info:
+            await remote.get_downloader(url=url).run()
+        assert url in str(info.value)
+
+    stamina.instrumentation.set_on_retry_hooks([lambda details: retries.append(details.retry_num)])
+    try:
+        # The mistake: a task that outlives the factory it inherited.
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg, DownloaderFactory():
+                tg.start_soon(run)
+                await anyio.to_thread.run_sync(server.state.body_started.wait, 5)
+                await anyio.wait_all_tasks_blocked()
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(None)
+    assert retries == []
+    assert len(server.requests_for("/stall")) == 1
+    assert files_in(temp_dir) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+async def test_a_factory_closed_while_a_download_makes_its_client_leaks_no_client(
+    server: LocalServer, temp_dir: Path, tmp_path: Path
+) -> None:
+    """A client still being made for a download when the factory closes is never used.
+
+    It showed as a download that succeeded through a pooled client made just after the
+    factory had closed, which nothing ever closed (ResourceWarning: unclosed socket).
+    """
+    url = server.route("/a.bin", body(DATA))
+    # Making the first client loads the remote's CA bundle in a worker thread; a named
+    # pipe holds it there until the test has closed the factory.
+    ca_cert = tmp_path / "ca.pem"
+    os.mkfifo(ca_cert)
+    remote = remote_for(server, ca_cert=str(ca_cert))
+    pem = trustme.CA().cert_pem.bytes()
+
+    def write_the_ca_bundle() -> None:
+        with ca_cert.open("wb") as pipe:
+            pipe.write(pem)
+
+    async def run() -> None:
+        with pytest.raises(RuntimeError, match="closed while") as info:
+            await remote.get_downloader(url=url).run()
+        assert url in str(info.value)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            async with DownloaderFactory():
+                tg.start_soon(run)
+                await anyio.wait_all_tasks_blocked()
+            await anyio.to_thread.run_sync(write_the_ca_bundle)
+    assert server.requests == []
+    assert files_in(temp_dir) == []
 
 
 async def test_downloads_work_without_an_open_factory(server: LocalServer, temp_dir: Path) -> None:
