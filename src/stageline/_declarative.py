@@ -97,6 +97,8 @@ class DeclarativeArtifact:
             DownloadError: the error of the last url tried, when every url failed.
             ForbiddenDigestError: at once, when an expected digest is of a kind not allowed.
             ValueError: when there is no remote to download with.
+            RuntimeError: when the DownloaderFactory was closed before or while the
+                download ran (no other mirror is tried).
         """
         if self.remote is None:
             raise ValueError(

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import os
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
+import httpx
 import pytest
 import stamina
+import trustme
 
 from stageline import (
     DigestMismatch,
@@ -416,6 +423,69 @@ async def test_total_timeout_ends_a_trickle(server: LocalServer, temp_dir: Path)
     assert files_in(temp_dir) == []
 
 
+class DeadlineReporter(HttpDownloader):
+    """An HttpDownloader that hands the deadline of its first try's total_timeout to
+    ``on_deadline``, so that a test can make another deadline coincide with it."""
+
+    def __init__(self, *, on_deadline: Callable[[float], object], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_deadline: Callable[[float], object] | None = on_deadline
+
+    def build_request(self, client: httpx.AsyncClient) -> httpx.Request:
+        if self._on_deadline is not None:
+            # build_request runs inside the try's total_timeout scope: the earliest deadline.
+            self._on_deadline(anyio.current_effective_deadline())
+            self._on_deadline = None
+        return super().build_request(client)
+
+
+@pytest.mark.parametrize("offset", [0.0, -1e-6], ids=["same-deadline", "a-microsecond-earlier"])
+async def test_an_outer_deadline_at_the_total_timeout_cancels_rather_than_retries(
+    server: LocalServer, temp_dir: Path, offset: float
+) -> None:
+    """An enclosing cancel scope expiring with total_timeout cancels; no retried timeout."""
+    url = server.route("/stall", stall(DATA, send=100))
+    remote = remote_for(server, total_timeout=0.1, max_retries=2)
+    outer = anyio.CancelScope()
+
+    def expire_outer_with(deadline: float) -> None:
+        outer.deadline = deadline + offset
+
+    with recorded_retries() as retries, anyio.fail_after(10):
+        async with DownloaderFactory() as factory:
+            factory.register("http", DeadlineReporter)
+            with outer:
+                await remote.get_downloader(url=url, on_deadline=expire_outer_with).run()
+    assert outer.cancelled_caught
+    assert retries == []
+    assert len(server.requests_for("/stall")) == 1
+    assert files_in(temp_dir) == []
+
+
+# Task.cancel() is asyncio's own; on trio every cancellation is a cancel scope's (above).
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_native_asyncio_cancellation_at_the_total_timeout_is_not_swallowed(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """asyncio.timeout() expiring with total_timeout raises its TimeoutError; no retry.
+
+    With anyio < 4.16 the try's cancel scope took the CancelledError, into which asyncio
+    folds both cancellations, for its own alone (anyio #1214): the download was retried
+    as a DownloadTimeout, then failed with one, and asyncio.timeout() never fired.
+    """
+    url = server.route("/stall", stall(DATA, send=100))
+    remote = remote_for(server, total_timeout=0.1, max_retries=2)
+    with recorded_retries() as retries, anyio.fail_after(10):
+        async with DownloaderFactory() as factory:
+            factory.register("http", DeadlineReporter)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(None) as outer:
+                    await remote.get_downloader(url=url, on_deadline=outer.reschedule).run()
+    assert retries == []
+    assert len(server.requests_for("/stall")) == 1
+    assert files_in(temp_dir) == []
+
+
 async def test_connection_refused_is_a_connection_error(temp_dir: Path) -> None:
     """Nothing listening: DownloadConnectionError after the retries, naming the url."""
     url = f"http://127.0.0.1:{unused_port()}/x"
@@ -578,6 +648,69 @@ async def test_a_downloader_run_after_its_factory_closed_opens_no_client(
     assert len(files_in(temp_dir)) == 1  # the first download's, which its caller owns
 
 
+async def test_a_download_cut_off_by_its_factory_closing_fails_clearly_without_retrying(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A factory closed under a running download fails it with RuntimeError, not a retry.
+
+    It showed as a DownloadConnectionError ("check the url, the network …") that was
+    retried as if the network had failed, the retry then failing with "is closed".
+    """
+    url = server.route("/stall", stall(DATA, send=1000))
+    remote = remote_for(server, max_retries=3)
+
+    async def run() -> None:
+        with pytest.raises(RuntimeError, match="closed while") as info:
+            await remote.get_downloader(url=url).run()
+        assert url in str(info.value)
+
+    # The mistake: a task that outlives the factory it inherited.
+    with recorded_retries() as retries, anyio.fail_after(10):
+        async with anyio.create_task_group() as tg, DownloaderFactory():
+            tg.start_soon(run)
+            await anyio.to_thread.run_sync(server.state.body_started.wait, 5)
+            await anyio.wait_all_tasks_blocked()
+    assert retries == []
+    assert len(server.requests_for("/stall")) == 1
+    assert files_in(temp_dir) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+async def test_a_factory_closed_while_a_download_makes_its_client_leaks_no_client(
+    server: LocalServer, temp_dir: Path, tmp_path: Path
+) -> None:
+    """A client still being made for a download when the factory closes is never used.
+
+    It showed as a download that succeeded through a pooled client made just after the
+    factory had closed, which nothing ever closed (ResourceWarning: unclosed socket).
+    """
+    url = server.route("/a.bin", body(DATA))
+    # Making the first client loads the remote's CA bundle in a worker thread; a named
+    # pipe holds it there until the test has closed the factory.
+    ca_cert = tmp_path / "ca.pem"
+    os.mkfifo(ca_cert)
+    remote = remote_for(server, ca_cert=str(ca_cert))
+    pem = trustme.CA().cert_pem.bytes()
+
+    def write_the_ca_bundle() -> None:
+        with ca_cert.open("wb") as pipe:
+            pipe.write(pem)
+
+    async def run() -> None:
+        with pytest.raises(RuntimeError, match="closed while") as info:
+            await remote.get_downloader(url=url).run()
+        assert url in str(info.value)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            async with DownloaderFactory():
+                tg.start_soon(run)
+                await anyio.wait_all_tasks_blocked()
+            await anyio.to_thread.run_sync(write_the_ca_bundle)
+    assert server.requests == []
+    assert files_in(temp_dir) == []
+
+
 async def test_downloads_work_without_an_open_factory(server: LocalServer, temp_dir: Path) -> None:
     """Outside a factory each download uses its own client, closed when it ends."""
     url = server.route("/a.bin", body(DATA))
@@ -615,6 +748,17 @@ async def test_a_subclass_can_be_registered_for_a_scheme(
         assert isinstance(downloader, TokenDownloader)
         await downloader.run()
     assert server.requests_for("/a.bin")[0].headers["Authorization"] == "Bearer token"
+
+
+@contextlib.contextmanager
+def recorded_retries() -> Iterator[list[int]]:
+    """The numbers of the retries stamina starts while the block runs."""
+    retries: list[int] = []
+    stamina.instrumentation.set_on_retry_hooks([lambda details: retries.append(details.retry_num)])
+    try:
+        yield retries
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(None)
 
 
 def unused_port() -> int:

@@ -88,36 +88,80 @@ class RemoteSession:
         return self._slot
 
     @contextlib.asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+    async def client(self, *, url: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
         """The HTTP client configured from the remote's settings.
 
         Inside an open factory this is one pooled client per remote, closed by the
         factory; otherwise a client made for this use and closed when the block ends.
 
+        Args:
+            url: the url the client is used for, named in the error raised when the
+                factory is closed.
+
         Raises:
             DownloadError: when the remote's TLS files cannot be loaded, its proxy url
                 is malformed or unsupported, or a header value is not ASCII.
-            RuntimeError: when the factory was closed.
+            RuntimeError: when the factory was closed before the block, or while it ran
+                (whatever the block was doing with the client failed because of the
+                close; that error is the ``__cause__``).
         """
-        if self._pool_client:
-            if self._closed:
-                # A new pooled client now would be one that nothing ever closes.
-                raise RuntimeError(
-                    f"the DownloaderFactory of this download from {self.remote.url} is "
-                    "closed; make downloaders inside an open factory and run them there"
-                )
-            if self._client is None:
-                # Several downloads start at once: only the first makes the client.
-                async with self._client_lock:
-                    if self._client is None:
-                        self._client = await self._new_client()
-            yield self._client
-        else:
+        if not self._pool_client:
             async with await self._new_client() as client:
                 yield client
+            return
+        client = await self._pooled_client(url)
+        try:
+            yield client
+        except Exception as exc:
+            if not self._closed:
+                raise
+            # Closing the client severed the block's connections: the read error, cut
+            # body or refused request the block saw was the close, not the network, and
+            # must not be retried or reported as a network failure.
+            raise RuntimeError(self._closed_while_running(url)) from exc
+
+    async def _pooled_client(self, url: str | None) -> httpx.AsyncClient:
+        client = self._client
+        if client is None and not self._closed:
+            # Several downloads start at once: only the first makes the client.
+            async with self._client_lock:
+                client = self._client
+                if client is None and not self._closed:
+                    client = await self._new_client()
+                    if self._is_closed():
+                        # The factory closed while the client was being made and will
+                        # close nothing more: a client used now would never be closed.
+                        await client.aclose()
+                        raise RuntimeError(self._closed_while_running(url))
+                    self._client = client
+        if client is None or self._closed:
+            # A new pooled client now would be one that nothing ever closes.
+            raise RuntimeError(
+                f"cannot download {self._what(url)}: its DownloaderFactory is closed; make "
+                "downloaders inside an open factory and run them before it closes"
+            )
+        return client
+
+    def _is_closed(self) -> bool:
+        # A call rather than the attribute where an await may have changed it: mypy
+        # keeps ``self._closed`` narrowed across awaits.
+        return self._closed
+
+    def _what(self, url: str | None) -> str:
+        return url if url is not None else f"from {self.remote.url}"
+
+    def _closed_while_running(self, url: str | None) -> str:
+        return (
+            f"the DownloaderFactory was closed while downloading {self._what(url)}; keep "
+            "the factory open until every download made in it has finished (open it "
+            "around the task group that runs them)"
+        )
 
     async def aclose(self) -> None:
-        """Close the pooled client, if one was made; no new one is made afterwards."""
+        """Close the pooled client, if one was made; no new one is made afterwards.
+
+        Blocks still using the client fail with ``RuntimeError`` (see :meth:`client`).
+        """
         self._closed = True
         client, self._client = self._client, None
         if client is not None:
@@ -362,7 +406,12 @@ class DownloaderFactory:
         )
 
     async def aclose(self) -> None:
-        """Close every HTTP client this factory opened. Idempotent."""
+        """Close every HTTP client this factory opened. Idempotent.
+
+        Downloads made in this factory that are still running then fail with
+        ``RuntimeError`` (not a :class:`DownloadError`: no retry or mirror can help);
+        keep the factory open until they have finished.
+        """
         self._closed = True
         sessions = list(self._sessions.values())
         self._sessions.clear()

@@ -131,6 +131,8 @@ class HttpDownloader(_RemoteDownloader):
             SizeMismatch: the body's size differs, after the retries.
             DownloadError: any other failure of the request (e.g. a malformed url).
             StorageError: the temporary file could not be written.
+            RuntimeError: the factory was closed before or while the download ran (not
+                retried; keep the factory open until its downloads have finished).
 
         Every :class:`DownloadError` carries ``attempts``, the number of tries made.
         """
@@ -213,7 +215,7 @@ class HttpDownloader(_RemoteDownloader):
                 ) from exc
 
     async def _fetch(self, attempts: int) -> DownloadResult:
-        async with self.session.client() as client:
+        async with self.session.client(url=self.url) as client:
             request = self.build_request(client)
             port = request.url.port
             if port is not None and not 0 < port < 65536:
