@@ -18,6 +18,13 @@ are downloaded from a local server on 127.0.0.1, on asyncio and on trio, twice e
 The last column is the client process's CPU time (every thread, user + system) per MB
 received, in its best round: what the work costs, whatever the parallelism.
 
+After each workload a *ceiling* line gives the best ratio any validating client could
+reach on this machine: it must do the bare client's work (same httpx, same bytes written)
+plus compute the four digests, while the server serves the same bytes, all on
+``os.cpu_count()`` cores. That total CPU divided by the cores bounds its wall time from
+below; the bare client's wall time over that bound is the ceiling. Where the ceiling is
+under the target, no implementation meets the target on this machine.
+
 The server runs in a separate process (a minimal HTTP/1.1 keep-alive server on raw
 asyncio, serving bodies from memory) so that it does not share the client's GIL.
 """
@@ -188,6 +195,44 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _server_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of the server process so far, or None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # utime and stime are fields 14 and 15 of stat(5); the split above starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _digest_cpu_seconds(payload: bytes, algorithms: frozenset[str]) -> float:
+    """CPU time one thread spends computing ``algorithms`` over ``payload``, as the
+    downloader feeds them (updates of at most one batch)."""
+    rounds = max(1, (64 * MIB) // len(payload))  # enough bytes for a stable figure
+    started = time.thread_time()
+    for _ in range(rounds):
+        for name in sorted(algorithms):
+            hasher = hashlib.new(name)
+            for start in range(0, len(payload), DEFAULT_BATCH_SIZE):
+                hasher.update(payload[start : start + DEFAULT_BATCH_SIZE])
+            hasher.hexdigest()
+    return (time.thread_time() - started) / rounds
+
+
+def _ceiling(wall: float, client_cpu: float, server_cpu: float | None, digests: float) -> float:
+    """The best ratio to the bare client any client can reach on this machine.
+
+    Whatever else it does, a validating client receives and writes the same bytes through
+    the same httpx as the bare one (its CPU cost), the server serves them (its CPU cost),
+    and every digest is computed once (``digests``). All of that shares ``os.cpu_count()``
+    cores, so its wall time is at least the total CPU divided by the cores, and its ratio
+    at most the bare client's wall time over that.
+    """
+    cores = os.cpu_count() or 1
+    total = client_cpu + (server_cpu or 0.0) + digests
+    return min(1.0, wall * cores / total)
+
+
 def _load() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -250,15 +295,23 @@ def main() -> None:
                 urls = [f"http://127.0.0.1:{port}/{name}/{i}" for i in range(count)]
                 best: dict[str, float] = {}
                 cpu: dict[str, float] = {}  # the client's CPU time in its best round
+                server_cpu: dict[str, float | None] = {}  # the server's, in that round
                 for _ in range(args.rounds):
                     for client in clients[name]:
                         cpu_before = _cpu_seconds()
+                        server_before = _server_cpu_seconds(server.pid)
                         elapsed = anyio.run(
                             _timed, client, urls, directory, size, sha256, backend=backend
                         )
                         if elapsed < best.get(client, float("inf")):
                             best[client] = elapsed
                             cpu[client] = _cpu_seconds() - cpu_before
+                            server_after = _server_cpu_seconds(server.pid)
+                            server_cpu[client] = (
+                                None
+                                if server_before is None or server_after is None
+                                else server_after - server_before
+                            )
                 label = f"{count} x {size // KIB} KiB"
                 for client in clients[name]:
                     elapsed = best[client]
@@ -269,6 +322,17 @@ def main() -> None:
                         f"{megabytes / elapsed:8.1f} {ratio:6.2f} "
                         f"{cpu[client] / megabytes * 1e3:9.2f}"
                     )
+                digests = count * _digest_cpu_seconds(payload, DEFAULT_ALLOWED_DIGESTS)
+                bare_server = server_cpu["bare"]
+                server_note = (
+                    "unknown" if bare_server is None else f"{bare_server / megabytes * 1e3:.2f}"
+                )
+                print(
+                    f"#   ceiling on {os.cpu_count()} CPUs: "
+                    f"{_ceiling(best['bare'], cpu['bare'], bare_server, digests):.2f} "
+                    f"(ms of CPU per MB: bare client {cpu['bare'] / megabytes * 1e3:.2f}, "
+                    f"server {server_note}, the four digests {digests / megabytes * 1e3:.2f})"
+                )
         print(f"# load average after: {_load()}")
     finally:
         server.terminate()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from stageline import StorageError
 from stageline.download import DEFAULT_ALLOWED_DIGESTS, DigestingWriter
+from stageline.storage import use_temp_dir
 
 from ._servers import files_in
 
@@ -86,3 +88,45 @@ async def test_discard_removes_the_file(tmp_path: Path) -> None:
         assert writer.path is not None
         assert writer.path.exists()
     assert files_in(tmp_path) == []
+
+
+def area_writer(data: bytes) -> DigestingWriter:
+    """A writer with no directory of its own: it writes into the current temporary area."""
+    return DigestingWriter(
+        url="http://127.0.0.1/a.bin",
+        expected_digests={},
+        expected_size=len(data),
+        allowed_digests=DEFAULT_ALLOWED_DIGESTS,
+    )
+
+
+async def test_missing_temporary_area_is_created(tmp_path: Path) -> None:
+    """A temporary area that does not exist (yet, or any more) is made on first use."""
+    area = tmp_path / "removed" / "area"
+    with use_temp_dir(area):
+        async with area_writer(DATA) as writer:
+            await writer.consume(chunks(DATA))
+            path, _ = writer.finish()
+    assert path.parent == area
+    assert path.read_bytes() == DATA
+
+
+async def test_uncreatable_temporary_area_is_one_clear_storage_error(tmp_path: Path) -> None:
+    """An area that cannot be made (a dangling symlink in its place) fails at once."""
+    area = tmp_path / "area"
+    area.symlink_to(tmp_path / "nowhere" / "at all")
+    with use_temp_dir(area):
+        async with area_writer(DATA) as writer:
+            await writer.consume(chunks(DATA))
+            with pytest.raises(StorageError, match="cannot create the temporary directory"):
+                writer.finish()
+    assert files_in(tmp_path) == [area]
+
+
+async def test_explicit_directory_is_never_created(tmp_path: Path) -> None:
+    """A directory given to the writer must exist: it is not the writer's to create."""
+    async with writer_for(DATA, tmp_path / "missing") as writer:
+        await writer.consume(chunks(DATA))
+        with pytest.raises(StorageError, match="cannot create a temporary file"):
+            writer.finish()
+    assert not (tmp_path / "missing").exists()

@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._exceptions import DigestMismatch, ForbiddenDigestError, SizeMismatch, StorageError
 from ..models import DIGEST_FIELDS
-from ..storage import current_temp_dir
+from ..storage._temp import temp_dir_path
 
 __all__ = [
     "DEFAULT_ALLOWED_DIGESTS",
@@ -419,18 +419,20 @@ class DigestingWriter:
         )
 
     def _open_file(self) -> None:
-        directory: Path | str = "the temporary area"
-        try:
-            directory = self._directory if self._directory is not None else current_temp_dir()
-        except OSError as exc:
-            raise StorageError(
-                f"cannot create a temporary file in {directory} for {self.url}: {exc}; "
-                "check the free space and permissions of the temporary directory"
-            ) from exc
+        explicit = self._directory is not None
+        directory = self._directory if self._directory is not None else temp_dir_path()
         for _ in range(_NAME_TRIES):
             path = os.path.join(directory, f"download-{os.urandom(8).hex()}")
             try:
-                self._fd = os.open(path, _OPEN_FLAGS, 0o600)
+                try:
+                    self._fd = os.open(path, _OPEN_FLAGS, 0o600)
+                except FileNotFoundError:
+                    if explicit:
+                        raise
+                    # The temporary area is made on first use (or again, if something
+                    # removed it), not checked before every download.
+                    self._make_directory(directory)
+                    self._fd = os.open(path, _OPEN_FLAGS, 0o600)
             except FileExistsError:
                 continue
             except OSError as exc:
@@ -444,3 +446,12 @@ class DigestingWriter:
             f"cannot create a temporary file in {directory} for {self.url}: no free name "
             f"after {_NAME_TRIES} tries"
         )
+
+    def _make_directory(self, directory: Path) -> None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a file in the way, or no permission
+            raise StorageError(
+                f"cannot create the temporary directory {directory} for {self.url}: {exc}; "
+                "check the free space and permissions of the temporary directory"
+            ) from exc

@@ -23,11 +23,16 @@ _current: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
 
 def current_temp_dir() -> Path:
     """The directory new temporary files go to in this context (created if missing)."""
-    path = _current.get()
-    if path is None:
-        path = Path(tempfile.gettempdir()) / "stageline"
+    path = temp_dir_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def temp_dir_path() -> Path:
+    """:func:`current_temp_dir` without creating it: for callers that create files there
+    and make the directory only when that fails (a ``mkdir`` per download adds up)."""
+    path = _current.get()
+    return Path(tempfile.gettempdir()) / "stageline" if path is None else path
 
 
 @contextmanager
