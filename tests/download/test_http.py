@@ -520,6 +520,35 @@ async def test_malformed_url_is_a_download_error(
     assert files_in(temp_dir) == []
 
 
+async def test_a_request_that_cannot_be_encoded_is_a_download_error(
+    anyio_backend: str, server: LocalServer, temp_dir: Path
+) -> None:
+    """A host no IDNA codec accepts, or a non-ASCII header, is a DownloadError, not retried.
+
+    It showed as a raw ``UnicodeError`` escaping ``run()``: from httpx building the request
+    for an invalid A-label or a non-ASCII per-download header (both backends) and, on trio
+    only, from its resolver encoding a host with an empty or over-long label (asyncio hands
+    that host to DNS, which refuses it; not tried here, tests stay on 127.0.0.1). Not being
+    a DownloadError, it also ended a mirror fallback at that mirror.
+    """
+    cases: list[tuple[str, dict[str, str]]] = [
+        ("http://xn--zz/x", {}),
+        (server.url("/x"), {"X-Token": "caf\u00e9"}),
+    ]
+    if anyio_backend == "trio":
+        cases += [("http://mirror..example/x", {}), (f"http://{'a' * 64}.example/x", {})]
+    remote = Remote(url=server.url("/"), max_retries=2)
+    async with DownloaderFactory():
+        for url, headers in cases:
+            with pytest.raises(DownloadError, match="cannot be encoded") as info:
+                await remote.get_downloader(url=url, headers=headers).run()
+            assert type(info.value) is DownloadError
+            assert info.value.url == url
+            assert info.value.attempts == 1
+    assert server.requests == []
+    assert files_in(temp_dir) == []
+
+
 async def test_unparsable_url_is_refused_with_a_download_error(temp_dir: Path) -> None:
     """get_downloader refuses a url urllib cannot split with a DownloadError, not ValueError."""
     url = "http://[::1/x"

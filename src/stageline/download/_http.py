@@ -281,6 +281,17 @@ class HttpDownloader(_RemoteDownloader):
                 "the metadata gave",
                 url=self.url,
             ) from exc
+        except UnicodeError as exc:
+            # A host no IDNA codec accepts (httpx fails building the request for an invalid
+            # A-label such as "xn--zz", trio's resolver for an empty or over-long label) or
+            # a per-download header that is not ASCII. Asking again cannot help, and it
+            # must stay a DownloadError so that the next mirror is tried.
+            raise DownloadError(
+                f"cannot make the request for {self.url}: its host name or a request header "
+                f"cannot be encoded ({exc}); check the url the metadata gave and that header "
+                "names and values are ASCII",
+                url=self.url,
+            ) from exc
         except httpx.RemoteProtocolError as exc:
             raise DownloadConnectionError(
                 f"the connection for {self.url} broke or the server answered malformed "
