@@ -158,6 +158,21 @@ async def test_429_retry_after_is_honoured(server: LocalServer, temp_dir: Path) 
     assert elapsed >= 1.0
 
 
+async def test_an_unusable_retry_after_falls_back_to_the_backoff(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A 503 whose Retry-After is garbage (a superscript digit) is retried like any 503.
+
+    It showed as a raw ValueError from parsing the header, escaping ``run()``: not retried,
+    not a DownloadError, so no mirror was tried either.
+    """
+    url = server.route("/busy", status(503, headers={"Retry-After": "\u00b2"}), body(DATA))
+    async with DownloaderFactory():
+        result = await remote_for(server).get_downloader(url=url).run()
+    assert result.attempts == 2
+    assert result.path.read_bytes() == DATA
+
+
 async def test_retry_after_is_capped(server: LocalServer, temp_dir: Path) -> None:
     """A Retry-After longer than retry_after_max waits only retry_after_max."""
     waits: list[float] = []
