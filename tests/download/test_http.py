@@ -794,6 +794,41 @@ async def test_a_subclass_can_be_registered_for_a_scheme(
     assert server.requests_for("/a.bin")[0].headers["Authorization"] == "Bearer token"
 
 
+class RaisingForStatus(HttpDownloader):
+    """A plugin's check_response written the httpx way."""
+
+    def check_response(self, response: httpx.Response) -> None:
+        response.raise_for_status()
+        super().check_response(response)
+
+
+async def test_httpx_status_errors_from_check_response_follow_the_status_rules(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """``response.raise_for_status()`` in a check_response override: 503 retried, 404 not.
+
+    httpx's HTTPStatusError became a plain DownloadError without ``status_code``, so a
+    503 or 429 answered to such a subclass was never retried and Retry-After was lost.
+    """
+    flaky = server.route(
+        "/flaky", status(503, headers={"Retry-After": "0"}), status(502), body(DATA)
+    )
+    missing = server.route("/missing", status(404))
+    async with DownloaderFactory() as factory:
+        factory.register("http", RaisingForStatus)
+        result = await remote_for(server, max_retries=3).get_downloader(url=flaky).run()
+        with pytest.raises(HTTPStatusError) as info:
+            await remote_for(server, max_retries=3).get_downloader(url=missing).run()
+    assert result.attempts == 3
+    assert result.path.read_bytes() == DATA
+    assert info.value.status_code == 404
+    assert info.value.attempts == 1
+    assert info.value.url == missing
+    assert "check the remote's url" in str(info.value)
+    assert len(server.requests_for("/missing")) == 1
+    assert files_in(temp_dir) == [result.path]
+
+
 @contextlib.contextmanager
 def recorded_retries() -> Iterator[list[int]]:
     """The numbers of the retries stamina starts while the block runs."""
