@@ -89,7 +89,7 @@ async def test_a_mirror_no_downloader_handles_falls_back_to_the_next(
     """
     good = server.route("/m2/a", body(DATA))
     remote = Remote(url=server.url("/"))
-    for bad in ("ftp://127.0.0.1/m1/a", "http://[::1/m1/a"):
+    for bad in ("ftp://127.0.0.1/m1/a", "http://[::1/m1/a", "http://xn--zz/m1/a"):
         da = DeclarativeArtifact(
             artifact=Artifact(sha256=SHA256, size=len(DATA)),
             urls=[bad, good],

@@ -158,6 +158,21 @@ async def test_429_retry_after_is_honoured(server: LocalServer, temp_dir: Path) 
     assert elapsed >= 1.0
 
 
+async def test_an_unusable_retry_after_falls_back_to_the_backoff(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A 503 whose Retry-After is garbage (a superscript digit) is retried like any 503.
+
+    It showed as a raw ValueError from parsing the header, escaping ``run()``: not retried,
+    not a DownloadError, so no mirror was tried either.
+    """
+    url = server.route("/busy", status(503, headers={"Retry-After": "\u00b2"}), body(DATA))
+    async with DownloaderFactory():
+        result = await remote_for(server).get_downloader(url=url).run()
+    assert result.attempts == 2
+    assert result.path.read_bytes() == DATA
+
+
 async def test_retry_after_is_capped(server: LocalServer, temp_dir: Path) -> None:
     """A Retry-After longer than retry_after_max waits only retry_after_max."""
     waits: list[float] = []
@@ -520,6 +535,35 @@ async def test_malformed_url_is_a_download_error(
     assert files_in(temp_dir) == []
 
 
+async def test_a_request_that_cannot_be_encoded_is_a_download_error(
+    anyio_backend: str, server: LocalServer, temp_dir: Path
+) -> None:
+    """A host no IDNA codec accepts, or a non-ASCII header, is a DownloadError, not retried.
+
+    It showed as a raw ``UnicodeError`` escaping ``run()``: from httpx building the request
+    for an invalid A-label or a non-ASCII per-download header (both backends) and, on trio
+    only, from its resolver encoding a host with an empty or over-long label (asyncio hands
+    that host to DNS, which refuses it; not tried here, tests stay on 127.0.0.1). Not being
+    a DownloadError, it also ended a mirror fallback at that mirror.
+    """
+    cases: list[tuple[str, dict[str, str]]] = [
+        ("http://xn--zz/x", {}),
+        (server.url("/x"), {"X-Token": "caf\u00e9"}),
+    ]
+    if anyio_backend == "trio":
+        cases += [("http://mirror..example/x", {}), (f"http://{'a' * 64}.example/x", {})]
+    remote = Remote(url=server.url("/"), max_retries=2)
+    async with DownloaderFactory():
+        for url, headers in cases:
+            with pytest.raises(DownloadError, match="cannot be encoded") as info:
+                await remote.get_downloader(url=url, headers=headers).run()
+            assert type(info.value) is DownloadError
+            assert info.value.url == url
+            assert info.value.attempts == 1
+    assert server.requests == []
+    assert files_in(temp_dir) == []
+
+
 async def test_unparsable_url_is_refused_with_a_download_error(temp_dir: Path) -> None:
     """get_downloader refuses a url urllib cannot split with a DownloadError, not ValueError."""
     url = "http://[::1/x"
@@ -748,6 +792,41 @@ async def test_a_subclass_can_be_registered_for_a_scheme(
         assert isinstance(downloader, TokenDownloader)
         await downloader.run()
     assert server.requests_for("/a.bin")[0].headers["Authorization"] == "Bearer token"
+
+
+class RaisingForStatus(HttpDownloader):
+    """A plugin's check_response written the httpx way."""
+
+    def check_response(self, response: httpx.Response) -> None:
+        response.raise_for_status()
+        super().check_response(response)
+
+
+async def test_httpx_status_errors_from_check_response_follow_the_status_rules(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """``response.raise_for_status()`` in a check_response override: 503 retried, 404 not.
+
+    httpx's HTTPStatusError became a plain DownloadError without ``status_code``, so a
+    503 or 429 answered to such a subclass was never retried and Retry-After was lost.
+    """
+    flaky = server.route(
+        "/flaky", status(503, headers={"Retry-After": "0"}), status(502), body(DATA)
+    )
+    missing = server.route("/missing", status(404))
+    async with DownloaderFactory() as factory:
+        factory.register("http", RaisingForStatus)
+        result = await remote_for(server, max_retries=3).get_downloader(url=flaky).run()
+        with pytest.raises(HTTPStatusError) as info:
+            await remote_for(server, max_retries=3).get_downloader(url=missing).run()
+    assert result.attempts == 3
+    assert result.path.read_bytes() == DATA
+    assert info.value.status_code == 404
+    assert info.value.attempts == 1
+    assert info.value.url == missing
+    assert "check the remote's url" in str(info.value)
+    assert len(server.requests_for("/missing")) == 1
+    assert files_in(temp_dir) == [result.path]
 
 
 @contextlib.contextmanager

@@ -33,6 +33,33 @@ def test_retry_after_in_seconds_and_as_an_http_date() -> None:
     assert parse_retry_after(None) is None
 
 
+def test_retry_after_accepts_every_http_date_format() -> None:
+    """RFC 9110 makes recipients accept all three HTTP-date forms, and they are all GMT.
+
+    The asctime form (and a date with the zone "-0000") carries no zone marker, so Python
+    parses it to a naive datetime; it was ignored, and the server's delay with it.
+    """
+    now = 784_111_000.0  # 1994-11-06 08:33:20 GMT, 777 s before the dates below
+    for value in (
+        "Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate
+        "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850
+        "Sun Nov  6 08:49:37 1994",  # obsolete asctime
+        "Sun, 06 Nov 1994 08:49:37 -0000",
+    ):
+        assert parse_retry_after(value, now=now) == 777.0, value
+
+
+def test_retry_after_seconds_are_ascii_digits_only() -> None:
+    """delay-seconds is 1*DIGIT (ASCII); other Unicode digits are garbage, never a crash.
+
+    A superscript digit passed ``str.isdigit()`` and then made ``float()`` raise a
+    ValueError that escaped ``check_response`` and ``run()`` untranslated.
+    """
+    for garbage in ("\u00b2", "\u0663", "\uff13", "1.5", "-3", "+3", "", "3 s"):
+        assert parse_retry_after(garbage) is None, garbage
+    assert parse_retry_after(" 3 ") == 3.0
+
+
 def test_which_errors_are_retried() -> None:
     """Transient failures and 429/5xx are retried; other 4xx and refusals are not."""
     hook = make_backoff_hook(RetrySettings(retry_after_max=60))

@@ -185,13 +185,20 @@ class HttpDownloader(_RemoteDownloader):
                 could not follow (no usable ``Location``); and for a success that carries
                 no whole file (204 No Content, 205, 206 Partial Content to a request
                 without a range, …): in all of these the body is not the file.
+
+        An override may raise any :class:`DownloadError` (a retryable kind is retried) or
+        call ``response.raise_for_status()``: httpx's ``HTTPStatusError`` becomes this
+        one, with the same retry rules.
         """
         if response.status_code in _WHOLE_BODY_STATUSES:
             return
+        raise self._status_error(response)
+
+    def _status_error(self, response: httpx.Response) -> HTTPStatusError:
         retry_after = None
         if response.status_code in (429, 503):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        raise HTTPStatusError(
+        return HTTPStatusError(
             f"downloading {self.url} failed with HTTP {response.status_code} "
             f"{response.reason_phrase}; {_status_advice(response.status_code)}",
             url=self.url,
@@ -281,6 +288,17 @@ class HttpDownloader(_RemoteDownloader):
                 "the metadata gave",
                 url=self.url,
             ) from exc
+        except UnicodeError as exc:
+            # A host no IDNA codec accepts (httpx fails building the request for an invalid
+            # A-label such as "xn--zz", trio's resolver for an empty or over-long label) or
+            # a per-download header that is not ASCII. Asking again cannot help, and it
+            # must stay a DownloadError so that the next mirror is tried.
+            raise DownloadError(
+                f"cannot make the request for {self.url}: its host name or a request header "
+                f"cannot be encoded ({exc}); check the url the metadata gave and that header "
+                "names and values are ASCII",
+                url=self.url,
+            ) from exc
         except httpx.RemoteProtocolError as exc:
             raise DownloadConnectionError(
                 f"the connection for {self.url} broke or the server answered malformed "
@@ -325,6 +343,10 @@ class HttpDownloader(_RemoteDownloader):
                 f"the connection for {self.url} failed ({exc}); check the url and the network",
                 url=self.url,
             ) from exc
+        except httpx.HTTPStatusError as exc:
+            # response.raise_for_status() in a check_response override: the same status
+            # rules apply as to the answers check_response refuses itself (a 503 is retried).
+            raise self._status_error(exc.response) from exc
         except httpx.HTTPError as exc:
             raise DownloadError(
                 f"downloading {self.url} failed: {exc or type(exc).__name__}", url=self.url

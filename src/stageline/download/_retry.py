@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import math
 import ssl
@@ -53,19 +54,23 @@ class RetrySettings:
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """The delay a ``Retry-After`` header asks for, in seconds, or None if unusable.
 
-    Both forms of RFC 9110 are understood: a number of seconds and an HTTP date.
+    Both forms of RFC 9110 are understood: a number of seconds (ASCII digits) and an
+    HTTP date in any of its three formats, always taken as GMT. A date in the past is 0.
     """
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
+        # isascii: str.isdigit() also accepts digits float() refuses ("²")
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        return None
+        # The asctime format has no zone and "-0000" parses without one; an HTTP date
+        # is GMT whatever its format says (RFC 9110 §5.6.7).
+        when = when.replace(tzinfo=datetime.UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
 
