@@ -94,7 +94,8 @@ class DeclarativeArtifact:
             The result of the successful download.
 
         Raises:
-            DownloadError: the error of the last url tried, when every url failed.
+            DownloadError: the error of the last url tried, when every url failed, with a
+                note (``__notes__``) per earlier url saying how it failed.
             ForbiddenDigestError: at once, when an expected digest is of a kind not allowed.
             ValueError: when there is no remote to download with.
             RuntimeError: when the DownloaderFactory was closed before or while the
@@ -105,8 +106,9 @@ class DeclarativeArtifact:
                 f"DeclarativeArtifact for {self.relative_path!r} has no remote to download with"
             )
         expected_digests = self.artifact.digests()
-        last_error: DownloadError | None = None
-        for url in self.all_urls:
+        urls = self.all_urls
+        errors: list[tuple[str, DownloadError]] = []
+        for url in urls:
             try:
                 # A mirror no downloader handles (unknown scheme, malformed url) is skipped
                 # like a failing one; a refused expectation would be refused by every mirror.
@@ -117,11 +119,18 @@ class DeclarativeArtifact:
             except ForbiddenDigestError:
                 raise
             except DownloadError as exc:
-                last_error = exc
+                errors.append((url, exc))
                 continue
             self.artifact = Artifact(file=result.path, **dict(result.artifact_attributes))  # type: ignore[arg-type]
             return result
-        assert last_error is not None
+        last_error = errors[-1][1]
+        # The last error is raised; what the earlier mirrors did would otherwise be lost.
+        for number, (failed_url, error) in enumerate(errors[:-1], start=1):
+            how = "failed first" if number == 1 else "failed too"
+            last_error.add_note(
+                f"mirror {number} of {len(urls)}, {failed_url}, {how}: "
+                f"{type(error).__name__}: {error}"
+            )
         raise last_error
 
 

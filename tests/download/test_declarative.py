@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stageline import DeclarativeArtifact, DigestMismatch, ForbiddenDigestError
+from stageline import DeclarativeArtifact, DigestMismatch, ForbiddenDigestError, HTTPStatusError
 from stageline.download import BaseDownloader, DownloaderFactory, DownloadResult
 from stageline.models import Artifact, Remote
 
@@ -61,6 +61,46 @@ async def test_all_mirrors_failing_raises_the_last_error(
     assert info.value.url == second
     assert [r.path for r in server.requests] == ["/m1/a", "/m2/a"]
     assert da.artifact.file is None
+
+
+async def test_all_mirrors_failing_tells_what_each_earlier_mirror_did(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """The last error carries a note per earlier mirror, so an operator sees every failure.
+
+    Only the last mirror's error was raised, and nothing said that the first answered 404.
+    """
+    first = server.route("/m1/a", status(404))
+    second = server.route("/m2/a", status(403))
+    third = server.route("/m3/a", body(b"not it"))
+    remote = Remote(url=server.url("/"), max_retries=0)
+    da = DeclarativeArtifact(
+        artifact=Artifact(sha256=SHA256),
+        urls=[first, second, third],
+        relative_path="a",
+        remote=remote,
+    )
+    async with DownloaderFactory():
+        with pytest.raises(DigestMismatch) as info:
+            await da.download()
+    notes = info.value.__notes__
+    assert len(notes) == 2
+    assert notes[0].startswith(f"mirror 1 of 3, {first}, failed first: HTTPStatusError: ")
+    assert "HTTP 404" in notes[0]
+    assert notes[1].startswith(f"mirror 2 of 3, {second}, failed too: HTTPStatusError: ")
+    assert "HTTP 403" in notes[1]
+
+
+async def test_one_url_failing_adds_no_note(server: LocalServer, temp_dir: Path) -> None:
+    """With a single url there is nothing earlier to tell about."""
+    url = server.route("/a", status(404))
+    da = DeclarativeArtifact(
+        artifact=Artifact(sha256=SHA256), url=url, relative_path="a", remote=Remote(url=url)
+    )
+    async with DownloaderFactory():
+        with pytest.raises(HTTPStatusError) as info:
+            await da.download()
+    assert not getattr(info.value, "__notes__", [])
 
 
 async def test_forbidden_expectation_is_refused_before_any_request(
