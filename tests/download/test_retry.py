@@ -98,6 +98,26 @@ async def test_rate_limiter_spaces_starts() -> None:
     assert anyio.current_time() - started >= 5 / 50
 
 
+@pytest.mark.anyio
+async def test_rate_limiter_gives_a_cancelled_waiters_start_back() -> None:
+    """Waiters cancelled before their start do not hold back the next caller.
+
+    Each waiter reserved a start time and kept it when cancelled: at 2/s, with five
+    waiters cancelled, the next caller waited 3 s instead of the 0.5 s the rate asks.
+    The bounds are far apart (0.5 s against 3 s), so load cannot blur them.
+    """
+    limiter = RateLimiter(2)
+    await limiter.wait()  # the first start is free
+    started = anyio.current_time()
+    with anyio.move_on_after(0.05):
+        async with anyio.create_task_group() as task_group:
+            for _ in range(5):
+                task_group.start_soon(limiter.wait)
+    await limiter.wait()
+    elapsed = anyio.current_time() - started
+    assert 0.4 <= elapsed < 2.0
+
+
 def test_rate_limiter_refuses_a_bad_rate() -> None:
     """A rate of zero is refused."""
     with pytest.raises(ValueError, match="rate"):

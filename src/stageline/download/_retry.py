@@ -107,10 +107,10 @@ def make_backoff_hook(settings: RetrySettings) -> Callable[[Exception], bool | f
 class RateLimiter:
     """Lets requests start at most ``rate`` times per second, evenly spaced.
 
-    Each :meth:`wait` reserves the next free start time and sleeps until then, so callers
-    start in the order they asked. Works on every AnyIO backend (it only uses the
-    backend's clock and sleep). A cancelled waiter's slot stays used, which can only make
-    the rate lower, never higher.
+    Callers wait in turn, in the order they asked (a fair lock), and each takes the next
+    start time only once it has slept until then: a caller cancelled while waiting gives
+    its turn to the next one instead of leaving a gap. Works on every AnyIO backend (it
+    only uses the backend's clock, sleep and lock).
     """
 
     def __init__(self, rate: float) -> None:
@@ -119,13 +119,15 @@ class RateLimiter:
         self.rate = float(rate)
         self._interval = 1.0 / self.rate
         self._next_start = -math.inf
+        self._turn = anyio.Lock()
 
     async def wait(self) -> None:
         """Sleep until this caller may start a request."""
-        now = anyio.current_time()
-        start = max(now, self._next_start)
-        self._next_start = start + self._interval
-        if start > now:
-            await anyio.sleep(start - now)
-        else:
-            await anyio.lowlevel.checkpoint()
+        async with self._turn:  # acquiring is a checkpoint even when no one waits
+            now = anyio.current_time()
+            start = max(now, self._next_start)
+            if start > now:
+                await anyio.sleep(start - now)
+            # From the planned start, not the time the sleep ended: the spacing stays
+            # exact on average, and an oversleep is not added to the next caller's wait.
+            self._next_start = start + self._interval
