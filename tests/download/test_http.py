@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import os
 import socket
@@ -370,6 +371,47 @@ async def test_body_longer_than_expected_stops_early(server: LocalServer, temp_d
         with pytest.raises(SizeMismatch) as info:
             await remote_for(server, max_retries=0).get_downloader(url=url, expected_size=10).run()
     assert info.value.expected == 10
+    assert files_in(temp_dir) == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate"])
+async def test_a_content_encoding_is_not_undone(
+    server: LocalServer, temp_dir: Path, encoding: str
+) -> None:
+    """The bytes kept and hashed are the body as sent, whatever Content-Encoding says.
+
+    A server that labels a .gz file "Content-Encoding: gzip" (Apache's AddEncoding) was
+    a SizeMismatch on every try: httpx undid the gzip, so the digests were of bytes the
+    metadata never described; "x-gzip" was kept as sent, and a body that is not gzip at
+    all was a DecodingError that was not retried.
+    """
+    packed = gzip.compress(DATA)
+    url = server.route("/primary.xml.gz", body(packed, headers={"Content-Encoding": encoding}))
+    async with DownloaderFactory():
+        result = await (
+            remote_for(server, max_retries=0)
+            .get_downloader(
+                url=url,
+                expected_digests={"sha256": hashlib.sha256(packed).hexdigest()},
+                expected_size=len(packed),
+            )
+            .run()
+        )
+    assert result.path.read_bytes() == packed
+
+
+async def test_a_wrong_content_length_under_an_encoding_fails_before_the_body(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """Content-Length is the length of the bytes kept, so it is checked for any encoding."""
+    url = server.route("/a.gz", body(DATA, headers={"Content-Encoding": "gzip"}))
+    async with DownloaderFactory():
+        with pytest.raises(SizeMismatch, match="the server announced"):
+            await (
+                remote_for(server, max_retries=0)
+                .get_downloader(url=url, expected_size=len(DATA) + 1)
+                .run()
+            )
     assert files_in(temp_dir) == []
 
 
