@@ -427,6 +427,42 @@ async def test_forbidden_digest_is_refused(server: LocalServer) -> None:
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        DIGESTS["sha256"][:-1],  # one hex digit short
+        DIGESTS["sha512"],  # a sha512 given as the sha256
+        DIGESTS["sha256"][:-1] + "g",  # not hex
+        "",
+    ],
+    ids=["short", "too-long", "not-hex", "empty"],
+)
+async def test_a_malformed_expected_digest_is_refused_before_any_request(
+    server: LocalServer, value: str
+) -> None:
+    """A digest that no bytes can have is refused when the downloader is made.
+
+    It was accepted, and every try downloaded the whole file to end in DigestMismatch.
+    """
+    url = server.route("/a.bin", body(DATA))
+    async with DownloaderFactory():
+        with pytest.raises(ValueError, match=r"expected_digests\['sha256'\] must be 64 hex"):
+            remote_for(server).get_downloader(url=url, expected_digests={"sha256": value})
+    assert server.requests == []
+
+
+async def test_an_expected_digest_is_normalised(server: LocalServer, temp_dir: Path) -> None:
+    """Upper-case hex and surrounding whitespace (a digest read from a file) are accepted."""
+    url = server.route("/a.bin", body(DATA))
+    async with DownloaderFactory():
+        downloader = remote_for(server, max_retries=0).get_downloader(
+            url=url, expected_digests={"sha256": f" {DIGESTS['sha256'].upper()}\n"}
+        )
+        result = await downloader.run()
+    assert result.artifact_attributes["sha256"] == DIGESTS["sha256"]
+    assert len(server.requests) == 1
+
+
 async def test_allowed_digests_are_configurable(server: LocalServer, temp_dir: Path) -> None:
     """A factory may allow sha1; then it is computed and accepted as an expectation."""
     url = server.route("/a.bin", body(DATA))
