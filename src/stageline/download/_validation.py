@@ -270,6 +270,10 @@ class DigestingWriter:
             SizeMismatch: as soon as the body grows past the expected size.
             StorageError: when the temporary file cannot be written.
             Exception: whatever iterating ``chunks`` raises.
+
+        When receiving and a worker both fail, the first failure is raised, as itself
+        (never an ExceptionGroup); the temporary file is left for the context manager's
+        exit to remove.
         """
         iterator = aiter(chunks)
         async for chunk in iterator:
@@ -303,12 +307,15 @@ class DigestingWriter:
                         for send in sends:
                             await send.send(batch)
             except Exception as exc:
-                host_error = exc
+                # The first failure is the one raised: a worker that fails after this
+                # (on the batch it was writing when the body broke) is a consequence.
+                if self._worker_error is None:
+                    host_error = exc
                 task_group.cancel_scope.cancel()
-        if self._worker_error is not None:
-            raise self._worker_error
         if host_error is not None:
             raise host_error
+        if self._worker_error is not None:
+            raise self._worker_error
 
     def finish(self) -> tuple[Path, dict[str, int | str]]:
         """Write what is left, close and validate the file.
@@ -396,8 +403,9 @@ class DigestingWriter:
             async for batch in receive:
                 try:
                     await anyio.to_thread.run_sync(self._process, batch, hashers, writes)
-                except StorageError as exc:
-                    self._worker_error = exc
+                except Exception as exc:  # kept for consume() to raise unwrapped
+                    if self._worker_error is None:
+                        self._worker_error = exc
                     scope.cancel()
                     return
 
