@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -208,3 +209,27 @@ async def test_a_worker_failure_is_raised_unwrapped(tmp_path: Path) -> None:
         with pytest.raises(TypeError):
             await writer.consume(text_body())  # type: ignore[arg-type]
     assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("cancel_at", range(8))
+async def test_a_cancelled_large_body_leaves_nothing(tmp_path: Path, cancel_at: int) -> None:
+    """Cancelled at any chunk of a large body, the writer leaves no file and no open fd."""
+    piece = len(DATA) // 2
+    fds_before = sorted(os.listdir("/proc/self/fd"))
+    with anyio.CancelScope() as scope:
+
+        async def body() -> AsyncIterator[bytes]:
+            for index in range(8):
+                if index == cancel_at:
+                    scope.cancel()
+                yield DATA[:piece]
+
+        async with (
+            contextlib.aclosing(body()) as pieces,
+            writer_for(DATA[:piece] * 8, tmp_path, batch_size=piece) as writer,
+        ):
+            await writer.consume(pieces)  # batches queued and in the workers
+            writer.finish()
+    assert scope.cancelled_caught
+    assert files_in(tmp_path) == []
+    assert sorted(os.listdir("/proc/self/fd")) == fds_before
