@@ -35,6 +35,7 @@ from stageline.storage import use_temp_dir
 from ._servers import (
     LocalServer,
     body,
+    chunked,
     files_in,
     hold_until_in_flight,
     redirect,
@@ -366,11 +367,12 @@ async def test_wrong_size_is_a_size_mismatch(server: LocalServer, temp_dir: Path
 
 async def test_body_longer_than_expected_stops_early(server: LocalServer, temp_dir: Path) -> None:
     """Without a Content-Length to check up front, receiving stops once past the size."""
-    url = server.route("/a.bin", body(DATA, headers={"Content-Encoding": "identity"}))
+    url = server.route("/a.bin", chunked(DATA))
     async with DownloaderFactory():
-        with pytest.raises(SizeMismatch) as info:
+        with pytest.raises(SizeMismatch, match="larger than expected") as info:
             await remote_for(server, max_retries=0).get_downloader(url=url, expected_size=10).run()
     assert info.value.expected == 10
+    assert info.value.actual < len(DATA)
     assert files_in(temp_dir) == []
 
 
