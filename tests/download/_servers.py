@@ -142,6 +142,21 @@ def truncated(data: bytes, *, send: int) -> Behaviour:
     return run
 
 
+def chunked(data: bytes, *, piece: int = 4096) -> Behaviour:
+    """Send ``data`` with chunked transfer encoding: no Content-Length to check up front."""
+
+    def run(handler: _Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for start in range(0, len(data), piece):
+            part = data[start : start + piece]
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        handler.wfile.write(b"0\r\n\r\n")
+
+    return run
+
+
 def stall(data: bytes, *, send: int) -> Behaviour:
     """Send the headers and ``send`` bytes, then nothing until the server stops."""
 

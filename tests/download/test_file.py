@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import threading
@@ -114,4 +115,22 @@ async def test_a_named_pipe_is_refused_without_hanging(tmp_path: Path, temp_dir:
     finally:
         done.set()
         await anyio.to_thread.run_sync(unblocker.join)
+    assert files_in(temp_dir) == []
+
+
+async def test_a_file_larger_than_expected_stops_cleanly(tmp_path: Path, temp_dir: Path) -> None:
+    """A file that outgrows expected_size fails without a copy, an open fd or a warning.
+
+    It showed on Trio as a ResourceWarning that FileDownloader._chunks, the generator
+    reading the file, was garbage collected before it was exhausted: the copy stopped
+    at the size check and nothing closed it.
+    """
+    source = tmp_path / "big.bin"
+    source.write_bytes(DATA)
+    url = source.as_uri()
+    fds_before = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(SizeMismatch):
+        await Remote(url=url).get_downloader(url=url, expected_size=1024 * 1024 + 1).run()
+    gc.collect()  # a generator left suspended is finalised (and warned about) here
+    assert sorted(os.listdir("/proc/self/fd")) == fds_before
     assert files_in(temp_dir) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import os
 import socket
@@ -34,6 +35,7 @@ from stageline.storage import use_temp_dir
 from ._servers import (
     LocalServer,
     body,
+    chunked,
     files_in,
     hold_until_in_flight,
     redirect,
@@ -380,11 +382,53 @@ async def test_wrong_size_is_a_size_mismatch(server: LocalServer, temp_dir: Path
 
 async def test_body_longer_than_expected_stops_early(server: LocalServer, temp_dir: Path) -> None:
     """Without a Content-Length to check up front, receiving stops once past the size."""
-    url = server.route("/a.bin", body(DATA, headers={"Content-Encoding": "identity"}))
+    url = server.route("/a.bin", chunked(DATA))
     async with DownloaderFactory():
-        with pytest.raises(SizeMismatch) as info:
+        with pytest.raises(SizeMismatch, match="larger than expected") as info:
             await remote_for(server, max_retries=0).get_downloader(url=url, expected_size=10).run()
     assert info.value.expected == 10
+    assert info.value.actual < len(DATA)
+    assert files_in(temp_dir) == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate"])
+async def test_a_content_encoding_is_not_undone(
+    server: LocalServer, temp_dir: Path, encoding: str
+) -> None:
+    """The bytes kept and hashed are the body as sent, whatever Content-Encoding says.
+
+    A server that labels a .gz file "Content-Encoding: gzip" (Apache's AddEncoding) was
+    a SizeMismatch on every try: httpx undid the gzip, so the digests were of bytes the
+    metadata never described; "x-gzip" was kept as sent, and a body that is not gzip at
+    all was a DecodingError that was not retried.
+    """
+    packed = gzip.compress(DATA)
+    url = server.route("/primary.xml.gz", body(packed, headers={"Content-Encoding": encoding}))
+    async with DownloaderFactory():
+        result = await (
+            remote_for(server, max_retries=0)
+            .get_downloader(
+                url=url,
+                expected_digests={"sha256": hashlib.sha256(packed).hexdigest()},
+                expected_size=len(packed),
+            )
+            .run()
+        )
+    assert result.path.read_bytes() == packed
+
+
+async def test_a_wrong_content_length_under_an_encoding_fails_before_the_body(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """Content-Length is the length of the bytes kept, so it is checked for any encoding."""
+    url = server.route("/a.gz", body(DATA, headers={"Content-Encoding": "gzip"}))
+    async with DownloaderFactory():
+        with pytest.raises(SizeMismatch, match="the server announced"):
+            await (
+                remote_for(server, max_retries=0)
+                .get_downloader(url=url, expected_size=len(DATA) + 1)
+                .run()
+            )
     assert files_in(temp_dir) == []
 
 
@@ -398,6 +442,42 @@ async def test_forbidden_digest_is_refused(server: LocalServer) -> None:
         with pytest.raises(ValueError, match="not allowed"):
             remote_for(server).get_downloader(url=url, expected_digests={"md5": "ab" * 16})
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        DIGESTS["sha256"][:-1],  # one hex digit short
+        DIGESTS["sha512"],  # a sha512 given as the sha256
+        DIGESTS["sha256"][:-1] + "g",  # not hex
+        "",
+    ],
+    ids=["short", "too-long", "not-hex", "empty"],
+)
+async def test_a_malformed_expected_digest_is_refused_before_any_request(
+    server: LocalServer, value: str
+) -> None:
+    """A digest that no bytes can have is refused when the downloader is made.
+
+    It was accepted, and every try downloaded the whole file to end in DigestMismatch.
+    """
+    url = server.route("/a.bin", body(DATA))
+    async with DownloaderFactory():
+        with pytest.raises(ValueError, match=r"expected_digests\['sha256'\] must be 64 hex"):
+            remote_for(server).get_downloader(url=url, expected_digests={"sha256": value})
+    assert server.requests == []
+
+
+async def test_an_expected_digest_is_normalised(server: LocalServer, temp_dir: Path) -> None:
+    """Upper-case hex and surrounding whitespace (a digest read from a file) are accepted."""
+    url = server.route("/a.bin", body(DATA))
+    async with DownloaderFactory():
+        downloader = remote_for(server, max_retries=0).get_downloader(
+            url=url, expected_digests={"sha256": f" {DIGESTS['sha256'].upper()}\n"}
+        )
+        result = await downloader.run()
+    assert result.artifact_attributes["sha256"] == DIGESTS["sha256"]
+    assert len(server.requests) == 1
 
 
 async def test_allowed_digests_are_configurable(server: LocalServer, temp_dir: Path) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -103,20 +104,26 @@ class FileDownloader(_RemoteDownloader):
                     url=self.url,
                 ) from exc
             try:
-                async with DigestingWriter(
-                    url=self.url,
-                    expected_digests=self.expected_digests,
-                    expected_size=self.expected_size,
-                    allowed_digests=self.factory.allowed_digests,
-                    batch_size=self.factory.batch_size,
-                ) as writer:
-                    await writer.consume(self._chunks(source, path))
+                # Closed explicitly: a copy stopped early (a size mismatch, a cancellation)
+                # would otherwise leave the generator suspended, and Trio warns when it
+                # is garbage collected.
+                async with (
+                    contextlib.aclosing(self._chunks(source, path)) as chunks,
+                    DigestingWriter(
+                        url=self.url,
+                        expected_digests=self.expected_digests,
+                        expected_size=self.expected_size,
+                        allowed_digests=self.factory.allowed_digests,
+                        batch_size=self.factory.batch_size,
+                    ) as writer,
+                ):
+                    await writer.consume(chunks)
                     temporary, attributes = writer.finish()
             finally:
                 source.close()
         return DownloadResult(url=self.url, path=temporary, artifact_attributes=attributes)
 
-    async def _chunks(self, source: IO[bytes], path: Path) -> AsyncIterator[bytes]:
+    async def _chunks(self, source: IO[bytes], path: Path) -> AsyncGenerator[bytes, None]:
         while True:
             try:
                 chunk = await anyio.to_thread.run_sync(source.read, _READ_SIZE)

@@ -237,7 +237,10 @@ class HttpDownloader(_RemoteDownloader):
                 allowed_digests=self.factory.allowed_digests,
                 batch_size=self.factory.batch_size,
             ) as writer:
-                chunks = response.aiter_bytes()
+                # The body as sent, never decoded: a server that labels a .gz file
+                # "Content-Encoding: gzip" (the usual reason one is sent despite our
+                # Accept-Encoding: identity) serves the very bytes the metadata hashed.
+                chunks = response.aiter_raw()
                 consumed = False
                 try:
                     self.check_response(response)
@@ -260,12 +263,14 @@ class HttpDownloader(_RemoteDownloader):
             )
 
     def _check_announced_length(self, response: httpx.Response) -> None:
-        """Fail before reading a body whose announced length is already wrong."""
+        """Fail before reading a body whose announced length is already wrong.
+
+        The body is kept as sent (see :meth:`_fetch`), so ``Content-Length`` is the length
+        of the file whatever ``Content-Encoding`` says.
+        """
         announced = response.headers.get("Content-Length")
         if self.expected_size is None or announced is None or not announced.isdigit():
             return
-        if response.headers.get("Content-Encoding", "identity") != "identity":
-            return  # the length is of the encoded body
         if int(announced) != self.expected_size:
             raise SizeMismatch(
                 f"{self.url} has the wrong size: expected {self.expected_size} bytes, the "

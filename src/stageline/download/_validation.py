@@ -110,6 +110,12 @@ def _split_into_lanes(
 _QUEUED_BATCHES: Final[int] = 2
 
 
+_HEX_DIGITS: Final = frozenset("0123456789abcdef")
+_HEX_LENGTHS: Final[dict[str, int]] = {
+    name: 2 * hashlib.new(name).digest_size for name in _CONSTRUCTORS
+}
+
+
 def check_allowed_digests(allowed_digests: Iterable[str]) -> frozenset[str]:
     """Validate a set of allowed digest kinds and return it frozen.
 
@@ -138,11 +144,13 @@ def check_expected_digests(
     """Normalise the expected digests of ``url`` and refuse kinds that are not allowed.
 
     Returns:
-        The expectations with lower-case hex values.
+        The expectations as lower-case hex, without surrounding whitespace.
 
     Raises:
         ForbiddenDigestError: when an expected digest is of a kind that is not allowed
             (md5 and sha1 by default) or not known at all.
+        ValueError: when a value is not a hex digest of its kind's length (no bytes
+            could match it, so every try would download the whole file for nothing).
     """
     if not expected_digests:
         return {}
@@ -154,7 +162,17 @@ def check_expected_digests(
             "allowed kind, or allow the kind on the DownloaderFactory if you must",
             url=url,
         )
-    return {name: value.lower() for name, value in expected_digests.items()}
+    normalised = {}
+    for name, value in expected_digests.items():
+        digest = value.strip().lower() if isinstance(value, str) else None
+        length = _HEX_LENGTHS.get(name) or 2 * hashlib.new(name).digest_size
+        if digest is None or len(digest) != length or not _HEX_DIGITS.issuperset(digest):
+            raise ValueError(
+                f"cannot download {url}: expected_digests[{name!r}] must be {length} hex "
+                f"digits, got {value!r}; check where the metadata's digest was read from"
+            )
+        normalised[name] = digest
+    return normalised
 
 
 class DigestingWriter:
@@ -252,6 +270,10 @@ class DigestingWriter:
             SizeMismatch: as soon as the body grows past the expected size.
             StorageError: when the temporary file cannot be written.
             Exception: whatever iterating ``chunks`` raises.
+
+        When receiving and a worker both fail, the first failure is raised, as itself
+        (never an ExceptionGroup); the temporary file is left for the context manager's
+        exit to remove.
         """
         iterator = aiter(chunks)
         async for chunk in iterator:
@@ -285,12 +307,15 @@ class DigestingWriter:
                         for send in sends:
                             await send.send(batch)
             except Exception as exc:
-                host_error = exc
+                # The first failure is the one raised: a worker that fails after this
+                # (on the batch it was writing when the body broke) is a consequence.
+                if self._worker_error is None:
+                    host_error = exc
                 task_group.cancel_scope.cancel()
-        if self._worker_error is not None:
-            raise self._worker_error
         if host_error is not None:
             raise host_error
+        if self._worker_error is not None:
+            raise self._worker_error
 
     def finish(self) -> tuple[Path, dict[str, int | str]]:
         """Write what is left, close and validate the file.
@@ -378,8 +403,9 @@ class DigestingWriter:
             async for batch in receive:
                 try:
                     await anyio.to_thread.run_sync(self._process, batch, hashers, writes)
-                except StorageError as exc:
-                    self._worker_error = exc
+                except Exception as exc:  # kept for consume() to raise unwrapped
+                    if self._worker_error is None:
+                        self._worker_error = exc
                     scope.cancel()
                     return
 
