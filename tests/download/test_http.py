@@ -708,6 +708,38 @@ async def test_cancelling_mid_download_leaves_no_temporary_file(
     assert files_in(temp_dir) == []
 
 
+async def test_cancelled_while_its_own_client_closes_leaves_no_temporary_file(
+    server: LocalServer, temp_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download outside a factory closes its own client after the file is finished; a
+    cancellation arriving during that close must not leave the finished file behind.
+
+    The close of a real client over plain HTTP is too quick to cancel by timing, so it
+    is held open here (the one substitute in this test): the download is otherwise real.
+    """
+    url = server.route("/a.bin", body(DATA))
+    closing = anyio.Event()
+    real_exit = httpx.AsyncClient.__aexit__
+
+    async def slow_exit(client: httpx.AsyncClient, *exc_info: Any) -> None:
+        closing.set()
+        try:
+            await anyio.sleep_forever()
+        finally:  # still close it, so that the test leaks no socket
+            with anyio.CancelScope(shield=True):
+                await real_exit(client, *exc_info)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__aexit__", slow_exit)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_run, remote_for(server), url)  # no factory: a client of its own
+            with anyio.fail_after(10):
+                await closing.wait()
+            scope.cancel()
+    assert scope.cancelled_caught
+    assert files_in(temp_dir) == []
+
+
 async def test_basic_auth(server: LocalServer, temp_dir: Path) -> None:
     """The remote's username and password are sent as basic auth; without them, 401."""
     url = server.route("/private", require_basic_auth("alice", "s3cret", body(DATA)))
