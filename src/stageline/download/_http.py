@@ -226,44 +226,7 @@ class HttpDownloader(_RemoteDownloader):
         result: DownloadResult | None = None
         try:
             async with self.session.client(url=self.url) as client:
-                request = self.build_request(client)
-                port = request.url.port
-                if port is not None and not 0 < port < 65536:
-                    # httpx accepts it; the socket layer then fails differently per backend
-                    # (a retried connection error on trio, an ExceptionGroup on asyncio).
-                    raise httpx.InvalidURL(f"Invalid port: {port}")
-                response = await client.send(request, stream=True)
-                async with DigestingWriter(
-                    url=self.url,
-                    expected_digests=self.expected_digests,
-                    expected_size=self.expected_size,
-                    allowed_digests=self.factory.allowed_digests,
-                    batch_size=self.factory.batch_size,
-                ) as writer:
-                    # The body as sent, never decoded: a server that labels a .gz file
-                    # "Content-Encoding: gzip" (the usual reason one is sent despite our
-                    # Accept-Encoding: identity) serves the very bytes the metadata hashed.
-                    chunks = response.aiter_raw()
-                    consumed = False
-                    try:
-                        self.check_response(response)
-                        self._check_announced_length(response)
-                        await writer.consume(chunks)
-                        consumed = True
-                    finally:
-                        await response.aclose()
-                        if not consumed:
-                            await _unwind(chunks)
-                    # Validated only once the response is closed, so that a failure to close
-                    # cannot orphan a finished file.
-                    path, attributes = writer.finish()
-                result = DownloadResult(
-                    url=self.url,
-                    path=path,
-                    artifact_attributes=attributes,
-                    headers=dict(response.headers),
-                    attempts=attempts,
-                )
+                result = await self._fetch_with(client, attempts)
         except BaseException:
             # The file was finished, but leaving the client block failed or was cancelled
             # (a client made for this download closes there, and a close awaits): no one
@@ -274,10 +237,51 @@ class HttpDownloader(_RemoteDownloader):
             raise
         return result
 
+    async def _fetch_with(self, client: httpx.AsyncClient, attempts: int) -> DownloadResult:
+        """One request with ``client``, its body streamed into a validated temporary file."""
+        request = self.build_request(client)
+        port = request.url.port
+        if port is not None and not 0 < port < 65536:
+            # httpx accepts it; the socket layer then fails differently per backend
+            # (a retried connection error on trio, an ExceptionGroup on asyncio).
+            raise httpx.InvalidURL(f"Invalid port: {port}")
+        response = await client.send(request, stream=True)
+        async with DigestingWriter(
+            url=self.url,
+            expected_digests=self.expected_digests,
+            expected_size=self.expected_size,
+            allowed_digests=self.factory.allowed_digests,
+            batch_size=self.factory.batch_size,
+        ) as writer:
+            # The body as sent, never decoded: a server that labels a .gz file
+            # "Content-Encoding: gzip" (the usual reason one is sent despite our
+            # Accept-Encoding: identity) serves the very bytes the metadata hashed.
+            chunks = response.aiter_raw()
+            consumed = False
+            try:
+                self.check_response(response)
+                self._check_announced_length(response)
+                await writer.consume(chunks)
+                consumed = True
+            finally:
+                await response.aclose()
+                if not consumed:
+                    await _unwind(chunks)
+            # Validated only once the response is closed, so that a failure to close
+            # cannot orphan a finished file.
+            path, attributes = writer.finish()
+        return DownloadResult(
+            url=self.url,
+            path=path,
+            artifact_attributes=attributes,
+            headers=dict(response.headers),
+            attempts=attempts,
+        )
+
     def _check_announced_length(self, response: httpx.Response) -> None:
         """Fail before reading a body whose announced length is already wrong.
 
-        The body is kept as sent (see :meth:`_fetch`), so ``Content-Length`` is the length
+        The body is kept as sent (see :meth:`_fetch_with`), so ``Content-Length`` is the length
         of the file whatever ``Content-Encoding`` says.
         """
         announced = response.headers.get("Content-Length")
