@@ -142,11 +142,14 @@ def truncated(data: bytes, *, send: int) -> Behaviour:
     return run
 
 
-def chunked(data: bytes, *, piece: int = 4096) -> Behaviour:
-    """Send ``data`` with chunked transfer encoding: no Content-Length to check up front."""
+def chunked(data: bytes, *, piece: int = 4096, content_length: int | None = None) -> Behaviour:
+    """Send ``data`` with chunked transfer encoding: no Content-Length to check up front,
+    unless ``content_length`` asks for one beside it (which the chunking overrides)."""
 
     def run(handler: _Handler) -> None:
         handler.send_response(200)
+        if content_length is not None:
+            handler.send_header("Content-Length", str(content_length))
         handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         for start in range(0, len(data), piece):

@@ -708,6 +708,22 @@ async def test_cancelling_mid_download_leaves_no_temporary_file(
     assert files_in(temp_dir) == []
 
 
+async def test_a_content_length_beside_chunking_is_not_the_size(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """With Transfer-Encoding, Content-Length means nothing (RFC 9112 §6.3): the chunked
+    body is read and checked, not the stray header.
+
+    The header was compared with the expected size up front, so every try failed with
+    SizeMismatch although the body was right.
+    """
+    url = server.route("/both", chunked(DATA, content_length=len(DATA) + 100))
+    async with DownloaderFactory():
+        result = await remote_for(server).get_downloader(url=url, expected_size=len(DATA)).run()
+    assert result.path.read_bytes() == DATA
+    assert result.attempts == 1
+
+
 async def test_cancelled_while_its_own_client_closes_leaves_no_temporary_file(
     server: LocalServer, temp_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

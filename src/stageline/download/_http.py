@@ -287,6 +287,8 @@ class HttpDownloader(_RemoteDownloader):
         announced = response.headers.get("Content-Length")
         if self.expected_size is None or announced is None or not announced.isdigit():
             return
+        if "Transfer-Encoding" in response.headers:
+            return  # the transfer coding frames the body; the length means nothing (RFC 9112)
         if int(announced) != self.expected_size:
             raise SizeMismatch(
                 f"{self.url} has the wrong size: expected {self.expected_size} bytes, the "
