@@ -883,6 +883,35 @@ async def test_a_factory_closed_while_a_download_makes_its_client_leaks_no_clien
     assert files_in(temp_dir) == []
 
 
+async def test_a_factory_closed_between_a_redirect_and_its_target_ends_the_download(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A redirect's next request is refused once the factory has closed.
+
+    httpx checks that a client is open only when send() starts, and httpcore's closed
+    pool still opens connections: a factory closing after a 302 but before the request
+    to its Location let the download go on through a connection nothing closed. A hook
+    of the test's own closes the factory at that moment.
+    """
+    target = server.route("/target", body(DATA))
+    url = server.route("/moved", redirect(target))
+    remote = remote_for(server)
+    factory = DownloaderFactory()
+
+    async def close_before_the_target(request: httpx.Request) -> None:
+        if request.url.path == "/target":
+            await factory.aclose()
+
+    async with factory:
+        async with factory.session(remote).client() as client:
+            client.event_hooks["request"].insert(0, close_before_the_target)
+        with pytest.raises(RuntimeError, match="closed while") as info:
+            await remote.get_downloader(url=url).run()
+    assert url in str(info.value)
+    assert server.requests_for("/target") == []
+    assert files_in(temp_dir) == []
+
+
 async def test_downloads_work_without_an_open_factory(server: LocalServer, temp_dir: Path) -> None:
     """Outside a factory each download uses its own client, closed when it ends."""
     url = server.route("/a.bin", body(DATA))

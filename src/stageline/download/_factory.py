@@ -211,6 +211,7 @@ class RemoteSession:
                     max_keepalive_connections=remote.download_concurrency,
                 ),
                 follow_redirects=True,
+                event_hooks={"request": [self._refuse_once_closed]} if self._pool_client else None,
                 # The remote's settings are the whole configuration: no proxy, CA bundle or
                 # credentials picked up from the environment or ~/.netrc behind its back.
                 trust_env=False,
@@ -224,6 +225,16 @@ class RemoteSession:
                 "https://) and that its headers are ASCII",
                 url=remote.url,
             ) from exc
+
+    async def _refuse_once_closed(self, request: httpx.Request) -> None:
+        """Refuse a request of the pooled client once the factory has closed.
+
+        httpx checks that a client is open only when ``send()`` starts, and a closed
+        httpcore pool still opens connections: a redirect's next request, made after the
+        factory closed, would go out on a connection nothing ever closes.
+        """
+        if self._closed:
+            raise RuntimeError(f"the DownloaderFactory is closed; not requesting {request.url}")
 
     def _make_ssl_context(self) -> ssl.SSLContext:
         remote = self.remote
