@@ -30,7 +30,9 @@ async def chunks(data: bytes, size: int = 16 * 1024) -> AsyncIterator[bytes]:
         yield data[start : start + size]
 
 
-def writer_for(data: bytes, directory: Path, **options: int) -> DigestingWriter:
+def writer_for(data: bytes, directory: Path | None, **options: int) -> DigestingWriter:
+    """A writer expecting ``data``; with ``directory=None`` it writes into the current
+    temporary area."""
     return DigestingWriter(
         url="http://127.0.0.1/a.bin",
         expected_digests={"sha256": hashlib.sha256(data).hexdigest()},
@@ -95,21 +97,11 @@ async def test_discard_removes_the_file(tmp_path: Path) -> None:
     assert files_in(tmp_path) == []
 
 
-def area_writer(data: bytes) -> DigestingWriter:
-    """A writer with no directory of its own: it writes into the current temporary area."""
-    return DigestingWriter(
-        url="http://127.0.0.1/a.bin",
-        expected_digests={},
-        expected_size=len(data),
-        allowed_digests=DEFAULT_ALLOWED_DIGESTS,
-    )
-
-
 async def test_missing_temporary_area_is_created(tmp_path: Path) -> None:
     """A temporary area that does not exist (yet, or any more) is made on first use."""
     area = tmp_path / "removed" / "area"
     with use_temp_dir(area):
-        async with area_writer(DATA) as writer:
+        async with writer_for(DATA, None) as writer:
             await writer.consume(chunks(DATA))
             path, _ = writer.finish()
     assert path.parent == area
@@ -121,7 +113,7 @@ async def test_uncreatable_temporary_area_is_one_clear_storage_error(tmp_path: P
     area = tmp_path / "area"
     area.symlink_to(tmp_path / "nowhere" / "at all")
     with use_temp_dir(area):
-        async with area_writer(DATA) as writer:
+        async with writer_for(DATA, None) as writer:
             await writer.consume(chunks(DATA))
             with pytest.raises(StorageError, match="cannot create the temporary directory"):
                 writer.finish()
