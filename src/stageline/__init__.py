@@ -6,6 +6,7 @@ underscore is private.
 
 from ._declarative import DeclarativeArtifact, DeclarativeContent
 from ._exceptions import (
+    ArtifactIntegrityError,
     ContentTypeError,
     DatabaseURLError,
     DigestMismatch,
@@ -30,6 +31,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "CHECKPOINT_INTERVAL",
     "DEFAULT_MAXSIZE",
+    "ArtifactIntegrityError",
     "ContentTypeError",
     "DatabaseURLError",
     "DeclarativeArtifact",

@@ -10,6 +10,7 @@ The tree::
     │   ├── SchemaVersionError        the database was made by another schema version
     │   └── ContentTypeError          (also TypeError) a content type is declared wrongly
     ├── StorageError                  artifact storage (files on disk) failed
+    │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
     └── DownloadError                 a download failed; ``url`` names it
         ├── DigestMismatch            the bytes differ from the expected digest
         ├── SizeMismatch              the body length differs from the expected size
@@ -28,7 +29,10 @@ holding each of them is raised; catch it with ``except*``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
+    "ArtifactIntegrityError",
     "ContentTypeError",
     "DatabaseURLError",
     "DigestMismatch",
@@ -77,6 +81,38 @@ class ContentTypeError(StoreError, TypeError):
 
 class StorageError(StagelineError):
     """Artifact storage on disk failed (write, move, read)."""
+
+
+class ArtifactIntegrityError(StorageError):
+    """A file's bytes do not match the sha256 (or size) it was to be stored under.
+
+    Raised by :meth:`~stageline.storage.ArtifactStorage.store` before the file reaches its
+    place in storage: nothing is stored under a digest its bytes do not have.
+
+    Attributes:
+        path: the file that was refused.
+        expected_sha256: the sha256 the artifact declares.
+        actual_sha256: the sha256 of the file's bytes.
+        expected_size: the size the artifact declares (None when it declares none).
+        actual_size: the file's size in bytes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path,
+        expected_sha256: str,
+        actual_sha256: str,
+        expected_size: int | None,
+        actual_size: int,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.expected_sha256 = expected_sha256
+        self.actual_sha256 = actual_sha256
+        self.expected_size = expected_size
+        self.actual_size = actual_size
 
 
 class DownloadError(StagelineError):

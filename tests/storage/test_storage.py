@@ -179,10 +179,9 @@ async def test_an_area_being_created_is_not_swept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sync sweeping while another creates its area leaves the new area alone."""
-    from stageline.storage import _storage
+    from stageline.storage import _areas
 
     storage = ArtifactStorage(tmp_path)
-    other_sync = ArtifactStorage(tmp_path)
     real_flock = fcntl.flock
     swept: list[bool] = []
 
@@ -190,10 +189,10 @@ async def test_an_area_being_created_is_not_swept(
         # The creator is about to lock its new area: another process sweeps this instant.
         if operation == fcntl.LOCK_EX and not swept:
             swept.append(True)
-            other_sync._sweep_abandoned()
+            _areas.sweep_abandoned(storage.temp_root)
         real_flock(fd, operation)
 
-    monkeypatch.setattr(_storage.fcntl, "flock", flock_after_a_concurrent_sweep)
+    monkeypatch.setattr(_areas.fcntl, "flock", flock_after_a_concurrent_sweep)
     async with storage.temporary_area() as area:
         assert swept == [True]
         assert area.is_dir()

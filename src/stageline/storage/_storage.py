@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
+import logging
 import os
-import shutil
-import time
+import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -18,14 +17,15 @@ import anyio.to_thread
 
 from .._exceptions import StorageError
 from ..models import DIGEST_FIELDS, Artifact
+from ._areas import Scratch, create_area, remove_area
+from ._integrity import FileReader, Measured, verify
 from ._temp import _current as _current_temp
 from ._temp import use_temp_dir
 
 __all__ = ["ArtifactStorage"]
 
-_LOCK_NAME = ".in-use"
-# Seconds after which an area without a lock file counts as abandoned.
-_LOCKLESS_GRACE = 3600.0
+_log = logging.getLogger("stageline.storage")
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 
 def _fsync_path(path: Path, *, directory: bool = False) -> None:
@@ -36,20 +36,9 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
         os.close(fd)
 
 
-def _copy_durably(source: Path, destination: Path) -> None:
-    """Copy ``source`` to a new ``destination`` and fsync it, ready to be renamed."""
-    with source.open("rb") as src, destination.open("wb") as dst:
-        shutil.copyfileobj(src, dst, 1024 * 1024)
-        dst.flush()
-        os.fsync(dst.fileno())
-
-
-def _is_within(path: Path, directory: Path) -> bool:
-    try:
-        path.resolve().relative_to(directory.resolve())
-    except ValueError:
-        return False
-    return True
+def _is_within(path: Path, directories: list[Path]) -> bool:
+    """Whether ``path`` (resolved) lies in one of the (resolved) ``directories``."""
+    return any(path.is_relative_to(directory) for directory in directories)
 
 
 class ArtifactStorage:
@@ -61,7 +50,8 @@ class ArtifactStorage:
         root/tmp/<area>/               temporary areas of running syncs
 
     Files reach their final path only by an atomic rename of a complete, fsync'd file on
-    the same filesystem, so a reader never sees a partial artifact, even after a crash.
+    the same filesystem whose size and sha256 were checked first, so a reader never sees a
+    partial artifact, even after a crash, nor a file at a digest its bytes do not have.
     Two syncs storing the same file at once both succeed (the bytes are identical).
     Blocking file work runs in worker threads; every method can be awaited from asyncio
     or Trio.
@@ -84,35 +74,45 @@ class ArtifactStorage:
         Raises:
             ValueError: ``sha256`` is not 64 lower-case hex digits.
         """
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if _SHA256.fullmatch(sha256) is None:
             raise ValueError(f"sha256 must be 64 lower-case hex digits, got {sha256!r}")
         return self.artifacts_dir / sha256[:2] / sha256[2:]
 
     # -- writing ---------------------------------------------------------------------------
 
     async def store(self, artifacts: Sequence[Artifact]) -> None:
-        """Put each artifact's file into storage and point ``artifact.file`` at it.
+        """Verify each artifact's file, put it into storage and point ``artifact.file`` at it.
 
-        A file inside this storage's temporary areas or the current temporary directory
-        (a finished download) is moved; any other file (one a plugin already had) is
-        copied, so the caller's file is kept. A
-        file already in place is left alone; when the storage already holds the digest,
-        the new copy is dropped. Digests are not recomputed: the downloader checked them.
+        Each file's size and sha256 are computed from its bytes (one read, in the worker
+        thread) and must match the artifact's ``sha256`` and, when it declares one, its
+        ``size``; a file that does not is refused with :class:`ArtifactIntegrityError`
+        before it reaches its place. A file inside this storage's temporary areas or the
+        current temporary directory (a finished download) is hashed, then moved; any other
+        file (one a plugin already had) is copied while hashed, so the caller's file is
+        kept. Files are handled in order: those before a refused one are stored.
+
+        When the storage already holds the digest, the file there is checked against the
+        new, verified copy: by size, then by hashing it. If it is intact the new copy is
+        dropped; if not, the new copy replaces it (one atomic rename, a warning on the
+        ``stageline.storage`` logger). An artifact whose ``file`` already is its storage
+        path is checked by size only (a stat): there is no other copy to repair it with.
 
         Args:
             artifacts: artifacts with a sha256 and a ``file``.
 
         Raises:
-            ValueError: an artifact has no sha256 or no file.
-            StorageError: a file is missing, or writing, syncing or renaming failed.
+            ValueError: an artifact has no sha256 or no file, or its sha256 is malformed.
+            ArtifactIntegrityError: a file's bytes differ from the artifact's sha256 or size.
+            StorageError: a file is missing, or reading, writing, syncing or renaming failed.
         """
-        jobs: list[tuple[Artifact, Path, Path]] = []
+        jobs: list[tuple[Artifact, str, Path, Path]] = []
         for artifact in artifacts:
             if artifact.sha256 is None or artifact.file is None:
                 raise ValueError(
                     f"an artifact needs a sha256 and a file to be stored: {artifact!r}"
                 )
-            jobs.append((artifact, Path(artifact.file), self.path_for(artifact.sha256)))
+            target = self.path_for(artifact.sha256)
+            jobs.append((artifact, artifact.sha256, Path(artifact.file), target))
 
         # Temporary files are moved: this storage's areas, and wherever current_temp_dir()
         # points in this context (downloads made outside temporary_area()).
@@ -122,76 +122,30 @@ class ArtifactStorage:
             temporary.append(current)
 
         def work() -> None:
-            scratch = _Scratch(self)
+            put = _Put(self, FileReader(), Scratch(self.temp_root))
+            resolved = [directory.resolve() for directory in temporary]
             try:
-                for artifact, source, target in jobs:
-                    self._put(source, target, temporary, scratch)
+                for artifact, sha256, source, target in jobs:
+                    try:
+                        is_temporary = _is_within(source.resolve(), resolved)
+                        put.file(source, target, sha256, artifact.size, move=is_temporary)
+                    except OSError as exc:
+                        raise StorageError(
+                            f"could not store {source} as {target}: {exc}; check that the "
+                            f"file exists and that {self.root} is writable and not full"
+                        ) from exc
                     artifact.file = target
             finally:
-                scratch.remove()
+                put.scratch.remove()
 
         await anyio.to_thread.run_sync(work)
-
-    def _put(self, source: Path, target: Path, temporary: list[Path], scratch: _Scratch) -> None:
-        if source == target:
-            return
-        is_temporary = any(_is_within(source, directory) for directory in temporary)
-        try:
-            if target.exists():
-                if is_temporary:
-                    source.unlink(missing_ok=True)
-                return
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if is_temporary:
-                _fsync_path(source)
-                try:
-                    os.replace(source, target)
-                except OSError as exc:
-                    if exc.errno != errno.EXDEV:
-                        raise
-                    self._copy_into_place(source, target, scratch)
-                    source.unlink()
-            else:
-                self._copy_into_place(source, target, scratch)
-            _fsync_path(target.parent, directory=True)
-        except OSError as exc:
-            raise StorageError(
-                f"could not store {source} as {target}: {exc}; check that the file exists "
-                f"and that {self.root} is writable and not full"
-            ) from exc
-
-    def _copy_into_place(self, source: Path, target: Path, scratch: _Scratch) -> None:
-        # Copy into a temporary area first, so that the final step is still an atomic
-        # rename and a process killed mid-copy leaves its partial file where the next
-        # temporary_area() sweeps it (next to the target, nothing would ever remove it).
-        partial = scratch.path() / f"{target.name}.{uuid.uuid4().hex}.partial"
-        try:
-            _copy_durably(source, partial)
-            self._rename_into_place(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-
-    def _rename_into_place(self, partial: Path, target: Path) -> None:
-        try:
-            os.replace(partial, target)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            # tmp/ is on another filesystem than artifacts/: copy next to the target.
-            self._copy_next_to(partial, target)
-
-    def _copy_next_to(self, source: Path, target: Path) -> None:
-        partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
-        try:
-            _copy_durably(source, partial)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
 
     async def store_bytes(self, data: bytes) -> Artifact:
         """Store ``data`` and return an (unsaved) artifact with its size, digests and file.
 
-        Handy for tests and for plugins that generate metadata files.
+        Handy for tests and for plugins that generate metadata files. A file already
+        stored under the same sha256 is checked as in :meth:`store` and replaced when its
+        bytes differ.
 
         Raises:
             StorageError: writing failed.
@@ -203,25 +157,13 @@ class ArtifactStorage:
             for name, value in digests.items():
                 setattr(artifact, name, value)
             target = self.path_for(digests["sha256"])
-            scratch = _Scratch(self)
+            put = _Put(self, FileReader(), Scratch(self.temp_root))
             try:
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    # Written in a temporary area, as in _copy_into_place.
-                    partial = scratch.path() / f"{target.name}.{uuid.uuid4().hex}.partial"
-                    try:
-                        with partial.open("wb") as out:
-                            out.write(data)
-                            out.flush()
-                            os.fsync(out.fileno())
-                        self._rename_into_place(partial, target)
-                    finally:
-                        partial.unlink(missing_ok=True)
-                    _fsync_path(target.parent, directory=True)
+                put.data(data, target, Measured(len(data), digests["sha256"]))
             except OSError as exc:
                 raise StorageError(f"could not write {target}: {exc}") from exc
             finally:
-                scratch.remove()
+                put.scratch.remove()
             artifact.file = target
             return artifact
 
@@ -279,7 +221,8 @@ class ArtifactStorage:
         tasks the block starts too), so downloads land on the storage's filesystem and
         :meth:`store` can rename them into place. The directory is removed when the block
         ends, normally, by an exception or by cancellation. Areas left by a killed
-        process (their lock is free) are removed when the next area is created.
+        process (their lock is free), and the remains of a removal a kill interrupted,
+        are removed when the next area is created.
 
         Yields:
             The directory.
@@ -287,84 +230,138 @@ class ArtifactStorage:
         Raises:
             StorageError: the directory cannot be created.
         """
-        path, fd = await anyio.to_thread.run_sync(self._create_area)
+        path, fd = await anyio.to_thread.run_sync(create_area, self.temp_root)
         try:
             with use_temp_dir(path):
                 yield path
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._remove_area, path, fd)
+                await anyio.to_thread.run_sync(remove_area, path, fd)
 
-    def _create_area(self) -> tuple[Path, int]:
+
+class _Put:
+    """Puts verified files into one storage (blocking; one per ``store()`` call)."""
+
+    def __init__(self, storage: ArtifactStorage, reader: FileReader, scratch: Scratch) -> None:
+        self.storage = storage
+        self.reader = reader
+        self.scratch = scratch
+
+    def file(
+        self, source: Path, target: Path, sha256: str, size: int | None, *, move: bool
+    ) -> None:
+        """Verify ``source`` and make ``target`` hold its bytes (moved or copied).
+
+        Raises:
+            ArtifactIntegrityError: ``source`` is not what ``sha256``/``size`` say.
+            OSError: a file operation failed.
+        """
+        if source == target:
+            self._check_in_place(target, sha256, size)
+            return
+        if move:
+            measured = self.reader.measure(source)
+            verify(source, measured, sha256=sha256, size=size)
+            if self._holds_intact(target, measured):
+                source.unlink()
+                return
+            # Synced only now: a duplicate that is dropped needs no fsync.
+            _fsync_path(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(source, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self._copy_into_place(source, target, sha256, size)
+                source.unlink()
+        else:
+            if target.exists():
+                # A copy is only needed when the stored file is damaged: hash the
+                # caller's file without copying it, then the stored one.
+                measured = self.reader.measure(source)
+                verify(source, measured, sha256=sha256, size=size)
+                if self._holds_intact(target, measured):
+                    return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._copy_into_place(source, target, sha256, size)
+        _fsync_path(target.parent, directory=True)
+
+    def data(self, data: bytes, target: Path, measured: Measured) -> None:
+        """Make ``target`` hold ``data``, whose size and sha256 are ``measured``.
+
+        Raises:
+            OSError: a file operation failed.
+        """
+        if self._holds_intact(target, measured):
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Written in a temporary area, as in _copy_into_place.
+        partial = self.scratch.path() / f"{target.name}.{uuid.uuid4().hex}.partial"
         try:
-            self.temp_root.mkdir(parents=True, exist_ok=True)
-            self._sweep_abandoned()
-            path = self.temp_root / f"{os.getpid()}-{uuid.uuid4().hex}"
-            path.mkdir()
-            # Held while the area is in use: the kernel releases it when the process dies,
-            # which is how a later sweep tells an abandoned area from a live one. Locked
-            # under another name and renamed into place, so that a concurrent sweep never
-            # finds the lock file of a new area still unlocked and removes the area.
-            creating = path / f"{_LOCK_NAME}.new"
-            fd = os.open(creating, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                os.rename(creating, path / _LOCK_NAME)
-            except OSError:
-                os.close(fd)
-                raise
-        except OSError as exc:
-            raise StorageError(
-                f"could not create a temporary area under {self.temp_root}: {exc}"
-            ) from exc
-        return path, fd
-
-    def _sweep_abandoned(self) -> None:
-        for entry in self.temp_root.iterdir():
-            if not entry.is_dir():
-                continue
-            try:
-                fd = os.open(entry / _LOCK_NAME, os.O_RDWR)
-            except FileNotFoundError:
-                # Being created by another process this instant (the lock file follows the
-                # mkdir), or left by one killed in between: only an old one is removed.
-                with suppress(OSError):
-                    if time.time() - entry.stat().st_mtime > _LOCKLESS_GRACE:
-                        shutil.rmtree(entry, ignore_errors=True)
-                continue
-            except OSError:
-                # Not ours to judge (another user's area, a broken entry): leave it, and
-                # do not let it stop this sync from making its own area.
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            finally:
-                os.close(fd)
-            shutil.rmtree(entry, ignore_errors=True)
-
-    @staticmethod
-    def _remove_area(path: Path, fd: int) -> None:
-        try:
-            shutil.rmtree(path, ignore_errors=True)
+            with partial.open("xb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            self._rename_into_place(partial, target, measured.sha256, measured.size)
         finally:
-            os.close(fd)
+            partial.unlink(missing_ok=True)
+        _fsync_path(target.parent, directory=True)
 
+    def _check_in_place(self, target: Path, sha256: str, size: int | None) -> None:
+        # No other copy to repair it with, and hashing every stored file that is stored
+        # again would cost a read each: the size is checked, the bytes only when it is off.
+        if size is not None and target.stat().st_size != size:
+            verify(target, self.reader.measure(target), sha256=sha256, size=size)
 
-class _Scratch:
-    """A temporary area for partial copies, created on first use (blocking calls)."""
+    def _holds_intact(self, target: Path, new: Measured) -> bool:
+        """Whether ``target`` exists with the verified ``new`` bytes' size and sha256.
 
-    def __init__(self, storage: ArtifactStorage) -> None:
-        self._storage = storage
-        self._area: tuple[Path, int] | None = None
+        A damaged file is logged and left to be replaced by the caller's atomic rename.
+        """
+        try:
+            existing_size = target.stat().st_size
+        except FileNotFoundError:
+            return False
+        if existing_size == new.size:
+            existing = self.reader.measure(target)
+            if existing.sha256 == new.sha256:
+                return True
+            found = f"sha256 {existing.sha256}"
+        else:
+            found = f"{existing_size} bytes, not {new.size}"
+        _log.warning(
+            "artifact file %s was damaged (%s); replacing it with a verified copy",
+            target,
+            found,
+        )
+        return False
 
-    def path(self) -> Path:
-        if self._area is None:
-            self._area = self._storage._create_area()
-        return self._area[0]
+    def _copy_into_place(self, source: Path, target: Path, sha256: str, size: int | None) -> None:
+        # Copy into a temporary area first, so that the final step is still an atomic
+        # rename and a process killed mid-copy leaves its partial file where the next
+        # temporary_area() sweeps it (next to the target, nothing would ever remove it).
+        # The copy is hashed as it is written and checked before it is renamed.
+        partial = self.scratch.path() / f"{target.name}.{uuid.uuid4().hex}.partial"
+        try:
+            verify(source, self.reader.copy(source, partial), sha256=sha256, size=size)
+            self._rename_into_place(partial, target, sha256, size)
+        finally:
+            partial.unlink(missing_ok=True)
 
-    def remove(self) -> None:
-        area, self._area = self._area, None
-        if area is not None:
-            self._storage._remove_area(*area)
+    def _rename_into_place(
+        self, partial: Path, target: Path, sha256: str, size: int | None
+    ) -> None:
+        try:
+            os.replace(partial, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # tmp/ is on another filesystem than artifacts/: copy next to the target,
+            # checked again, since these are new bytes on another disk.
+            next_to = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
+            try:
+                verify(partial, self.reader.copy(partial, next_to), sha256=sha256, size=size)
+                os.replace(next_to, target)
+            finally:
+                next_to.unlink(missing_ok=True)

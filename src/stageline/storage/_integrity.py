@@ -1,0 +1,96 @@
+"""Measuring a file's size and sha256 in one read, and refusing bytes that are not what they claim.
+
+Everything here is blocking and runs in the worker thread of one ``store()`` call, which
+keeps one :class:`FileReader` (and so one read buffer) for all of its files: a store of
+10 000 small files allocates one buffer, not 10 000.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from .._exceptions import ArtifactIntegrityError
+
+__all__ = ["FileReader", "Measured", "verify"]
+
+_CHUNK = 1024 * 1024
+
+
+class Measured(NamedTuple):
+    """What a file's bytes are: their count and their sha256."""
+
+    size: int
+    sha256: str
+
+
+class FileReader:
+    """Reads files in chunks through one reusable buffer, hashing what it reads."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray(_CHUNK)
+
+    def measure(self, path: Path) -> Measured:
+        """Read ``path`` once: its size and sha256.
+
+        Raises:
+            OSError: the file cannot be opened or read.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        view = memoryview(self._buffer)
+        with open(path, "rb", buffering=0) as source:
+            while count := source.readinto(view):
+                digest.update(view[:count])
+                size += count
+        return Measured(size, digest.hexdigest())
+
+    def copy(self, source: Path, destination: Path) -> Measured:
+        """Copy ``source`` to a new ``destination``, fsync it, and measure the bytes written.
+
+        The digest is of the very chunks written, so a check of the result vouches for the
+        copy, whatever happens to ``source`` meanwhile.
+
+        Raises:
+            OSError: reading, writing or syncing failed (``destination`` may be left partial).
+        """
+        digest = hashlib.sha256()
+        size = 0
+        view = memoryview(self._buffer)
+        with open(source, "rb", buffering=0) as src, open(destination, "xb", buffering=0) as dst:
+            while count := src.readinto(view):
+                chunk = view[:count]
+                digest.update(chunk)
+                written = 0
+                while written < count:
+                    written += dst.write(chunk[written:]) or 0
+                size += count
+            os.fsync(dst.fileno())
+        return Measured(size, digest.hexdigest())
+
+
+def verify(path: Path, measured: Measured, *, sha256: str, size: int | None) -> None:
+    """Refuse ``path`` unless its bytes have ``sha256`` and (when given) ``size``.
+
+    Raises:
+        ArtifactIntegrityError: they differ; the message names the path and both values.
+    """
+    if measured.sha256 == sha256 and (size is None or measured.size == size):
+        return
+    differences = []
+    if measured.sha256 != sha256:
+        differences.append(f"its sha256 is {measured.sha256}, not {sha256}")
+    if size is not None and measured.size != size:
+        differences.append(f"its size is {measured.size} bytes, not the {size} declared")
+    raise ArtifactIntegrityError(
+        f"refused to store {path} as artifact {sha256}: {' and '.join(differences)}. Nothing "
+        "was stored. The file changed after it was downloaded or written, or the artifact "
+        "declares the wrong digest or size: download the file again, or correct the artifact",
+        path=path,
+        expected_sha256=sha256,
+        actual_sha256=measured.sha256,
+        expected_size=size,
+        actual_size=measured.size,
+    )
