@@ -4,6 +4,14 @@ An area is a directory ``<pid>-<uuid>`` holding a lock file (``.in-use``) that i
 keeps ``flock``-ed while the area is in use; the kernel releases the lock when the process
 dies, which is how a later sweep tells an abandoned area from a live one.
 
+Removal must survive a kill at any point of its own work, or a half-deleted area (its
+lock file already gone, thousands of files still there) would look like an area being
+created this instant, which a sweep leaves alone for ``_LOCKLESS_GRACE``. So an area is
+first renamed, in one atomic step, to ``.deleting-<uuid>``, and only then emptied; a sweep
+removes every ``.deleting-*`` directory unconditionally. Whenever the process dies, what
+it leaves is either a whole area with its lock (swept once the lock is free) or a
+``.deleting-*`` directory (swept at once).
+
 Everything here is blocking; callers run it in a worker thread.
 """
 
@@ -22,7 +30,10 @@ from .._exceptions import StorageError
 __all__ = ["Scratch", "create_area", "remove_area", "sweep_abandoned"]
 
 _LOCK_NAME = ".in-use"
-# Seconds after which an area without a lock file counts as abandoned.
+# Names of areas being deleted: whatever is left under such a name is removed by any sweep.
+_DELETING_PREFIX = ".deleting-"
+# Seconds after which an area without a lock file counts as abandoned. Only a process
+# killed between the area's mkdir and its lock's rename leaves one (an empty area).
 _LOCKLESS_GRACE = 3600.0
 
 
@@ -55,14 +66,19 @@ def create_area(temp_root: Path) -> tuple[Path, int]:
 def remove_area(path: Path, fd: int) -> None:
     """Remove the area ``path`` whose lock ``fd`` this process holds, and release the lock."""
     try:
-        shutil.rmtree(path, ignore_errors=True)
+        doomed = _mark_for_deletion(path)
     finally:
         os.close(fd)
+    if doomed is not None:
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def sweep_abandoned(temp_root: Path) -> None:
-    """Remove areas whose process is gone."""
+    """Remove areas whose process is gone, and the remains of interrupted removals."""
     for entry in temp_root.iterdir():
+        if entry.name.startswith(_DELETING_PREFIX):
+            shutil.rmtree(entry, ignore_errors=True)
+            continue
         if not entry.is_dir():
             continue
         try:
@@ -72,19 +88,45 @@ def sweep_abandoned(temp_root: Path) -> None:
             # mkdir), or left by one killed in between: only an old one is removed.
             with suppress(OSError):
                 if time.time() - entry.stat().st_mtime > _LOCKLESS_GRACE:
-                    shutil.rmtree(entry, ignore_errors=True)
+                    _discard(entry)
             continue
         except OSError:
             # Not ours to judge (another user's area, a broken entry): leave it, and
             # do not let it stop this sync from making its own area.
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            # Renamed while the lock is held, so that two sweeps never both claim it.
+            doomed = _mark_for_deletion(entry)
         finally:
             os.close(fd)
-        shutil.rmtree(entry, ignore_errors=True)
+        if doomed is not None:
+            shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _discard(area: Path) -> None:
+    doomed = _mark_for_deletion(area)
+    if doomed is not None:
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _mark_for_deletion(area: Path) -> Path | None:
+    """Rename ``area`` to a ``.deleting-*`` name in one step; None when it is already gone.
+
+    When the rename fails otherwise (a temporary root that refuses renames), the area is
+    returned as it is and removed in place: without the crash-proof order, but removed.
+    """
+    doomed = area.with_name(f"{_DELETING_PREFIX}{uuid.uuid4().hex}")
+    try:
+        os.rename(area, doomed)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return area
+    return doomed
 
 
 class Scratch:
