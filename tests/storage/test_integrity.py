@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -137,10 +138,12 @@ async def test_one_bad_file_does_not_stop_the_files_before_it(tmp_path: Path) ->
 async def test_a_corrupt_stored_file_is_replaced_by_the_verified_one(
     tmp_path: Path,
     renames_into_storage: list[tuple[Path, str]],
+    caplog: pytest.LogCaptureFixture,
     corruption: str,
     origin: str,
 ) -> None:
     """When the file already at a digest has other bytes, the verified new copy replaces it."""
+    caplog.set_level(logging.WARNING, logger="stageline.storage")
     storage = ArtifactStorage(tmp_path / "storage")
     data = b"the real bytes of the artifact"
     target = (await storage.store_bytes(data)).file
@@ -165,6 +168,15 @@ async def test_a_corrupt_stored_file_is_replaced_by_the_verified_one(
     assert artifact.file == target
     assert target.read_bytes() == data
     assert len(renames_into_storage) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"artifact file {target} was damaged "
+        + (
+            "(sha256 " + digest(b"X" * len(data))
+            if corruption == "same size"
+            else "(5 bytes, not 30"
+        )
+        + "); replacing it with a verified copy"
+    ]
     assert_every_rename_kept_its_digest(renames_into_storage)
 
 
