@@ -30,7 +30,13 @@ class FileReader:
     """Reads files in chunks through one reusable buffer, hashing what it reads."""
 
     def __init__(self) -> None:
-        self._buffer = bytearray(_CHUNK)
+        self._buffer: bytearray | None = None
+
+    def _view(self) -> memoryview:
+        # Allocated on first use: store_bytes() makes a reader it rarely needs.
+        if self._buffer is None:
+            self._buffer = bytearray(_CHUNK)
+        return memoryview(self._buffer)
 
     def measure(self, path: Path) -> Measured:
         """Read ``path`` once: its size and sha256.
@@ -40,7 +46,7 @@ class FileReader:
         """
         digest = hashlib.sha256()
         size = 0
-        view = memoryview(self._buffer)
+        view = self._view()
         with open(path, "rb", buffering=0) as source:
             while count := source.readinto(view):
                 digest.update(view[:count])
@@ -58,7 +64,7 @@ class FileReader:
         """
         digest = hashlib.sha256()
         size = 0
-        view = memoryview(self._buffer)
+        view = self._view()
         with open(source, "rb", buffering=0) as src, open(destination, "xb", buffering=0) as dst:
             while count := src.readinto(view):
                 chunk = view[:count]

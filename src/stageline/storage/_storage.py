@@ -122,7 +122,7 @@ class ArtifactStorage:
             temporary.append(current)
 
         def work() -> None:
-            put = _Put(self, FileReader(), Scratch(self.temp_root))
+            put = _Put(FileReader(), Scratch(self.temp_root))
             resolved = [directory.resolve() for directory in temporary]
             try:
                 for artifact, sha256, source, target in jobs:
@@ -157,7 +157,7 @@ class ArtifactStorage:
             for name, value in digests.items():
                 setattr(artifact, name, value)
             target = self.path_for(digests["sha256"])
-            put = _Put(self, FileReader(), Scratch(self.temp_root))
+            put = _Put(FileReader(), Scratch(self.temp_root))
             try:
                 put.data(data, target, Measured(len(data), digests["sha256"]))
             except OSError as exc:
@@ -240,10 +240,10 @@ class ArtifactStorage:
 
 
 class _Put:
-    """Puts verified files into one storage (blocking; one per ``store()`` call)."""
+    """Puts verified files into storage (blocking; one per ``store()`` call, so that its
+    files share one read buffer and one scratch area)."""
 
-    def __init__(self, storage: ArtifactStorage, reader: FileReader, scratch: Scratch) -> None:
-        self.storage = storage
+    def __init__(self, reader: FileReader, scratch: Scratch) -> None:
         self.reader = reader
         self.scratch = scratch
 
