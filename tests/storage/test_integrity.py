@@ -264,3 +264,20 @@ async def test_a_download_on_another_filesystem_is_copied_in_and_checked(
     assert_every_rename_kept_its_digest(renames_into_storage)
     assert stored_files(storage) == [artifact.file]
     assert list(storage.temp_root.iterdir()) == []
+
+
+async def test_a_symlink_in_the_temporary_area_is_copied_not_moved(tmp_path: Path) -> None:
+    """A symlink is never renamed into storage: its target's bytes are copied, verified."""
+    storage = ArtifactStorage(tmp_path)
+    data = b"behind a link"
+    async with storage.temporary_area() as area:
+        real = area / "real"
+        real.write_bytes(data)
+        link = area / "link"
+        link.symlink_to(real)
+        artifact = Artifact(sha256=digest(data), size=len(data), file=link)
+        await storage.store([artifact])
+        real.write_bytes(b"changed after the store")
+    assert artifact.file == storage.path_for(digest(data))
+    assert not artifact.file.is_symlink()
+    assert artifact.file.read_bytes() == data

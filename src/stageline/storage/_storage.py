@@ -88,8 +88,8 @@ class ArtifactStorage:
         ``size``; a file that does not is refused with :class:`ArtifactIntegrityError`
         before it reaches its place. A file inside this storage's temporary areas or the
         current temporary directory (a finished download) is hashed, then moved; any other
-        file (one a plugin already had) is copied while hashed, so the caller's file is
-        kept. Files are handled in order: those before a refused one are stored.
+        file (one a plugin already had, or a symlink) is copied while hashed, so the
+        caller's file is kept. Files are handled in order: those before a refused one are stored.
 
         When the storage already holds the digest, the file there is checked against the
         new, verified copy: by size, then by hashing it. If it is intact the new copy is
@@ -127,7 +127,11 @@ class ArtifactStorage:
             try:
                 for artifact, sha256, source, target in jobs:
                     try:
-                        is_temporary = _is_within(source.resolve(), resolved)
+                        # A symlink is copied through: renamed, the link itself would
+                        # sit at the digest, its bytes free to change behind it.
+                        is_temporary = not source.is_symlink() and _is_within(
+                            source.resolve(), resolved
+                        )
                         put.file(source, target, sha256, artifact.size, move=is_temporary)
                     except OSError as exc:
                         raise StorageError(
