@@ -281,3 +281,36 @@ async def test_a_symlink_in_the_temporary_area_is_copied_not_moved(tmp_path: Pat
     assert artifact.file == storage.path_for(digest(data))
     assert not artifact.file.is_symlink()
     assert artifact.file.read_bytes() == data
+
+
+async def test_each_file_is_read_once_and_a_held_one_only_when_it_comes_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads per store: a new download one, a held digest two, an artifact in place none."""
+    from stageline.storage import _integrity
+
+    reads: list[Path] = []
+    real_measure = _integrity.FileReader.measure
+
+    def counting(self: _integrity.FileReader, path: Path) -> _integrity.Measured:
+        reads.append(path)
+        return real_measure(self, path)
+
+    monkeypatch.setattr(_integrity.FileReader, "measure", counting)
+    storage = ArtifactStorage(tmp_path)
+    data = b"read as few times as possible"
+    target = storage.path_for(digest(data))
+    async with storage.temporary_area() as area:
+        (area / "first").write_bytes(data)
+        artifact = Artifact(sha256=digest(data), size=len(data), file=area / "first")
+        await storage.store([artifact])
+        assert reads == [area / "first"]
+
+        reads.clear()
+        (area / "again").write_bytes(data)
+        await storage.store([Artifact(sha256=digest(data), size=len(data), file=area / "again")])
+        assert reads == [area / "again", target]
+
+    reads.clear()
+    await storage.store([artifact])
+    assert reads == []
