@@ -4,16 +4,25 @@ Public names are re-exported here; everything in modules whose name starts with 
 underscore is private.
 """
 
-from ._declarative import DeclarativeArtifact, DeclarativeContent
+from ._declarative import (
+    DeclarativeArtifact,
+    DeclarativeContent,
+    DownloaderFactoryLike,
+    DownloaderLike,
+    DownloadResultLike,
+)
 from ._exceptions import (
     ContentTypeError,
     DatabaseURLError,
     DigestMismatch,
     DownloadConnectionError,
+    DownloaderFactoryClosed,
+    DownloaderFactoryError,
     DownloadError,
     DownloadTimeout,
     ForbiddenDigestError,
     HTTPStatusError,
+    MalformedDigestError,
     PipelineError,
     SchemaVersionError,
     SizeMismatch,
@@ -37,10 +46,16 @@ __all__ = [
     "DigestMismatch",
     "DownloadConnectionError",
     "DownloadError",
+    "DownloadResultLike",
     "DownloadTimeout",
+    "DownloaderFactoryClosed",
+    "DownloaderFactoryError",
+    "DownloaderFactoryLike",
+    "DownloaderLike",
     "EndStage",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "MalformedDigestError",
     "PipelineError",
     "SchemaVersionError",
     "SizeMismatch",

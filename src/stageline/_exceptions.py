@@ -10,6 +10,9 @@ The tree::
     │   ├── SchemaVersionError        the database was made by another schema version
     │   └── ContentTypeError          (also TypeError) a content type is declared wrongly
     ├── StorageError                  artifact storage (files on disk) failed
+    ├── MalformedDigestError          (also ValueError) a digest is not hex of its kind's length
+    ├── DownloaderFactoryError        (also RuntimeError) no DownloaderFactory is open
+    │   └── DownloaderFactoryClosed   (also RuntimeError) it closed before or while a download ran
     └── DownloadError                 a download failed; ``url`` names it
         ├── DigestMismatch            the bytes differ from the expected digest
         ├── SizeMismatch              the body length differs from the expected size
@@ -35,8 +38,11 @@ __all__ = [
     "DownloadConnectionError",
     "DownloadError",
     "DownloadTimeout",
+    "DownloaderFactoryClosed",
+    "DownloaderFactoryError",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "MalformedDigestError",
     "PipelineError",
     "SchemaVersionError",
     "SizeMismatch",
@@ -77,6 +83,27 @@ class ContentTypeError(StoreError, TypeError):
 
 class StorageError(StagelineError):
     """Artifact storage on disk failed (write, move, read)."""
+
+
+class MalformedDigestError(StagelineError, ValueError):
+    """A digest is not hex of its kind's length (a truncated sha256, a sha512 given as the
+    sha256, …): no bytes could ever match it."""
+
+
+class DownloaderFactoryError(StagelineError, RuntimeError):
+    """A download needed a :class:`~stageline.download.DownloaderFactory` and none was open.
+
+    Not a :class:`DownloadError`: it is a mistake in the code around the downloads, which
+    no retry or mirror can help.
+    """
+
+
+class DownloaderFactoryClosed(DownloaderFactoryError):
+    """The download's factory was closed before the download ran, or while it ran.
+
+    Keep the factory open until every download made in it has finished (open it around
+    the task group that runs them).
+    """
 
 
 class DownloadError(StagelineError):

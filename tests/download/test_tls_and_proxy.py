@@ -58,8 +58,8 @@ async def test_https_with_the_remote_ca_bundle(
 ) -> None:
     """A remote trusting the test CA through ca_cert downloads over HTTPS."""
     url = tls_server.route("/s.bin", body(DATA))
-    async with DownloaderFactory():
-        result = await Remote(url=url, ca_cert=ca_file).get_downloader(url=url).run()
+    async with DownloaderFactory() as factory:
+        result = await factory.get_downloader(Remote(url=url, ca_cert=ca_file), url=url).run()
     assert result.path.read_bytes() == DATA
 
 
@@ -68,9 +68,9 @@ async def test_untrusted_certificate_fails_without_retrying(
 ) -> None:
     """Without the CA, verification fails once (no retries) with advice to set ca_cert."""
     url = tls_server.route("/s.bin", body(DATA))
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         with pytest.raises(DownloadConnectionError, match="ca_cert") as info:
-            await Remote(url=url, max_retries=3).get_downloader(url=url).run()
+            await factory.get_downloader(Remote(url=url, max_retries=3), url=url).run()
     assert info.value.attempts == 1
     assert tls_server.requests == []
 
@@ -80,8 +80,8 @@ async def test_tls_validation_off_accepts_any_certificate(
 ) -> None:
     """tls_validation=False downloads from a server whose CA is not trusted."""
     url = tls_server.route("/s.bin", body(DATA))
-    async with DownloaderFactory():
-        result = await Remote(url=url, tls_validation=False).get_downloader(url=url).run()
+    async with DownloaderFactory() as factory:
+        result = await factory.get_downloader(Remote(url=url, tls_validation=False), url=url).run()
     assert result.path.read_bytes() == DATA
 
 
@@ -96,13 +96,13 @@ async def test_client_certificate_and_key(
             f.write(blob.bytes())
     leaf.private_key_pem.write_to_path(str(key))
     url = mutual_tls_server.route("/m.bin", body(DATA))
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         remote = Remote(url=url, ca_cert=ca_file, client_cert=str(cert), client_key=str(key))
-        result = await remote.get_downloader(url=url).run()
+        result = await factory.get_downloader(remote, url=url).run()
         assert result.path.read_bytes() == DATA
         without = Remote(url=url, ca_cert=ca_file, max_retries=0)
         with pytest.raises(DownloadConnectionError):
-            await without.get_downloader(url=url).run()
+            await factory.get_downloader(without, url=url).run()
     assert len(mutual_tls_server.requests_for("/m.bin")) == 1
 
 
@@ -110,9 +110,9 @@ async def test_missing_ca_file_is_a_clear_error(temp_dir: Path, tmp_path: Path) 
     """A ca_cert that does not exist fails with a message naming it."""
     missing = str(tmp_path / "nope.pem")
     remote = Remote(url="https://127.0.0.1:1/", ca_cert=missing)
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         with pytest.raises(DownloadError, match=r"nope\.pem") as info:
-            await remote.get_downloader(url="https://127.0.0.1:1/x").run()
+            await factory.get_downloader(remote, url="https://127.0.0.1:1/x").run()
     assert "cannot load its TLS files" in str(info.value)
 
 
@@ -123,8 +123,8 @@ async def test_proxy_with_credentials(server: LocalServer, temp_dir: Path) -> No
         remote = Remote(
             url=url, proxy_url=proxy.url, proxy_username="proxyuser", proxy_password="proxypass"
         )
-        async with DownloaderFactory():
-            result = await remote.get_downloader(url=url).run()
+        async with DownloaderFactory() as factory:
+            result = await factory.get_downloader(remote, url=url).run()
         seen = proxy.seen
     assert result.path.read_bytes() == DATA
     assert result.headers["via"] == "1.1 test-proxy"
@@ -143,9 +143,9 @@ async def test_proxy_rejecting_credentials_is_not_retried(
         remote = Remote(
             url=url, proxy_url=proxy.url, proxy_username="proxyuser", proxy_password="wrong"
         )
-        async with DownloaderFactory():
+        async with DownloaderFactory() as factory:
             with pytest.raises(HTTPStatusError, match="proxy_password") as info:
-                await remote.get_downloader(url=url).run()
+                await factory.get_downloader(remote, url=url).run()
         seen = proxy.seen
     assert info.value.status_code == 407
     assert len(seen) == 1
@@ -167,9 +167,9 @@ async def test_proxy_refusing_a_tunnel_is_not_retried(server: LocalServer, temp_
             proxy_password="wrong",
             max_retries=3,
         )
-        async with DownloaderFactory():
+        async with DownloaderFactory() as factory:
             with pytest.raises(HTTPStatusError, match="proxy_password") as info:
-                await remote.get_downloader(url=url).run()
+                await factory.get_downloader(remote, url=url).run()
         seen = proxy.seen
     assert info.value.status_code == 407
     assert info.value.attempts == 1
@@ -193,8 +193,8 @@ async def test_unusable_client_settings_are_a_download_error(
     """
     url = server.route("/p.bin", body(DATA))
     remote = Remote(url=url, name="upstream", max_retries=2, **settings)  # type: ignore[arg-type]
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         with pytest.raises(DownloadError, match="remote upstream") as info:
-            await remote.get_downloader(url=url).run()
+            await factory.get_downloader(remote, url=url).run()
     assert info.value.attempts == 1
     assert server.requests == []

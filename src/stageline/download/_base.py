@@ -41,8 +41,8 @@ class DownloadResult:
 class BaseDownloader(abc.ABC):
     """Downloads one url to a temporary file and validates it. Subclass to write your own.
 
-    A subclass implements :meth:`run`; a remote hands out downloaders through
-    ``Remote.get_downloader``.
+    A subclass implements :meth:`run`; a :class:`DownloaderFactory` hands out downloaders
+    (``factory.get_downloader(remote, url=…)``).
     """
 
     @abc.abstractmethod

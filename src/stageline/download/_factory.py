@@ -1,16 +1,17 @@
 """Which downloader handles a url, and the per-remote state downloaders share.
 
-A :class:`DownloaderFactory` keeps, for each remote (by identity), a :class:`RemoteSession`:
-the HTTP client and its connection pool, the concurrency limiter and the rate limiter.
-Open one around a sync so that every download from a remote shares them, and so that the
-clients are closed when the sync ends::
+A :class:`DownloaderFactory` keeps, for each remote, a :class:`RemoteSession`: the HTTP
+client and its connection pool, the concurrency limiter and the rate limiter. Open one
+around a sync, hand it to what downloads, and every download from a remote shares them;
+the clients are closed when the block ends::
 
-    async with DownloaderFactory():
-        ...  # remote.get_downloader(...) now uses this factory
+    async with DownloaderFactory() as factory:
+        result = await factory.get_downloader(remote, url=url).run()
 
-Outside an open factory, ``Remote.get_downloader`` still works: it uses a factory kept
-for the current event loop run, which shares limiters but gives each download its own
-short-lived client (closed when the download ends), since nothing would close a pooled one.
+:func:`current_downloader_factory` finds the factory open in the current context, or
+else a factory kept for the current event loop run, which shares limiters but gives each
+download its own short-lived client (closed when the download ends), since nothing would
+close a pooled one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import anyio
 import anyio.lowlevel
 import httpx
 
-from .._exceptions import DownloadError
+from .._declarative import DownloaderFactoryLike, downloader_factory_var
+from .._exceptions import DownloaderFactoryClosed, DownloadError
 from ._base import BaseDownloader
 from ._retry import RateLimiter, RetrySettings
 from ._validation import DEFAULT_ALLOWED_DIGESTS, DEFAULT_BATCH_SIZE, check_allowed_digests
@@ -40,7 +42,7 @@ __all__ = [
     "DownloaderClass",
     "DownloaderFactory",
     "RemoteSession",
-    "downloader_factory_for",
+    "current_downloader_factory",
 ]
 
 
@@ -101,9 +103,9 @@ class RemoteSession:
         Raises:
             DownloadError: when the remote's TLS files cannot be loaded, its proxy url
                 is malformed or unsupported, or a header value is not ASCII.
-            RuntimeError: when the factory was closed before the block, or while it ran
-                (whatever the block was doing with the client failed because of the
-                close; that error is the ``__cause__``).
+            DownloaderFactoryClosed: (a ``RuntimeError``) when the factory was closed
+                before the block, or while it ran (whatever the block was doing with the
+                client failed because of the close; that error is the ``__cause__``).
         """
         if not self._pool_client:
             async with await self._new_client() as client:
@@ -118,7 +120,7 @@ class RemoteSession:
             # Closing the client severed the block's connections: the read error, cut
             # body or refused request the block saw was the close, not the network, and
             # must not be retried or reported as a network failure.
-            raise RuntimeError(self._closed_while_running(url)) from exc
+            raise DownloaderFactoryClosed(self._closed_while_running(url)) from exc
 
     async def _pooled_client(self, url: str | None) -> httpx.AsyncClient:
         client = self._client
@@ -132,11 +134,11 @@ class RemoteSession:
                         # The factory closed while the client was being made and will
                         # close nothing more: a client used now would never be closed.
                         await client.aclose()
-                        raise RuntimeError(self._closed_while_running(url))
+                        raise DownloaderFactoryClosed(self._closed_while_running(url))
                     self._client = client
         if client is None or self._closed:
             # A new pooled client now would be one that nothing ever closes.
-            raise RuntimeError(
+            raise DownloaderFactoryClosed(
                 f"cannot download {self._what(url)}: its DownloaderFactory is closed; make "
                 "downloaders inside an open factory and run them before it closes"
             )
@@ -160,7 +162,8 @@ class RemoteSession:
     async def aclose(self) -> None:
         """Close the pooled client, if one was made; no new one is made afterwards.
 
-        Blocks still using the client fail with ``RuntimeError`` (see :meth:`client`).
+        Blocks still using the client fail with :class:`DownloaderFactoryClosed` (see
+        :meth:`client`).
         """
         self._closed = True
         client, self._client = self._client, None
@@ -234,7 +237,9 @@ class RemoteSession:
         factory closed, would go out on a connection nothing ever closes.
         """
         if self._closed:
-            raise RuntimeError(f"the DownloaderFactory is closed; not requesting {request.url}")
+            raise DownloaderFactoryClosed(
+                f"the DownloaderFactory is closed; not requesting {request.url}"
+            )
 
     def _make_ssl_context(self) -> ssl.SSLContext:
         remote = self.remote
@@ -291,9 +296,6 @@ class _Slot(contextlib.AbstractAsyncContextManager[None]):
         self._limiter.release()
 
 
-_current_factory: contextvars.ContextVar[DownloaderFactory | None] = contextvars.ContextVar(
-    "stageline_downloader_factory", default=None
-)
 _run_factory: anyio.lowlevel.RunVar[DownloaderFactory] = anyio.lowlevel.RunVar(
     "stageline_run_downloader_factory"
 )
@@ -302,8 +304,10 @@ _run_factory: anyio.lowlevel.RunVar[DownloaderFactory] = anyio.lowlevel.RunVar(
 class DownloaderFactory:
     """Builds downloaders by url scheme and keeps one :class:`RemoteSession` per remote.
 
-    Use it as an async context manager around a sync: inside, it is the factory
-    ``Remote.get_downloader`` uses, and on exit it closes every HTTP client it opened.
+    Use it as an async context manager around a sync and hand it to what downloads
+    (``factory.get_downloader(remote, url=…)``, ``await d_artifact.download(factory)``);
+    on exit it closes every HTTP client it opened. Inside the block it is also the
+    factory open in the current context (see :func:`current_downloader_factory`).
     Subclass it, or :meth:`register` a class for a scheme, to substitute a downloader.
 
     Args:
@@ -348,7 +352,7 @@ class DownloaderFactory:
         self._sessions: MutableMapping[Remote, RemoteSession] = (
             {} if _pool_clients else weakref.WeakKeyDictionary()
         )
-        self._tokens: list[contextvars.Token[DownloaderFactory | None]] = []
+        self._tokens: list[contextvars.Token[DownloaderFactoryLike[Any] | None]] = []
         self._closed = False
 
     def register(self, scheme: str, downloader_class: DownloaderClass) -> None:
@@ -359,10 +363,13 @@ class DownloaderFactory:
         """The shared state for ``remote`` in this factory (made on first use).
 
         Raises:
-            RuntimeError: when the factory was closed.
+            DownloaderFactoryClosed: when the factory was closed.
         """
         if self._closed:
-            raise RuntimeError("this DownloaderFactory is closed; open a new one")
+            raise DownloaderFactoryClosed(
+                "this DownloaderFactory is closed; make downloaders inside an open factory "
+                "(or open a new one)"
+            )
         session = self._sessions.get(remote)
         if session is None:
             session = self._sessions[remote] = RemoteSession(remote, pool_client=self._pool_clients)
@@ -420,8 +427,9 @@ class DownloaderFactory:
         """Close every HTTP client this factory opened. Idempotent.
 
         Downloads made in this factory that are still running then fail with
-        ``RuntimeError`` (not a :class:`DownloadError`: no retry or mirror can help);
-        keep the factory open until they have finished.
+        :class:`DownloaderFactoryClosed` (a ``RuntimeError``, not a
+        :class:`DownloadError`: no retry or mirror can help); keep the factory open until
+        they have finished.
         """
         self._closed = True
         sessions = list(self._sessions.values())
@@ -430,7 +438,7 @@ class DownloaderFactory:
             await session.aclose()
 
     async def __aenter__(self) -> Self:
-        self._tokens.append(_current_factory.set(self))
+        self._tokens.append(downloader_factory_var.set(self))
         return self
 
     async def __aexit__(
@@ -439,22 +447,23 @@ class DownloaderFactory:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current_factory.reset(self._tokens.pop())
+        downloader_factory_var.reset(self._tokens.pop())
         with anyio.CancelScope(shield=True):
             await self.aclose()
 
 
-def downloader_factory_for(remote: Remote) -> DownloaderFactory:
-    """The factory ``remote.get_downloader`` uses in the current context.
+def current_downloader_factory() -> DownloaderFactory:
+    """The downloader factory in effect here, for code that was not handed one.
 
-    That is the innermost open :class:`DownloaderFactory`, or else a factory kept for
-    the current event loop run whose downloads each use (and close) their own client.
+    That is the innermost :class:`DownloaderFactory` open in the current context, or else
+    a factory kept for the current event loop run, whose downloads each use (and close)
+    their own client: correct, but no connection is reused. Prefer passing the factory.
 
     Raises:
         RuntimeError: outside a running event loop.
     """
-    factory = _current_factory.get()
-    if factory is not None:
+    factory = downloader_factory_var.get()
+    if isinstance(factory, DownloaderFactory):
         return factory
     try:
         return _run_factory.get()

@@ -83,7 +83,7 @@ class HttpDownloader(_RemoteDownloader):
 
     Subclass it to change how a request is made (override :meth:`build_request`) or what
     a response means (override :meth:`check_response`), then register the subclass on a
-    :class:`DownloaderFactory` or return it from a ``Remote.get_downloader`` override.
+    :class:`DownloaderFactory` (or return it from a factory subclass's ``get_downloader``).
 
     Args:
         url: the url to download.
@@ -132,8 +132,9 @@ class HttpDownloader(_RemoteDownloader):
             SizeMismatch: the body's size differs, after the retries.
             DownloadError: any other failure of the request (e.g. a malformed url).
             StorageError: the temporary file could not be written.
-            RuntimeError: the factory was closed before or while the download ran (not
-                retried; keep the factory open until its downloads have finished).
+            DownloaderFactoryClosed: (a ``RuntimeError``) the factory was closed before or
+                while the download ran (not retried; keep the factory open until its
+                downloads have finished).
 
         Every :class:`DownloadError` carries ``attempts``, the number of tries made.
         """

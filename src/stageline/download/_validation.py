@@ -22,7 +22,13 @@ from typing import Final, Protocol, Self
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .._exceptions import DigestMismatch, ForbiddenDigestError, SizeMismatch, StorageError
+from .._exceptions import (
+    DigestMismatch,
+    ForbiddenDigestError,
+    MalformedDigestError,
+    SizeMismatch,
+    StorageError,
+)
 from ..models import DIGEST_FIELDS
 from ..storage._temp import temp_dir_path
 
@@ -149,8 +155,9 @@ def check_expected_digests(
     Raises:
         ForbiddenDigestError: when an expected digest is of a kind that is not allowed
             (md5 and sha1 by default) or not known at all.
-        ValueError: when a value is not a hex digest of its kind's length (no bytes
-            could match it, so every try would download the whole file for nothing).
+        MalformedDigestError: (also a ``ValueError``) when a value is not a hex digest of
+            its kind's length (no bytes could match it, so every try would download the
+            whole file for nothing).
     """
     if not expected_digests:
         return {}
@@ -167,7 +174,7 @@ def check_expected_digests(
         digest = value.strip().lower() if isinstance(value, str) else None
         length = _HEX_LENGTHS.get(name) or 2 * hashlib.new(name).digest_size
         if digest is None or len(digest) != length or not _HEX_DIGITS.issuperset(digest):
-            raise ValueError(
+            raise MalformedDigestError(
                 f"cannot download {url}: expected_digests[{name!r}] must be {length} hex "
                 f"digits, got {value!r}; check where the metadata's digest was read from"
             )

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
-
-if TYPE_CHECKING:
-    from ..download import BaseDownloader
 
 __all__ = ["DownloadPolicy", "Remote"]
 
@@ -100,42 +97,3 @@ class Remote:
     def saved(self) -> bool:
         """True once the store has given this remote a primary key."""
         return self.pk is not None
-
-    def get_downloader(
-        self,
-        *,
-        url: str,
-        expected_digests: Mapping[str, str] | None = None,
-        expected_size: int | None = None,
-        **kwargs: Any,
-    ) -> BaseDownloader:
-        """Return a downloader for ``url`` that uses this remote's settings.
-
-        Subclass and override to substitute a plugin's own downloader; the default asks
-        the current :class:`~stageline.download.DownloaderFactory` (see
-        :func:`~stageline.download.downloader_factory_for`), which picks the downloader
-        class by the url's scheme.
-
-        Args:
-            url: what to download.
-            expected_digests: digests the file must have, by kind.
-            expected_size: the size the file must have, in bytes.
-            **kwargs: passed on to the downloader class.
-
-        Raises:
-            ForbiddenDigestError: when an expected digest is of a kind not allowed
-                (md5 and sha1 by default).
-            DownloadError: when no downloader handles the url's scheme.
-            RuntimeError: when called outside a running event loop with no
-                ``DownloaderFactory`` open.
-        """
-        # Imported here because models sit below downloads in the layering.
-        from ..download import downloader_factory_for
-
-        return downloader_factory_for(self).get_downloader(
-            self,
-            url=url,
-            expected_digests=expected_digests,
-            expected_size=expected_size,
-            **kwargs,
-        )
