@@ -560,7 +560,8 @@ async def test_an_outer_deadline_at_the_total_timeout_cancels_rather_than_retrie
                 await factory.get_downloader(remote, url=url, on_deadline=expire_outer_with).run()
     assert outer.cancelled_caught
     assert retries == []
-    assert len(server.requests_for("/stall")) == 1
+    # No retry. (Under load the 0.1 s can run out before the request reaches the server.)
+    assert len(server.requests_for("/stall")) <= 1
     assert files_in(temp_dir) == []
 
 
@@ -586,7 +587,8 @@ async def test_a_native_asyncio_cancellation_at_the_total_timeout_is_not_swallow
                         remote, url=url, on_deadline=outer.reschedule
                     ).run()
     assert retries == []
-    assert len(server.requests_for("/stall")) == 1
+    # No retry. (Under load the 0.1 s can run out before the request reaches the server.)
+    assert len(server.requests_for("/stall")) <= 1
     assert files_in(temp_dir) == []
 
 
