@@ -30,6 +30,7 @@ from ._exceptions import (
     StagelineError,
     StorageError,
     StoreError,
+    UnsafeURLError,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
@@ -64,6 +65,7 @@ __all__ = [
     "StagelineError",
     "StorageError",
     "StoreError",
+    "UnsafeURLError",
     "__version__",
     "create_pipeline",
 ]

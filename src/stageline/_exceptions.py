@@ -17,6 +17,7 @@ The tree::
         ├── DigestMismatch            the bytes differ from the expected digest
         ├── SizeMismatch              the body length differs from the expected size
         ├── ForbiddenDigestError      (also ValueError) a digest of a forbidden kind was asked for
+        ├── UnsafeURLError            (also ValueError) a url of a scheme its remote may not fetch
         ├── HTTPStatusError           the server answered with an error status
         ├── DownloadTimeout           connect, read or total timeout
         └── DownloadConnectionError   the connection failed or broke mid-body
@@ -50,6 +51,7 @@ __all__ = [
     "StagelineError",
     "StorageError",
     "StoreError",
+    "UnsafeURLError",
 ]
 
 
@@ -163,6 +165,14 @@ class SizeMismatch(DownloadError):
 
 class ForbiddenDigestError(DownloadError, ValueError):
     """A digest of a kind that is not allowed (md5 and sha1 by default) was requested."""
+
+
+class UnsafeURLError(DownloadError, ValueError):
+    """A url has a scheme its remote may not fetch, e.g. ``file://`` for an http(s) remote.
+
+    Urls come from upstream metadata, which is untrusted: a remote fetches only the
+    schemes of its own url (see ``DownloaderFactory.allowed_schemes``).
+    """
 
 
 class HTTPStatusError(DownloadError):

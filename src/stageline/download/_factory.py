@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 import ssl
 import urllib.parse
 import weakref
@@ -30,7 +31,7 @@ import anyio.lowlevel
 import httpx
 
 from .._declarative import DownloaderFactoryLike, downloader_factory_var
-from .._exceptions import DownloaderFactoryClosed, DownloadError
+from .._exceptions import DownloaderFactoryClosed, DownloadError, UnsafeURLError
 from ._base import BaseDownloader
 from ._retry import RateLimiter, RetrySettings
 from ._validation import DEFAULT_ALLOWED_DIGESTS, DEFAULT_BATCH_SIZE, check_allowed_digests
@@ -53,6 +54,23 @@ __all__ = [
 #: :class:`~stageline.download.FileDownloader` follow it; so must a plugin's downloader
 #: registered with :meth:`DownloaderFactory.register`.
 DownloaderClass: TypeAlias = Callable[..., BaseDownloader]
+
+
+#: The schemes an http or https remote fetches: a mirror or CDN may move between the two.
+_HTTP_FAMILY: frozenset[str] = frozenset({"http", "https"})
+
+# RFC 3986 scheme syntax; used for the remote's own url, which is never refused for being
+# malformed here (the url of a download is checked with urlsplit, which is stricter).
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def _scheme_of(url: str) -> str:
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else ""
+
+
+def _remote_label(remote: Remote) -> str:
+    return f"{remote.name!r} ({remote.url})" if remote.name else remote.url
 
 
 def _user_agent() -> str:
@@ -356,8 +374,29 @@ class DownloaderFactory:
         self._closed = False
 
     def register(self, scheme: str, downloader_class: DownloaderClass) -> None:
-        """Use ``downloader_class`` for urls with ``scheme`` (e.g. ``"https"``)."""
+        """Use ``downloader_class`` for urls with ``scheme`` (e.g. ``"https"``).
+
+        A new scheme is fetched by remotes whose url has that scheme (see
+        :meth:`allowed_schemes`): registering ``"oci"`` lets an ``oci://`` remote fetch
+        ``oci://`` urls, not an https remote.
+        """
         self._classes[scheme.lower()] = downloader_class
+
+    def allowed_schemes(self, remote: Remote) -> frozenset[str]:
+        """The url schemes ``remote`` may fetch: those of its own url.
+
+        An ``http://`` or ``https://`` remote fetches http and https urls; a ``file://``
+        remote fetches ``file://`` urls; a remote of any other scheme (one a plugin
+        registered) fetches urls of that scheme only. Urls come from upstream metadata,
+        which is untrusted: a ``file://`` url in an http remote's metadata would make a
+        sync read this machine's files.
+
+        Override it in a subclass to widen the rule for a plugin (say, an https remote
+        whose metadata also gives ``oci://`` urls); never let an http(s) remote fetch
+        ``file://`` urls.
+        """
+        scheme = _scheme_of(remote.url)
+        return _HTTP_FAMILY if scheme in _HTTP_FAMILY else frozenset({scheme})
 
     def session(self, remote: Remote) -> RemoteSession:
         """The shared state for ``remote`` in this factory (made on first use).
@@ -393,10 +432,17 @@ class DownloaderFactory:
             expected_size: the size the file must have.
             **kwargs: passed on to the downloader class (e.g. ``headers``).
 
+        Every download goes through here, so this is where a url's scheme is checked
+        against what the remote may fetch (see :meth:`allowed_schemes`).
+
         Raises:
+            UnsafeURLError: (also a ``ValueError``) when the remote may not fetch the url's
+                scheme, e.g. a ``file://`` url for an http(s) remote.
             DownloadError: when no downloader handles the url's scheme, or the url cannot
                 be parsed.
             ForbiddenDigestError: when an expected digest is of a kind not allowed.
+            MalformedDigestError: when an expected digest is not hex of its kind's length.
+            DownloaderFactoryClosed: when the factory was closed.
         """
         try:
             scheme = urllib.parse.urlsplit(url).scheme.lower()
@@ -406,6 +452,9 @@ class DownloaderFactory:
                 "metadata gave",
                 url=url,
             ) from exc
+        allowed = self.allowed_schemes(remote)
+        if scheme not in allowed:
+            raise UnsafeURLError(self._unsafe_url_message(remote, url, scheme, allowed), url=url)
         downloader_class = self._classes.get(scheme)
         if downloader_class is None:
             raise DownloadError(
@@ -421,6 +470,22 @@ class DownloaderFactory:
             expected_digests=expected_digests,
             expected_size=expected_size,
             **kwargs,
+        )
+
+    def _unsafe_url_message(
+        self, remote: Remote, url: str, scheme: str, allowed: frozenset[str]
+    ) -> str:
+        if scheme == "file":
+            risk = "a file:// url there would make the sync read this machine's local files"
+        else:
+            what = f"{scheme}:" if scheme else "scheme-less"
+            risk = f"a {what} url there could fetch what the remote does not serve"
+        return (
+            f"refusing to download {url}: remote {_remote_label(remote)} fetches only "
+            f"{' and '.join(sorted(allowed))} urls, and urls come from upstream metadata, "
+            f"which is untrusted: {risk}. If the remote really serves {scheme or 'such'} urls, "
+            "give it a url of that scheme, or widen DownloaderFactory.allowed_schemes in a "
+            "subclass"
         )
 
     async def aclose(self) -> None:
