@@ -1,7 +1,8 @@
 """Which downloader handles a url, and the per-remote state downloaders share.
 
-A :class:`DownloaderFactory` keeps, for each remote, a :class:`RemoteSession`: the HTTP
-client and its connection pool, the concurrency limiter and the rate limiter. Open one
+A :class:`DownloaderFactory` keeps, for each remote (by its saved primary key, else its
+name), a :class:`RemoteSession`: the HTTP client and its connection pool, the
+concurrency limiter and the rate limiter. Open one
 around a sync, hand it to what downloads, and every download from a remote shares them;
 the clients are closed when the block ends::
 
@@ -22,7 +23,7 @@ import re
 import ssl
 import urllib.parse
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, MutableMapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
@@ -73,6 +74,16 @@ def _remote_label(remote: Remote) -> str:
     return f"{remote.name!r} ({remote.url})" if remote.name else remote.url
 
 
+def _identity(remote: Remote) -> Hashable | None:
+    """What makes two Remote objects the same remote: its saved primary key, else its
+    (unique) name; None for an unsaved, unnamed remote, known only as a Python object."""
+    if remote.pk is not None:
+        return ("pk", remote.pk)
+    if remote.name:
+        return ("name", remote.name)
+    return None
+
+
 def _user_agent() -> str:
     from .. import __version__
 
@@ -82,8 +93,12 @@ def _user_agent() -> str:
 class RemoteSession:
     """The state every download from one remote shares (within one factory).
 
+    One remote is one saved primary key, else one name; an unsaved, unnamed remote is
+    one Python object. The first ``Remote`` object a factory sees for a remote configures
+    its session (client settings, limits).
+
     Attributes:
-        remote: the remote.
+        remote: the remote (the first object seen for it).
         limiter: at most ``remote.download_concurrency`` downloads hold it at once.
         rate_limiter: spaces request starts when ``remote.rate_limit`` is set, else None.
     """
@@ -367,7 +382,10 @@ class DownloaderFactory:
             )
         self.batch_size = batch_size
         self._pool_clients = _pool_clients
-        self._sessions: MutableMapping[Remote, RemoteSession] = (
+        self._sessions: dict[Hashable, RemoteSession] = {}
+        # Unsaved, unnamed remotes are known only by object; the run's factory (no pooled
+        # client to close) must not keep such objects alive for the whole event loop run.
+        self._sessions_by_object: MutableMapping[Remote, RemoteSession] = (
             {} if _pool_clients else weakref.WeakKeyDictionary()
         )
         self._tokens: list[contextvars.Token[DownloaderFactoryLike[Any] | None]] = []
@@ -401,6 +419,11 @@ class DownloaderFactory:
     def session(self, remote: Remote) -> RemoteSession:
         """The shared state for ``remote`` in this factory (made on first use).
 
+        Keyed by the remote's identity, not the Python object: two ``Remote`` objects
+        with the same primary key (or, unsaved, the same name) share one connection pool,
+        one concurrency limit and one rate limit, as the same upstream must. An unsaved
+        remote without a name is only itself.
+
         Raises:
             DownloaderFactoryClosed: when the factory was closed.
         """
@@ -409,9 +432,14 @@ class DownloaderFactory:
                 "this DownloaderFactory is closed; make downloaders inside an open factory "
                 "(or open a new one)"
             )
-        session = self._sessions.get(remote)
+        identity = _identity(remote)
+        sessions: MutableMapping[Any, RemoteSession] = (
+            self._sessions_by_object if identity is None else self._sessions
+        )
+        key = remote if identity is None else identity
+        session = sessions.get(key)
         if session is None:
-            session = self._sessions[remote] = RemoteSession(remote, pool_client=self._pool_clients)
+            session = sessions[key] = RemoteSession(remote, pool_client=self._pool_clients)
         return session
 
     def get_downloader(
@@ -497,8 +525,9 @@ class DownloaderFactory:
         they have finished.
         """
         self._closed = True
-        sessions = list(self._sessions.values())
+        sessions = [*self._sessions.values(), *self._sessions_by_object.values()]
         self._sessions.clear()
+        self._sessions_by_object.clear()
         for session in sessions:
             await session.aclose()
 
