@@ -20,28 +20,6 @@ pytestmark = pytest.mark.anyio
 DATA = b"tls payload " * 1000
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    """A certificate authority made for these tests."""
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
-@pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
-    """An HTTPS server on 127.0.0.1 whose certificate the test CA signed."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    with running(LocalServer(ssl_context=context)) as server:
-        yield server
-
-
 @pytest.fixture
 def mutual_tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
     """An HTTPS server that also demands a client certificate signed by the test CA."""

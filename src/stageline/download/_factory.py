@@ -23,7 +23,15 @@ import re
 import ssl
 import urllib.parse
 import weakref
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
@@ -72,6 +80,22 @@ def _scheme_of(url: str) -> str:
 
 def _remote_label(remote: Remote) -> str:
     return f"{remote.name!r} ({remote.url})" if remote.name else remote.url
+
+
+#: The headers a request keeps when a redirect takes it to another origin: what every
+#: request carries (stageline's own defaults among them), never what authenticates it.
+_KEPT_ACROSS_ORIGINS: frozenset[str] = frozenset(
+    {"host", "user-agent", "accept", "accept-encoding", "connection", "cookie"}
+)
+
+#: The request extension in which the first request of a download records its url and
+#: headers; httpx carries a request's extensions over to its redirects.
+_FIRST_REQUEST = "stageline.first_request"
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    # httpx normalises a default port to None, so http://h and http://h:80 are equal.
+    return (url.scheme, url.host, url.port)
 
 
 def _identity(remote: Remote) -> Hashable | None:
@@ -235,6 +259,11 @@ class RemoteSession:
         )
         headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
         headers.update(remote.headers)
+        request_hooks: list[Callable[[httpx.Request], Awaitable[None]]] = [
+            self._keep_credentials_at_their_origin
+        ]
+        if self._pool_client:
+            request_hooks.insert(0, self._refuse_once_closed)
         try:
             return httpx.AsyncClient(
                 auth=auth_basic,
@@ -247,7 +276,7 @@ class RemoteSession:
                     max_keepalive_connections=remote.download_concurrency,
                 ),
                 follow_redirects=True,
-                event_hooks={"request": [self._refuse_once_closed]} if self._pool_client else None,
+                event_hooks={"request": request_hooks},
                 # The remote's settings are the whole configuration: no proxy, CA bundle or
                 # credentials picked up from the environment or ~/.netrc behind its back.
                 trust_env=False,
@@ -261,6 +290,34 @@ class RemoteSession:
                 "https://) and that its headers are ASCII",
                 url=remote.url,
             ) from exc
+
+    async def _keep_credentials_at_their_origin(self, request: httpx.Request) -> None:
+        """Strip what authenticates a request from a redirect that leaves its origin.
+
+        httpx drops only ``Authorization`` when a redirect leads to another origin; the
+        remote's ``headers``, a download's own headers and those a plugin's
+        ``build_request`` added would follow to whatever host the upstream names. So the
+        first request of a download records its origin and headers, and every redirect
+        to another origin (an https→http downgrade is one) keeps only the headers in
+        ``_KEPT_ACROSS_ORIGINS``, unless the remote set ``send_credentials_on_redirect``.
+        Once stripped, they are not restored by a redirect back to the origin.
+        """
+        first = request.extensions.get(_FIRST_REQUEST)
+        if first is None:
+            request.extensions[_FIRST_REQUEST] = (request.url, request.headers.copy())
+            return
+        first_url, first_headers = first
+        if _origin(request.url) == _origin(first_url):
+            return
+        if self.remote.send_credentials_on_redirect:
+            # Asked for: put back the Authorization httpx took off.
+            authorization = first_headers.get("Authorization")
+            if authorization is not None and "Authorization" not in request.headers:
+                request.headers["Authorization"] = authorization
+            return
+        for name in list(request.headers.keys()):
+            if name.lower() not in _KEPT_ACROSS_ORIGINS:
+                del request.headers[name]
 
     async def _refuse_once_closed(self, request: httpx.Request) -> None:
         """Refuse a request of the pooled client once the factory has closed.

@@ -41,6 +41,11 @@ def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value:
         raise ValueError(f"Remote.{attribute.name} must be a number > 0 or None, got {value!r}")
 
 
+def _bool(instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"Remote.{attribute.name} must be True or False, got {value!r}")
+
+
 def _non_empty_url(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"Remote.url must be a non-empty str, got {value!r}")
@@ -70,6 +75,10 @@ class Remote:
         ca_cert: path of a PEM bundle of CAs to trust instead of the system's.
         client_cert, client_key: paths of a PEM client certificate and its key.
         tls_validation: False turns certificate verification off (not recommended).
+        send_credentials_on_redirect: True sends ``headers`` and the basic auth to every
+            url a redirect leads to, other origins and https→http downgrades included.
+            By default they go only to the origin (scheme, host, port) of the url asked
+            for; a redirect elsewhere is requested without them.
     """
 
     url: str = attrs.field(validator=_non_empty_url)
@@ -91,6 +100,7 @@ class Remote:
     client_cert: str | None = None
     client_key: str | None = None
     tls_validation: bool = True
+    send_credentials_on_redirect: bool = attrs.field(default=False, validator=_bool)
     pk: int | None = None
 
     @property
