@@ -176,3 +176,58 @@ async def test_unusable_client_settings_are_a_download_error(
             await factory.get_downloader(remote, url=url).run()
     assert info.value.attempts == 1
     assert server.requests == []
+
+
+@pytest.fixture
+def tls_proxy(ca: trustme.CA) -> Iterator[ForwardProxy]:
+    """An https forward proxy on 127.0.0.1 whose certificate the test CA signed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with ForwardProxy("proxyuser", "proxypass", ssl_context=context) as proxy:
+        yield proxy
+
+
+async def test_an_https_proxy_is_verified_with_the_remote_ca_cert(
+    server: LocalServer, tls_proxy: ForwardProxy, ca_file: str, temp_dir: Path
+) -> None:
+    """The remote's ca_cert verifies an https proxy's certificate too.
+
+    Only the upstream servers were verified with ca_cert; the proxy's certificate was
+    checked against the default bundle, so a proxy signed by the remote's own CA failed
+    with a certificate error however the remote was configured.
+    """
+    url = server.route("/p.bin", body(DATA))
+    remote = Remote(
+        url=url,
+        proxy_url=tls_proxy.url,
+        proxy_username="proxyuser",
+        proxy_password="proxypass",
+        ca_cert=ca_file,
+    )
+    async with DownloaderFactory() as factory:
+        result = await factory.get_downloader(remote, url=url).run()
+    assert result.path.read_bytes() == DATA
+    assert result.headers["via"] == "1.1 test-proxy"
+    assert [target for target, _ in tls_proxy.seen] == [url]
+
+
+async def test_an_https_proxy_the_remote_does_not_trust_is_refused(
+    server: LocalServer, tls_proxy: ForwardProxy, temp_dir: Path
+) -> None:
+    """Without a ca_cert that signs it, the proxy fails verification once, not retried;
+    with tls_validation=False it is not verified, like the remote's servers."""
+    url = server.route("/p.bin", body(DATA))
+    settings = {
+        "url": url,
+        "proxy_url": tls_proxy.url,
+        "proxy_username": "proxyuser",
+        "proxy_password": "proxypass",
+    }
+    async with DownloaderFactory() as factory:
+        with pytest.raises(DownloadConnectionError, match="ca_cert") as info:
+            await factory.get_downloader(Remote(**settings, max_retries=2), url=url).run()  # type: ignore[arg-type]
+        unverified = Remote(**settings, tls_validation=False)  # type: ignore[arg-type]
+        result = await factory.get_downloader(unverified, url=url).run()
+    assert info.value.attempts == 1
+    assert result.path.read_bytes() == DATA
+    assert len(server.requests_for("/p.bin")) == 1

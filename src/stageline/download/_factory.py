@@ -135,7 +135,7 @@ class RemoteSession:
         self._client: httpx.AsyncClient | None = None
         self._client_lock = anyio.Lock()
         self._closed = False
-        self._ssl_context: ssl.SSLContext | None = None
+        self._ssl_contexts: tuple[ssl.SSLContext, ssl.SSLContext | None] | None = None
         self._slot = _Slot(self.limiter, self.rate_limiter)
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
@@ -229,16 +229,19 @@ class RemoteSession:
 
     async def _new_client(self) -> httpx.AsyncClient:
         remote = self.remote
-        if self._ssl_context is None:
+        if self._ssl_contexts is None:
             # Loading CA bundles reads files: do it once per remote, off the event loop.
-            self._ssl_context = await anyio.to_thread.run_sync(self._make_ssl_context)
+            self._ssl_contexts = await anyio.to_thread.run_sync(self._make_ssl_contexts)
+        ssl_context, proxy_ssl_context = self._ssl_contexts
         proxy: httpx.Proxy | None = None
         if remote.proxy_url:
             auth = None
             if remote.proxy_username is not None:
                 auth = (remote.proxy_username, remote.proxy_password or "")
             try:
-                proxy = httpx.Proxy(remote.proxy_url, auth=auth)
+                # An https proxy is verified like the remote's servers (ca_cert,
+                # tls_validation); left to httpx, it would get the default bundle.
+                proxy = httpx.Proxy(remote.proxy_url, auth=auth, ssl_context=proxy_ssl_context)
             except (ValueError, httpx.InvalidURL) as exc:
                 raise DownloadError(
                     f"remote {remote.name or remote.url}: proxy_url {remote.proxy_url!r} is "
@@ -268,7 +271,7 @@ class RemoteSession:
             return httpx.AsyncClient(
                 auth=auth_basic,
                 headers=headers,
-                verify=self._ssl_context,
+                verify=ssl_context,
                 proxy=proxy,
                 timeout=timeout,
                 limits=httpx.Limits(
@@ -331,18 +334,19 @@ class RemoteSession:
                 f"the DownloaderFactory is closed; not requesting {request.url}"
             )
 
-    def _make_ssl_context(self) -> ssl.SSLContext:
+    def _make_ssl_contexts(self) -> tuple[ssl.SSLContext, ssl.SSLContext | None]:
+        """The TLS context for the remote's servers, and one for its https proxy (if any).
+
+        Both verify with the remote's ``ca_cert`` (or not at all with
+        ``tls_validation=False``); only the servers are shown the client certificate,
+        which identifies the remote's client to them, not to the proxy in between.
+        """
         remote = self.remote
         label = remote.name or remote.url
         try:
-            if not remote.tls_validation:
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            elif remote.ca_cert:
-                context = ssl.create_default_context(cafile=remote.ca_cert)
-            else:
-                context = httpx.create_ssl_context(trust_env=False)
+            context = self._verifying_context()
+            https_proxy = _scheme_of(remote.proxy_url or "") == "https"
+            proxy_context = self._verifying_context() if https_proxy else None
             if remote.client_cert:
                 context.load_cert_chain(remote.client_cert, remote.client_key)
         except (OSError, ssl.SSLError) as exc:
@@ -352,7 +356,18 @@ class RemoteSession:
                 f"{exc}; check that they exist and hold PEM data",
                 url=remote.url,
             ) from exc
-        return context
+        return context, proxy_context
+
+    def _verifying_context(self) -> ssl.SSLContext:
+        remote = self.remote
+        if not remote.tls_validation:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        if remote.ca_cert:
+            return ssl.create_default_context(cafile=remote.ca_cert)
+        return httpx.create_ssl_context(trust_env=False)
 
 
 class _Slot(contextlib.AbstractAsyncContextManager[None]):

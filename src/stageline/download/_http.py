@@ -343,10 +343,13 @@ class HttpDownloader(_RemoteDownloader):
                     status_code=status_code,
                 ) from exc
             if _caused_by_certificate_error(exc):
+                whose = self.url
+                if self.remote.proxy_url and self.remote.proxy_url.lower().startswith("https:"):
+                    whose = f"{self.url} (or of the remote's proxy {self.remote.proxy_url})"
                 raise DownloadConnectionError(
-                    f"the TLS certificate of {self.url} failed verification ({exc}); give "
-                    "the remote a ca_cert that signs it, or set tls_validation=False if "
-                    "you accept the risk",
+                    f"the TLS certificate of {whose} failed verification "
+                    f"({exc or type(exc).__name__}); give the remote a ca_cert that signs "
+                    "it, or set tls_validation=False if you accept the risk",
                     url=self.url,
                 ) from exc
             raise DownloadConnectionError(
