@@ -31,6 +31,7 @@ from ._exceptions import (
     StorageError,
     StoreError,
     UnsafeURLError,
+    redact_url,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
@@ -68,4 +69,5 @@ __all__ = [
     "UnsafeURLError",
     "__version__",
     "create_pipeline",
+    "redact_url",
 ]

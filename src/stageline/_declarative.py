@@ -9,7 +9,12 @@ from typing import Any, Protocol, TypeVar, overload
 
 import attrs
 
-from ._exceptions import DownloaderFactoryError, DownloadError, ForbiddenDigestError
+from ._exceptions import (
+    DownloaderFactoryError,
+    DownloadError,
+    ForbiddenDigestError,
+    redact_url,
+)
 from ._resolvable import Resolvable
 from .models import Artifact, Content, Remote
 
@@ -227,7 +232,7 @@ class DeclarativeArtifact:
         for number, (failed_url, error) in enumerate(errors[:-1], start=1):
             how = "failed first" if number == 1 else "failed too"
             last_error.add_note(
-                f"mirror {number} of {len(urls)}, {failed_url}, {how}: "
+                f"mirror {number} of {len(urls)}, {redact_url(failed_url)}, {how}: "
                 f"{type(error).__name__}: {error}"
             )
         raise last_error

@@ -32,6 +32,9 @@ holding each of them is raised; catch it with ``except*``.
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 __all__ = [
     "ContentTypeError",
     "DatabaseURLError",
@@ -52,7 +55,32 @@ __all__ = [
     "StorageError",
     "StoreError",
     "UnsafeURLError",
+    "redact_url",
 ]
+
+# The userinfo of a url: after "//" (and an optional scheme), up to the last "@" before
+# the path, query or fragment begins.
+_USERINFO: Final = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.\-]*:)?//)([^/?#]*)@")
+
+#: What a secret is replaced with, as httpx shows a url's password.
+SECRET_MASK: Final = "[secure]"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the credentials in it masked, for messages, reprs and logs.
+
+    As httpx shows a url: the password becomes ``[secure]``
+    (``https://alice:[secure]@host/``); a username without a password, which is often a
+    token, is masked whole (``https://[secure]@host/``). The rest is kept. Masking a
+    masked url changes nothing.
+    """
+    match = _USERINFO.match(url)
+    if match is None:
+        return url
+    userinfo = match.group(2)
+    user, has_password, _ = userinfo.partition(":")
+    masked = f"{user}:{SECRET_MASK}" if has_password else SECRET_MASK
+    return f"{match.group(1)}{masked}@{url[match.end() :]}"
 
 
 class StagelineError(Exception):
@@ -112,13 +140,14 @@ class DownloadError(StagelineError):
     """A download failed.
 
     Attributes:
-        url: the url that was being downloaded.
+        url: the url that was being downloaded, with any credentials in it masked
+            (see :func:`redact_url`); the message must name it masked too.
         attempts: how many tries were made before giving up (1 when not retried).
     """
 
     def __init__(self, message: str, *, url: str, attempts: int = 1) -> None:
         super().__init__(message)
-        self.url = url
+        self.url = redact_url(url)
         self.attempts = attempts
 
 

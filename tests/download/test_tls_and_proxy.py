@@ -172,7 +172,7 @@ async def test_unusable_client_settings_are_a_download_error(
     url = server.route("/p.bin", body(DATA))
     remote = Remote(url=url, name="upstream", max_retries=2, **settings)  # type: ignore[arg-type]
     async with DownloaderFactory() as factory:
-        with pytest.raises(DownloadError, match="remote upstream") as info:
+        with pytest.raises(DownloadError, match="remote 'upstream'") as info:
             await factory.get_downloader(remote, url=url).run()
     assert info.value.attempts == 1
     assert server.requests == []

@@ -40,7 +40,7 @@ import anyio.lowlevel
 import httpx
 
 from .._declarative import DownloaderFactoryLike, downloader_factory_var
-from .._exceptions import DownloaderFactoryClosed, DownloadError, UnsafeURLError
+from .._exceptions import DownloaderFactoryClosed, DownloadError, UnsafeURLError, redact_url
 from ._base import BaseDownloader
 from ._retry import RateLimiter, RetrySettings
 from ._validation import DEFAULT_ALLOWED_DIGESTS, DEFAULT_BATCH_SIZE, check_allowed_digests
@@ -79,7 +79,8 @@ def _scheme_of(url: str) -> str:
 
 
 def _remote_label(remote: Remote) -> str:
-    return f"{remote.name!r} ({remote.url})" if remote.name else remote.url
+    url = redact_url(remote.url)
+    return f"{remote.name!r} ({url})" if remote.name else url
 
 
 #: The headers a request keeps when a redirect takes it to another origin: what every
@@ -207,7 +208,7 @@ class RemoteSession:
         return self._closed
 
     def _what(self, url: str | None) -> str:
-        return url if url is not None else f"from {self.remote.url}"
+        return redact_url(url) if url is not None else f"from {redact_url(self.remote.url)}"
 
     def _closed_while_running(self, url: str | None) -> str:
         return (
@@ -244,8 +245,9 @@ class RemoteSession:
                 proxy = httpx.Proxy(remote.proxy_url, auth=auth, ssl_context=proxy_ssl_context)
             except (ValueError, httpx.InvalidURL) as exc:
                 raise DownloadError(
-                    f"remote {remote.name or remote.url}: proxy_url {remote.proxy_url!r} is "
-                    f"not usable ({exc}); give an http:// or https:// url",
+                    f"remote {_remote_label(remote)}: proxy_url "
+                    f"{redact_url(remote.proxy_url)!r} is not usable ({exc}); give an "
+                    "http:// or https:// url",
                     url=remote.proxy_url,
                 ) from exc
         auth_basic = None
@@ -288,7 +290,7 @@ class RemoteSession:
             # e.g. a socks5:// proxy_url without socksio installed, or a header value
             # that is not ASCII (UnicodeEncodeError)
             raise DownloadError(
-                f"remote {remote.name or remote.url}: cannot make an HTTP client from its "
+                f"remote {_remote_label(remote)}: cannot make an HTTP client from its "
                 f"settings ({type(exc).__name__}: {exc}); check its proxy_url (http:// or "
                 "https://) and that its headers are ASCII",
                 url=remote.url,
@@ -331,7 +333,7 @@ class RemoteSession:
         """
         if self._closed:
             raise DownloaderFactoryClosed(
-                f"the DownloaderFactory is closed; not requesting {request.url}"
+                f"the DownloaderFactory is closed; not requesting {redact_url(str(request.url))}"
             )
 
     def _make_ssl_contexts(self) -> tuple[ssl.SSLContext, ssl.SSLContext | None]:
@@ -342,7 +344,7 @@ class RemoteSession:
         which identifies the remote's client to them, not to the proxy in between.
         """
         remote = self.remote
-        label = remote.name or remote.url
+        label = _remote_label(remote)
         try:
             context = self._verifying_context()
             https_proxy = _scheme_of(remote.proxy_url or "") == "https"
@@ -548,8 +550,8 @@ class DownloaderFactory:
             scheme = urllib.parse.urlsplit(url).scheme.lower()
         except ValueError as exc:  # e.g. an unclosed "[" in the host
             raise DownloadError(
-                f"cannot download {url!r}: the url is malformed ({exc}); check the url the "
-                "metadata gave",
+                f"cannot download {redact_url(url)!r}: the url is malformed ({exc}); check "
+                "the url the metadata gave",
                 url=url,
             ) from exc
         allowed = self.allowed_schemes(remote)
@@ -558,7 +560,7 @@ class DownloaderFactory:
         downloader_class = self._classes.get(scheme)
         if downloader_class is None:
             raise DownloadError(
-                f"no downloader for {url!r}: its scheme {scheme!r} is not one of "
+                f"no downloader for {redact_url(url)!r}: its scheme {scheme!r} is not one of "
                 f"{sorted(self._classes)}; register a downloader class for it on the "
                 "DownloaderFactory",
                 url=url,
@@ -581,7 +583,7 @@ class DownloaderFactory:
             what = f"{scheme}:" if scheme else "scheme-less"
             risk = f"a {what} url there could fetch what the remote does not serve"
         return (
-            f"refusing to download {url}: remote {_remote_label(remote)} fetches only "
+            f"refusing to download {redact_url(url)}: remote {_remote_label(remote)} fetches only "
             f"{' and '.join(sorted(allowed))} urls, and urls come from upstream metadata, "
             f"which is untrusted: {risk}. If the remote really serves {scheme or 'such'} urls, "
             "give it a url of that scheme, or widen DownloaderFactory.allowed_schemes in a "

@@ -28,6 +28,7 @@ from .._exceptions import (
     MalformedDigestError,
     SizeMismatch,
     StorageError,
+    redact_url,
 )
 from ..models import DIGEST_FIELDS
 from ..storage._temp import temp_dir_path
@@ -161,10 +162,11 @@ def check_expected_digests(
     """
     if not expected_digests:
         return {}
+    shown = redact_url(url)
     refused = sorted(set(expected_digests) - allowed_digests)
     if refused:
         raise ForbiddenDigestError(
-            f"refusing to download {url}: it is expected by digest kinds {refused}, which "
+            f"refusing to download {shown}: it is expected by digest kinds {refused}, which "
             f"are not allowed (allowed: {sorted(allowed_digests)}). Give a digest of an "
             "allowed kind, or allow the kind on the DownloaderFactory if you must",
             url=url,
@@ -175,7 +177,7 @@ def check_expected_digests(
         length = _HEX_LENGTHS.get(name) or 2 * hashlib.new(name).digest_size
         if digest is None or len(digest) != length or not _HEX_DIGITS.issuperset(digest):
             raise MalformedDigestError(
-                f"cannot download {url}: expected_digests[{name!r}] must be {length} hex "
+                f"cannot download {shown}: expected_digests[{name!r}] must be {length} hex "
                 f"digits, got {value!r}; check where the metadata's digest was read from"
             )
         normalised[name] = digest
@@ -196,7 +198,7 @@ class DigestingWriter:
             path, attributes = writer.finish()
 
     Args:
-        url: the url being downloaded (for error messages).
+        url: the url being downloaded, for error messages (shown with credentials masked).
         expected_digests: digests the bytes must have, already checked with
             :func:`check_expected_digests`.
         expected_size: the size the body must have, or None.
@@ -217,7 +219,7 @@ class DigestingWriter:
         directory: Path | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)  # only ever shown, in error messages
         self._expected_digests = dict(expected_digests)
         self._expected_size = expected_size
         self._algorithms = _sorted_algorithms(

@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 
+from .._exceptions import SECRET_MASK, redact_url
+
 __all__ = ["DownloadPolicy", "Remote"]
 
 
@@ -46,6 +48,15 @@ def _bool(instance: object, attribute: attrs.Attribute[bool], value: bool) -> No
         raise ValueError(f"Remote.{attribute.name} must be True or False, got {value!r}")
 
 
+def _repr_url(url: str | None) -> str:
+    return repr(url if url is None else redact_url(url))
+
+
+def _repr_headers(headers: Mapping[str, str]) -> str:
+    # Header values often carry a token or an API key; their names tell enough.
+    return repr(dict.fromkeys(headers, SECRET_MASK))
+
+
 def _non_empty_url(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"Remote.url must be a non-empty str, got {value!r}")
@@ -56,7 +67,9 @@ class Remote:
     """An upstream source and the settings used to download from it.
 
     Every option has a default that is safe for an unattended sync: a stalled socket
-    always ends in a timeout error, never a hang.
+    always ends in a timeout error, never a hang. Its repr shows no secret: passwords are
+    left out, credentials in ``url`` and ``proxy_url`` and the values of ``headers``
+    are masked (``[secure]``).
 
     Args:
         url: the base url of the upstream repository (``http://``, ``https://`` or ``file://``).
@@ -81,7 +94,7 @@ class Remote:
             for; a redirect elsewhere is requested without them.
     """
 
-    url: str = attrs.field(validator=_non_empty_url)
+    url: str = attrs.field(validator=_non_empty_url, repr=_repr_url)
     name: str = ""
     policy: DownloadPolicy = attrs.field(default=DownloadPolicy.IMMEDIATE, converter=DownloadPolicy)
     download_concurrency: int = attrs.field(default=10, validator=_positive_int)
@@ -90,10 +103,10 @@ class Remote:
     connect_timeout: float | None = attrs.field(default=30.0, validator=_optional_positive)
     sock_read_timeout: float | None = attrs.field(default=60.0, validator=_optional_positive)
     total_timeout: float | None = attrs.field(default=None, validator=_optional_positive)
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict, repr=_repr_headers)
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
-    proxy_url: str | None = None
+    proxy_url: str | None = attrs.field(default=None, repr=_repr_url)
     proxy_username: str | None = None
     proxy_password: str | None = attrs.field(default=None, repr=False)
     ca_cert: str | None = None
