@@ -16,7 +16,7 @@ from ._factory import (
 )
 from ._file import FileDownloader
 from ._http import HttpDownloader
-from ._retry import RateLimiter, RetrySettings, parse_retry_after
+from ._retry import RateLimiter, RetrySettings, log_download_retry, parse_retry_after
 from ._validation import (
     DEFAULT_ALLOWED_DIGESTS,
     DigestingWriter,
@@ -39,5 +39,6 @@ __all__ = [
     "check_allowed_digests",
     "check_expected_digests",
     "current_downloader_factory",
+    "log_download_retry",
     "parse_retry_after",
 ]

@@ -22,7 +22,12 @@ from .._exceptions import (
     redact_url,
 )
 from ._base import DownloadResult, _RemoteDownloader
-from ._retry import _caused_by_certificate_error, make_backoff_hook, parse_retry_after
+from ._retry import (
+    _caused_by_certificate_error,
+    install_retry_logging,
+    make_backoff_hook,
+    parse_retry_after,
+)
 from ._validation import DigestingWriter
 
 if TYPE_CHECKING:
@@ -147,6 +152,7 @@ class HttpDownloader(_RemoteDownloader):
                 return await self._attempt(attempts)
             except Exception as exc:
                 first_failure = exc
+            install_retry_logging()
             # stamina decides about the first failure as if it had made that try itself
             # (same backoff hook, same waits, same attempt count, same instrumentation):
             # its first "attempt" re-raises it, and the retries follow.
