@@ -3,7 +3,9 @@ in error messages, reprs and notes, as httpx masks them (``user:[secure]@host``)
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import logging
 import socket
 from pathlib import Path
 
@@ -180,3 +182,25 @@ async def test_mirror_notes_and_results_mask_credentials(
     assert isinstance(result, DownloadResult)
     assert _shows_no_secret(repr(result))
     assert result.url == f"{base}/m2"  # the result itself keeps the url it was asked for
+
+
+async def test_no_log_record_shows_a_url_password(
+    server: LocalServer, temp_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A url's credentials authenticate the request but appear in no log record.
+
+    httpx logs every request at INFO with its url as given: "HTTP Request: GET
+    http://alice:urlsecret@…" reached the logs of any program logging at INFO.
+    """
+    server.route("/a.bin", body(DATA))
+    url = f"http://alice:urlsecret@127.0.0.1:{server.port}/a.bin"
+    with caplog.at_level(logging.DEBUG):
+        async with DownloaderFactory() as factory:
+            result = await factory.get_downloader(Remote(url=url), url=url).run()
+    shown = [record.getMessage() for record in caplog.records]
+    assert any(f"127.0.0.1:{server.port}/a.bin" in message for message in shown)
+    assert [message for message in shown if not _shows_no_secret(message)] == []
+    (request,) = server.requests_for("/a.bin")
+    expected = "Basic " + base64.b64encode(b"alice:urlsecret").decode()
+    assert request.headers["Authorization"] == expected
+    assert result.url == url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -183,8 +184,21 @@ class HttpDownloader(_RemoteDownloader):
             return await self._try_once(attempts)
 
     def build_request(self, client: httpx.AsyncClient) -> httpx.Request:
-        """The request for one try; override to add headers or change the method."""
-        return client.build_request("GET", self.url, headers=self.headers)
+        """The request for one try; override to add headers or change the method.
+
+        Credentials in the url (``user:password@host``) become an ``Authorization``
+        header and leave the url, so that nothing that shows the request's url (httpx
+        logs each one at INFO) shows them; the remote's own username, if set, still wins.
+        """
+        url = httpx.URL(self.url)
+        headers = self.headers
+        if url.userinfo:
+            if not any(name.lower() == "authorization" for name in headers):
+                credentials = f"{url.username}:{url.password}".encode()
+                authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+                headers = {**headers, "Authorization": authorization}
+            url = url.copy_with(username=None, password=None)
+        return client.build_request("GET", url, headers=headers)
 
     def check_response(self, response: httpx.Response) -> None:
         """Raise for a response that is not a body to keep.
