@@ -185,7 +185,8 @@ class DeclarativeArtifact:
 
         Raises:
             DownloadError: the error of the last url tried, when every url failed, with a
-                note (``__notes__``) per earlier url saying how it failed.
+                note (``__notes__``) per earlier url saying how it failed; a url the
+                remote may not fetch (``UnsafeURLError``) fails like any other.
             ForbiddenDigestError: at once, when an expected digest is of a kind not allowed.
             MalformedDigestError: at once, when an expected digest is not hex of its
                 kind's length.
@@ -211,8 +212,9 @@ class DeclarativeArtifact:
         errors: list[tuple[str, DownloadError]] = []
         for url in urls:
             try:
-                # A mirror no downloader handles (unknown scheme, malformed url) is skipped
-                # like a failing one; a refused expectation would be refused by every mirror.
+                # A mirror no downloader handles (unknown scheme, malformed url) or that the
+                # remote may not fetch is skipped like a failing one; a refused
+                # expectation would be refused by every mirror.
                 downloader = factory.get_downloader(
                     self.remote,
                     url=url,

@@ -25,6 +25,9 @@ The tree::
 Argument errors also subclass :class:`ValueError` or :class:`TypeError`, so code that
 catches the builtin kinds keeps working.
 
+Messages never show secrets: :func:`redact_url` masks the credentials in a url, and
+:class:`DownloadError` masks its ``url``.
+
 How task-group failures surface: when exactly one stage (or download) fails, the original
 exception is re-raised unwrapped. When several fail at once, an :class:`ExceptionGroup`
 holding each of them is raised; catch it with ``except*``.

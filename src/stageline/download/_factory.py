@@ -2,9 +2,9 @@
 
 A :class:`DownloaderFactory` keeps, for each remote (by its saved primary key, else its
 name), a :class:`RemoteSession`: the HTTP client and its connection pool, the
-concurrency limiter and the rate limiter. Open one
-around a sync, hand it to what downloads, and every download from a remote shares them;
-the clients are closed when the block ends::
+concurrency limiter and the rate limiter. Open one around a sync, hand it to what
+downloads, and every download from a remote shares them; the clients are closed when
+the block ends::
 
     async with DownloaderFactory() as factory:
         result = await factory.get_downloader(remote, url=url).run()

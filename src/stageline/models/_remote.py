@@ -73,7 +73,9 @@ class Remote:
 
     Args:
         url: the base url of the upstream repository (``http://``, ``https://`` or ``file://``).
-        name: a label for messages and progress.
+        name: a label for messages and progress. Downloads identify a remote by its
+            ``pk`` once saved, else by this name: Remote objects with one of them in
+            common share one connection pool and one set of limits in a factory.
         policy: when files are fetched (see :class:`DownloadPolicy`).
         download_concurrency: at most this many requests in flight for this remote.
         max_retries: retries after the first try on retryable errors; 0 disables retrying.
