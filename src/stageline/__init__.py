@@ -4,17 +4,26 @@ Public names are re-exported here; everything in modules whose name starts with 
 underscore is private.
 """
 
-from ._declarative import DeclarativeArtifact, DeclarativeContent
+from ._declarative import (
+    DeclarativeArtifact,
+    DeclarativeContent,
+    DownloaderFactoryLike,
+    DownloaderLike,
+    DownloadResultLike,
+)
 from ._exceptions import (
     ArtifactIntegrityError,
     ContentTypeError,
     DatabaseURLError,
     DigestMismatch,
     DownloadConnectionError,
+    DownloaderFactoryClosed,
+    DownloaderFactoryError,
     DownloadError,
     DownloadTimeout,
     ForbiddenDigestError,
     HTTPStatusError,
+    MalformedDigestError,
     PipelineError,
     SchemaVersionError,
     SizeMismatch,
@@ -22,6 +31,8 @@ from ._exceptions import (
     StagelineError,
     StorageError,
     StoreError,
+    UnsafeURLError,
+    redact_url,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
@@ -39,10 +50,16 @@ __all__ = [
     "DigestMismatch",
     "DownloadConnectionError",
     "DownloadError",
+    "DownloadResultLike",
     "DownloadTimeout",
+    "DownloaderFactoryClosed",
+    "DownloaderFactoryError",
+    "DownloaderFactoryLike",
+    "DownloaderLike",
     "EndStage",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "MalformedDigestError",
     "PipelineError",
     "SchemaVersionError",
     "SizeMismatch",
@@ -51,6 +68,8 @@ __all__ = [
     "StagelineError",
     "StorageError",
     "StoreError",
+    "UnsafeURLError",
     "__version__",
     "create_pipeline",
+    "redact_url",
 ]

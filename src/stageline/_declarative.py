@@ -2,19 +2,93 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+import contextvars
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, overload
 
 import attrs
 
-from ._exceptions import DownloadError, ForbiddenDigestError
+from ._exceptions import (
+    DownloaderFactoryError,
+    DownloadError,
+    ForbiddenDigestError,
+    redact_url,
+)
 from ._resolvable import Resolvable
 from .models import Artifact, Content, Remote
 
-if TYPE_CHECKING:
-    from .download import DownloadResult
+__all__ = [
+    "DeclarativeArtifact",
+    "DeclarativeContent",
+    "DownloadResultLike",
+    "DownloaderFactoryLike",
+    "DownloaderLike",
+    "downloader_factory_var",
+]
 
-__all__ = ["DeclarativeArtifact", "DeclarativeContent"]
+
+class DownloadResultLike(Protocol):
+    """What :meth:`DeclarativeArtifact.download` needs of a finished download.
+
+    :class:`stageline.download.DownloadResult` is one.
+    """
+
+    @property
+    def url(self) -> str:
+        """The url that was downloaded."""
+        ...
+
+    @property
+    def path(self) -> Path:
+        """The file holding the validated bytes."""
+        ...
+
+    @property
+    def artifact_attributes(self) -> Mapping[str, int | str]:
+        """``size`` and every computed digest, as ``Artifact`` takes them."""
+        ...
+
+
+_ResultT_co = TypeVar("_ResultT_co", bound=DownloadResultLike, covariant=True)
+_ResultT = TypeVar("_ResultT", bound=DownloadResultLike)
+
+
+class DownloaderLike(Protocol[_ResultT_co]):
+    """What :meth:`DeclarativeArtifact.download` needs of a downloader: ``run()``."""
+
+    async def run(self) -> _ResultT_co:
+        """Download, validate and return the result; raise a ``DownloadError`` on failure."""
+        ...
+
+
+class DownloaderFactoryLike(Protocol[_ResultT_co]):
+    """What :meth:`DeclarativeArtifact.download` needs of a downloader factory.
+
+    :class:`stageline.download.DownloaderFactory` is one; so is anything with this
+    ``get_downloader`` (a plugin's own factory, a test double). Defined here, not
+    imported, because declarative objects sit below the download layer.
+    """
+
+    def get_downloader(
+        self,
+        remote: Remote,
+        *,
+        url: str,
+        expected_digests: Mapping[str, str] | None = None,
+        expected_size: int | None = None,
+    ) -> DownloaderLike[_ResultT_co]:
+        """A downloader for ``url`` with ``remote``'s settings and these expectations."""
+        ...
+
+
+#: The downloader factory open in the current context: ``async with DownloaderFactory()``
+#: sets it for the block (and the tasks started inside), and
+#: :meth:`DeclarativeArtifact.download` uses it when it is given none. Code that downloads
+#: should be handed its factory instead of reading this.
+downloader_factory_var: contextvars.ContextVar[DownloaderFactoryLike[Any] | None] = (
+    contextvars.ContextVar("stageline_downloader_factory", default=None)
+)
 
 
 def _required(name: str) -> Any:
@@ -84,38 +158,70 @@ class DeclarativeArtifact:
         assert self.urls is not None
         return tuple(self.urls)
 
-    async def download(self) -> DownloadResult:
+    @overload
+    async def download(self, factory: None = None) -> DownloadResultLike: ...
+
+    @overload
+    async def download(self, factory: DownloaderFactoryLike[_ResultT]) -> _ResultT: ...
+
+    async def download(
+        self, factory: DownloaderFactoryLike[Any] | None = None
+    ) -> DownloadResultLike:
         """Download the artifact and replace :attr:`artifact` with the downloaded one.
 
         The artifact's known size and digests are the expectations. Mirrors in ``urls``
         are tried in order; the first success wins.
 
+        Args:
+            factory: makes the downloader (``factory.get_downloader(remote, url=…,
+                expected_digests=…, expected_size=…)``), usually the sync's
+                :class:`~stageline.download.DownloaderFactory`. None uses the factory
+                open in the current context (``async with DownloaderFactory():``);
+                stages always pass theirs.
+
         Returns:
-            The result of the successful download.
+            The result of the successful download (a
+            :class:`~stageline.download.DownloadResult` with stageline's factory).
 
         Raises:
             DownloadError: the error of the last url tried, when every url failed, with a
-                note (``__notes__``) per earlier url saying how it failed.
+                note (``__notes__``) per earlier url saying how it failed; a url the
+                remote may not fetch (``UnsafeURLError``) fails like any other.
             ForbiddenDigestError: at once, when an expected digest is of a kind not allowed.
+            MalformedDigestError: at once, when an expected digest is not hex of its
+                kind's length.
             ValueError: when there is no remote to download with.
-            RuntimeError: when the DownloaderFactory was closed before or while the
+            DownloaderFactoryError: when ``factory`` is None and no factory is open.
+            DownloaderFactoryClosed: when the factory was closed before or while the
                 download ran (no other mirror is tried).
         """
         if self.remote is None:
             raise ValueError(
                 f"DeclarativeArtifact for {self.relative_path!r} has no remote to download with"
             )
+        if factory is None:
+            factory = downloader_factory_var.get()
+            if factory is None:
+                raise DownloaderFactoryError(
+                    f"cannot download {self.relative_path!r}: no DownloaderFactory is open; "
+                    "pass one (await d_artifact.download(factory)) or download inside "
+                    "'async with DownloaderFactory() as factory:'"
+                )
         expected_digests = self.artifact.digests()
         urls = self.all_urls
         errors: list[tuple[str, DownloadError]] = []
         for url in urls:
             try:
-                # A mirror no downloader handles (unknown scheme, malformed url) is skipped
-                # like a failing one; a refused expectation would be refused by every mirror.
-                downloader = self.remote.get_downloader(
-                    url=url, expected_digests=expected_digests, expected_size=self.artifact.size
+                # A mirror no downloader handles (unknown scheme, malformed url) or that the
+                # remote may not fetch is skipped like a failing one; a refused
+                # expectation would be refused by every mirror.
+                downloader = factory.get_downloader(
+                    self.remote,
+                    url=url,
+                    expected_digests=expected_digests,
+                    expected_size=self.artifact.size,
                 )
-                result = await downloader.run()
+                result: DownloadResultLike = await downloader.run()
             except ForbiddenDigestError:
                 raise
             except DownloadError as exc:
@@ -128,7 +234,7 @@ class DeclarativeArtifact:
         for number, (failed_url, error) in enumerate(errors[:-1], start=1):
             how = "failed first" if number == 1 else "failed too"
             last_error.add_note(
-                f"mirror {number} of {len(urls)}, {failed_url}, {how}: "
+                f"mirror {number} of {len(urls)}, {redact_url(failed_url)}, {how}: "
                 f"{type(error).__name__}: {error}"
             )
         raise last_error

@@ -11,16 +11,23 @@ The tree::
     │   └── ContentTypeError          (also TypeError) a content type is declared wrongly
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
+    ├── MalformedDigestError          (also ValueError) a digest is not hex of its kind's length
+    ├── DownloaderFactoryError        (also RuntimeError) no DownloaderFactory is open
+    │   └── DownloaderFactoryClosed   (also RuntimeError) it closed before or while a download ran
     └── DownloadError                 a download failed; ``url`` names it
         ├── DigestMismatch            the bytes differ from the expected digest
         ├── SizeMismatch              the body length differs from the expected size
         ├── ForbiddenDigestError      (also ValueError) a digest of a forbidden kind was asked for
+        ├── UnsafeURLError            (also ValueError) a url of a scheme its remote may not fetch
         ├── HTTPStatusError           the server answered with an error status
         ├── DownloadTimeout           connect, read or total timeout
         └── DownloadConnectionError   the connection failed or broke mid-body
 
 Argument errors also subclass :class:`ValueError` or :class:`TypeError`, so code that
 catches the builtin kinds keeps working.
+
+Messages never show secrets: :func:`redact_url` masks the credentials in a url, and
+:class:`DownloadError` masks its ``url``.
 
 How task-group failures surface: when exactly one stage (or download) fails, the original
 exception is re-raised unwrapped. When several fail at once, an :class:`ExceptionGroup`
@@ -29,7 +36,9 @@ holding each of them is raised; catch it with ``except*``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Final
 
 __all__ = [
     "ArtifactIntegrityError",
@@ -39,8 +48,11 @@ __all__ = [
     "DownloadConnectionError",
     "DownloadError",
     "DownloadTimeout",
+    "DownloaderFactoryClosed",
+    "DownloaderFactoryError",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "MalformedDigestError",
     "PipelineError",
     "SchemaVersionError",
     "SizeMismatch",
@@ -48,7 +60,33 @@ __all__ = [
     "StagelineError",
     "StorageError",
     "StoreError",
+    "UnsafeURLError",
+    "redact_url",
 ]
+
+# The userinfo of a url: after "//" (and an optional scheme), up to the last "@" before
+# the path, query or fragment begins.
+_USERINFO: Final = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.\-]*:)?//)([^/?#]*)@")
+
+#: What a secret is replaced with, as httpx shows a url's password.
+SECRET_MASK: Final = "[secure]"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the credentials in it masked, for messages, reprs and logs.
+
+    As httpx shows a url: the password becomes ``[secure]``
+    (``https://alice:[secure]@host/``); a username without a password, which is often a
+    token, is masked whole (``https://[secure]@host/``). The rest is kept. Masking a
+    masked url changes nothing.
+    """
+    match = _USERINFO.match(url)
+    if match is None:
+        return url
+    userinfo = match.group(2)
+    user, has_password, _ = userinfo.partition(":")
+    masked = f"{user}:{SECRET_MASK}" if has_password else SECRET_MASK
+    return f"{match.group(1)}{masked}@{url[match.end() :]}"
 
 
 class StagelineError(Exception):
@@ -115,17 +153,39 @@ class ArtifactIntegrityError(StorageError):
         self.actual_size = actual_size
 
 
+class MalformedDigestError(StagelineError, ValueError):
+    """A digest is not hex of its kind's length (a truncated sha256, a sha512 given as the
+    sha256, …): no bytes could ever match it."""
+
+
+class DownloaderFactoryError(StagelineError, RuntimeError):
+    """A download needed a :class:`~stageline.download.DownloaderFactory` and none was open.
+
+    Not a :class:`DownloadError`: it is a mistake in the code around the downloads, which
+    no retry or mirror can help.
+    """
+
+
+class DownloaderFactoryClosed(DownloaderFactoryError):
+    """The download's factory was closed before the download ran, or while it ran.
+
+    Keep the factory open until every download made in it has finished (open it around
+    the task group that runs them).
+    """
+
+
 class DownloadError(StagelineError):
     """A download failed.
 
     Attributes:
-        url: the url that was being downloaded.
+        url: the url that was being downloaded, with any credentials in it masked
+            (see :func:`redact_url`); the message must name it masked too.
         attempts: how many tries were made before giving up (1 when not retried).
     """
 
     def __init__(self, message: str, *, url: str, attempts: int = 1) -> None:
         super().__init__(message)
-        self.url = url
+        self.url = redact_url(url)
         self.attempts = attempts
 
 
@@ -172,6 +232,14 @@ class SizeMismatch(DownloadError):
 
 class ForbiddenDigestError(DownloadError, ValueError):
     """A digest of a kind that is not allowed (md5 and sha1 by default) was requested."""
+
+
+class UnsafeURLError(DownloadError, ValueError):
+    """A url has a scheme its remote may not fetch, e.g. ``file://`` for an http(s) remote.
+
+    Urls come from upstream metadata, which is untrusted: a remote fetches only the
+    schemes of its own url (see ``DownloaderFactory.allowed_schemes``).
+    """
 
 
 class HTTPStatusError(DownloadError):

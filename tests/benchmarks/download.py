@@ -7,9 +7,9 @@ are downloaded from a local server on 127.0.0.1, on asyncio and on trio, twice e
 
 - *bare*: an ``httpx.AsyncClient`` that only writes the bytes to a file (no hashing, no
   validation, no retries, no limits), 10 downloads at a time;
-- *stageline*: ``Remote.get_downloader(...).run()`` inside a ``DownloaderFactory``, with
-  the expected size and sha256 checked and all four default digests computed, with the
-  remote's ``download_concurrency`` of 10;
+- *stageline*: ``factory.get_downloader(remote, ...).run()`` inside a
+  ``DownloaderFactory``, with the expected size and sha256 checked and all four default
+  digests computed, with the remote's ``download_concurrency`` of 10;
 - *on-loop* (large files only): the same with every byte hashed on the event loop
   (a huge ``batch_size``), to measure what hashing in worker threads gains;
 - *sha256-only* (large files only): the same computing sha256 alone, to measure how
@@ -162,15 +162,15 @@ async def _stageline(
     allowed_digests: frozenset[str] = DEFAULT_ALLOWED_DIGESTS,
 ) -> None:
     remote = Remote(url=urls[0], download_concurrency=CONCURRENCY)
+    factory = DownloaderFactory(batch_size=batch_size, allowed_digests=allowed_digests)
 
     async def one(url: str) -> None:
-        result = await remote.get_downloader(
-            url=url, expected_digests={"sha256": sha256}, expected_size=size
+        result = await factory.get_downloader(
+            remote, url=url, expected_digests={"sha256": sha256}, expected_size=size
         ).run()
         result.path.unlink()
 
     with use_temp_dir(directory):
-        factory = DownloaderFactory(batch_size=batch_size, allowed_digests=allowed_digests)
         async with factory, anyio.create_task_group() as tg:
             for url in urls:
                 tg.start_soon(one, url)

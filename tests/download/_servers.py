@@ -358,15 +358,20 @@ class _ProxyServer(http.server.ThreadingHTTPServer):
 
 class ForwardProxy:
     """A forward HTTP proxy on 127.0.0.1 that demands basic Proxy-Authorization and
-    forwards only to 127.0.0.1."""
+    forwards only to 127.0.0.1; with ``ssl_context``, an https proxy."""
 
-    def __init__(self, user: str, password: str) -> None:
+    def __init__(
+        self, user: str, password: str, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
         self._server.seen = []
         self._server.expected_auth = (
             "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         )
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        if ssl_context is not None:  # an https proxy: clients speak TLS to the proxy itself
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

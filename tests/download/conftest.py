@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import stamina
+import trustme
 
 from stageline.storage import use_temp_dir
 
@@ -18,6 +20,36 @@ from ._servers import LocalServer, running
 def server() -> Iterator[LocalServer]:
     """A scripted HTTP server on 127.0.0.1, stopped after the test."""
     with running(LocalServer()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def other_server() -> Iterator[LocalServer]:
+    """A second scripted HTTP server on 127.0.0.1: another port, so another origin."""
+    with running(LocalServer()) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A certificate authority made for these tests."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
+    """The test CA's certificate as a PEM file, for a remote's ca_cert."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
+    """An HTTPS server on 127.0.0.1 whose certificate the test CA signed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with running(LocalServer(ssl_context=context)) as srv:
         yield srv
 
 

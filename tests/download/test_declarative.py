@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from stageline import DeclarativeArtifact, DigestMismatch, ForbiddenDigestError, HTTPStatusError
+from stageline import (
+    DeclarativeArtifact,
+    DigestMismatch,
+    DownloaderFactoryError,
+    DownloadError,
+    ForbiddenDigestError,
+    HTTPStatusError,
+)
 from stageline.download import BaseDownloader, DownloaderFactory, DownloadResult
 from stageline.models import Artifact, Remote
 
@@ -34,8 +41,8 @@ async def test_first_mirror_failing_falls_back_to_the_next(
         relative_path="a",
         remote=remote,
     )
-    async with DownloaderFactory():
-        result = await da.download()
+    async with DownloaderFactory() as factory:
+        result = await da.download(factory)
     assert result.url == good
     assert da.artifact.file == result.path
     assert da.artifact.file.read_bytes() == DATA
@@ -55,9 +62,9 @@ async def test_all_mirrors_failing_raises_the_last_error(
     da = DeclarativeArtifact(
         artifact=Artifact(sha256=SHA256), urls=[first, second], relative_path="a", remote=remote
     )
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         with pytest.raises(DigestMismatch) as info:
-            await da.download()
+            await da.download(factory)
     assert info.value.url == second
     assert [r.path for r in server.requests] == ["/m1/a", "/m2/a"]
     assert da.artifact.file is None
@@ -80,9 +87,9 @@ async def test_all_mirrors_failing_tells_what_each_earlier_mirror_did(
         relative_path="a",
         remote=remote,
     )
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         with pytest.raises(DigestMismatch) as info:
-            await da.download()
+            await da.download(factory)
     notes = info.value.__notes__
     assert len(notes) == 2
     assert notes[0].startswith(f"mirror 1 of 3, {first}, failed first: HTTPStatusError: ")
@@ -97,9 +104,9 @@ async def test_one_url_failing_adds_no_note(server: LocalServer, temp_dir: Path)
     da = DeclarativeArtifact(
         artifact=Artifact(sha256=SHA256), url=url, relative_path="a", remote=Remote(url=url)
     )
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         with pytest.raises(HTTPStatusError) as info:
-            await da.download()
+            await da.download(factory)
     assert not getattr(info.value, "__notes__", [])
 
 
@@ -114,8 +121,9 @@ async def test_forbidden_expectation_is_refused_before_any_request(
         relative_path="a",
         remote=Remote(url=server.url("/")),
     )
-    with pytest.raises(ForbiddenDigestError):
-        await da.download()
+    async with DownloaderFactory() as factory:
+        with pytest.raises(ForbiddenDigestError):
+            await da.download(factory)
     assert server.requests == []
 
 
@@ -136,8 +144,8 @@ async def test_a_mirror_no_downloader_handles_falls_back_to_the_next(
             relative_path="a",
             remote=remote,
         )
-        async with DownloaderFactory():
-            result = await da.download()
+        async with DownloaderFactory() as factory:
+            result = await da.download(factory)
         assert result.url == good
         assert da.artifact.sha256 == SHA256
 
@@ -153,9 +161,9 @@ async def test_a_refused_expectation_does_not_fall_back_to_the_next_mirror(
         relative_path="a",
         remote=Remote(url=server.url("/")),
     )
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         with pytest.raises(ForbiddenDigestError):
-            await da.download()
+            await da.download(factory)
     assert server.requests == []
 
 
@@ -169,31 +177,60 @@ class _CannedDownloader(BaseDownloader):
         )
 
 
-async def test_a_remote_subclass_can_substitute_its_downloader(tmp_path: Path) -> None:
-    """Overriding Remote.get_downloader swaps the downloader DeclarativeArtifact uses."""
+async def test_any_factory_can_substitute_the_downloader(tmp_path: Path) -> None:
+    """A plugin's own factory (anything with get_downloader) supplies the downloader."""
     canned = tmp_path / "canned"
     canned.write_bytes(b"abc")
     calls: list[dict[str, Any]] = []
 
-    class PluginRemote(Remote):
+    class PluginFactory:
         def get_downloader(
             self,
+            remote: Remote,
             *,
             url: str,
             expected_digests: Mapping[str, str] | None = None,
             expected_size: int | None = None,
-            **kwargs: Any,
         ) -> BaseDownloader:
             calls.append({"url": url, "digests": expected_digests, "size": expected_size})
             return _CannedDownloader(canned, url)
 
+    remote = Remote(url="plugin://x/")
     da = DeclarativeArtifact(
-        artifact=Artifact(size=3),
-        url="plugin://x/y",
-        relative_path="y",
-        remote=PluginRemote(url="plugin://x/"),
+        artifact=Artifact(size=3), url="plugin://x/y", relative_path="y", remote=remote
     )
-    await da.download()
+    result = await da.download(PluginFactory())
     assert calls == [{"url": "plugin://x/y", "digests": {}, "size": 3}]
+    assert result.url == "plugin://x/y"
     assert da.artifact.file == canned
     assert da.artifact.sha256 == "ab" * 32
+
+
+async def test_without_a_factory_the_one_open_in_the_context_is_used(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """download() with no argument uses the factory of the enclosing async with block."""
+    url = server.route("/a", body(DATA))
+    da = DeclarativeArtifact(
+        artifact=Artifact(sha256=SHA256), url=url, relative_path="a", remote=Remote(url=url)
+    )
+    async with DownloaderFactory() as factory:
+        result = await da.download()
+        session = factory.session(da.remote)  # type: ignore[arg-type]
+    assert result.path.read_bytes() == DATA
+    assert session.limiter.borrowed_tokens == 0
+    assert da.artifact.sha256 == SHA256
+
+
+async def test_without_a_factory_and_none_open_the_error_says_what_to_do(temp_dir: Path) -> None:
+    """download() with no factory outside any open factory is a DownloaderFactoryError."""
+    da = DeclarativeArtifact(
+        artifact=Artifact(size=3),
+        url="http://127.0.0.1:1/a",
+        relative_path="a",
+        remote=Remote(url="http://127.0.0.1:1/"),
+    )
+    with pytest.raises(DownloaderFactoryError, match="no DownloaderFactory is open") as info:
+        await da.download()
+    assert isinstance(info.value, RuntimeError)
+    assert not isinstance(info.value, DownloadError)

@@ -36,8 +36,9 @@ async def test_file_url_success(source: Path, temp_dir: Path) -> None:
     """A file:// url is copied to the temporary area with size and digests."""
     url = source.as_uri()
     remote = Remote(url=source.parent.as_uri())
-    async with DownloaderFactory():
-        downloader = remote.get_downloader(
+    async with DownloaderFactory() as factory:
+        downloader = factory.get_downloader(
+            remote,
             url=url,
             expected_digests={"sha384": hashlib.sha384(DATA).hexdigest()},
             expected_size=len(DATA),
@@ -54,10 +55,10 @@ async def test_file_url_success(source: Path, temp_dir: Path) -> None:
 async def test_file_url_digest_mismatch(source: Path, temp_dir: Path) -> None:
     """A local file with the wrong digest raises DigestMismatch and leaves no copy."""
     remote = Remote(url=source.parent.as_uri())
-    async with DownloaderFactory():
+    async with DownloaderFactory() as factory:
         with pytest.raises(DigestMismatch) as info:
-            await remote.get_downloader(
-                url=source.as_uri(), expected_digests={"sha256": "1" * 64}
+            await factory.get_downloader(
+                remote, url=source.as_uri(), expected_digests={"sha256": "1" * 64}
             ).run()
     assert info.value.actual == hashlib.sha256(DATA).hexdigest()
     assert source.as_uri() in str(info.value)
@@ -67,22 +68,28 @@ async def test_file_url_digest_mismatch(source: Path, temp_dir: Path) -> None:
 async def test_file_url_size_mismatch(source: Path, temp_dir: Path) -> None:
     """A local file of another size raises SizeMismatch."""
     remote = Remote(url=source.parent.as_uri())
-    with pytest.raises(SizeMismatch):
-        await remote.get_downloader(url=source.as_uri(), expected_size=len(DATA) - 1).run()
+    async with DownloaderFactory() as factory:
+        downloader = factory.get_downloader(
+            remote, url=source.as_uri(), expected_size=len(DATA) - 1
+        )
+        with pytest.raises(SizeMismatch):
+            await downloader.run()
     assert files_in(temp_dir) == []
 
 
 async def test_missing_file_is_a_download_error(tmp_path: Path, temp_dir: Path) -> None:
     """A file:// url naming nothing raises DownloadError naming the url."""
     url = (tmp_path / "missing.bin").as_uri()
-    with pytest.raises(DownloadError, match=r"missing\.bin"):
-        await Remote(url=url).get_downloader(url=url).run()
+    async with DownloaderFactory() as factory:
+        with pytest.raises(DownloadError, match=r"missing\.bin"):
+            await factory.get_downloader(Remote(url=url), url=url).run()
 
 
 async def test_unknown_scheme_is_refused(temp_dir: Path) -> None:
     """A url whose scheme has no downloader is refused up front."""
-    with pytest.raises(DownloadError, match="register a downloader"):
-        Remote(url="ftp://example/").get_downloader(url="ftp://127.0.0.1/x")
+    async with DownloaderFactory() as factory:
+        with pytest.raises(DownloadError, match="register a downloader"):
+            factory.get_downloader(Remote(url="ftp://example/"), url="ftp://127.0.0.1/x")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
@@ -109,8 +116,9 @@ async def test_a_named_pipe_is_refused_without_hanging(tmp_path: Path, temp_dir:
     url = fifo.as_uri()
     started = time.monotonic()
     try:
-        with anyio.move_on_after(1), pytest.raises(DownloadError, match="not a regular file"):
-            await Remote(url=url).get_downloader(url=url).run()
+        async with DownloaderFactory() as factory:
+            with anyio.move_on_after(1), pytest.raises(DownloadError, match="not a regular file"):
+                await factory.get_downloader(Remote(url=url), url=url).run()
         assert time.monotonic() - started < 1
     finally:
         done.set()
@@ -129,8 +137,10 @@ async def test_a_file_larger_than_expected_stops_cleanly(tmp_path: Path, temp_di
     source.write_bytes(DATA)
     url = source.as_uri()
     fds_before = sorted(os.listdir("/proc/self/fd"))
-    with pytest.raises(SizeMismatch):
-        await Remote(url=url).get_downloader(url=url, expected_size=1024 * 1024 + 1).run()
+    async with DownloaderFactory() as factory:
+        downloader = factory.get_downloader(Remote(url=url), url=url, expected_size=1024 * 1024 + 1)
+        with pytest.raises(SizeMismatch):
+            await downloader.run()
     gc.collect()  # a generator left suspended is finalised (and warned about) here
     assert sorted(os.listdir("/proc/self/fd")) == fds_before
     assert files_in(temp_dir) == []

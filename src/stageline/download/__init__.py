@@ -1,16 +1,22 @@
 """Downloads: validated, retried, rate-limited transfers over HTTP(S) and ``file://``.
 
-``Remote.get_downloader(url=..., expected_digests=..., expected_size=...)`` returns a
-downloader; ``await downloader.run()`` returns a :class:`DownloadResult`. Open a
-:class:`DownloaderFactory` around a sync to share one connection pool per remote and to
-close them all at the end. See ``docs/downloads.md``.
+Open a :class:`DownloaderFactory` around a sync: it shares one connection pool,
+concurrency limit and rate limit per remote, and closes them all at the end.
+``factory.get_downloader(remote, url=..., expected_digests=..., expected_size=...)``
+returns a downloader; ``await downloader.run()`` returns a :class:`DownloadResult`.
+See ``docs/downloads.md``.
 """
 
 from ._base import BaseDownloader, DownloadResult
-from ._factory import DownloaderClass, DownloaderFactory, RemoteSession, downloader_factory_for
+from ._factory import (
+    DownloaderClass,
+    DownloaderFactory,
+    RemoteSession,
+    current_downloader_factory,
+)
 from ._file import FileDownloader
 from ._http import HttpDownloader
-from ._retry import RateLimiter, RetrySettings, parse_retry_after
+from ._retry import RateLimiter, RetrySettings, log_download_retry, parse_retry_after
 from ._validation import (
     DEFAULT_ALLOWED_DIGESTS,
     DigestingWriter,
@@ -32,6 +38,7 @@ __all__ = [
     "RetrySettings",
     "check_allowed_digests",
     "check_expected_digests",
-    "downloader_factory_for",
+    "current_downloader_factory",
+    "log_download_retry",
     "parse_retry_after",
 ]

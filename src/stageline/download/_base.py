@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .._exceptions import redact_url
 from ._validation import check_expected_digests
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ class DownloadResult:
     """What a finished, validated download produced.
 
     Attributes:
-        url: the url that was downloaded.
+        url: the url that was downloaded (its repr masks credentials in it).
         path: the temporary file holding the bytes (in the sync's temporary area).
         artifact_attributes: ``size`` and every allowed digest of the bytes, ready to be
             passed to ``Artifact(**artifact_attributes)``.
@@ -31,7 +32,7 @@ class DownloadResult:
         attempts: how many tries it took (1 when the first try succeeded).
     """
 
-    url: str
+    url: str = attrs.field(repr=lambda url: repr(redact_url(url)))
     path: Path
     artifact_attributes: Mapping[str, int | str]
     headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -41,8 +42,8 @@ class DownloadResult:
 class BaseDownloader(abc.ABC):
     """Downloads one url to a temporary file and validates it. Subclass to write your own.
 
-    A subclass implements :meth:`run`; a remote hands out downloaders through
-    ``Remote.get_downloader``.
+    A subclass implements :meth:`run`; a :class:`DownloaderFactory` hands out downloaders
+    (``factory.get_downloader(remote, url=…)``).
     """
 
     @abc.abstractmethod
@@ -78,3 +79,8 @@ class _RemoteDownloader(BaseDownloader):
         )
         self.expected_size = expected_size
         self.session = factory.session(remote)
+
+    @property
+    def redacted_url(self) -> str:
+        """:attr:`url` with its credentials masked: the form error messages name."""
+        return redact_url(self.url)

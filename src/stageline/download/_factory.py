@@ -1,26 +1,37 @@
 """Which downloader handles a url, and the per-remote state downloaders share.
 
-A :class:`DownloaderFactory` keeps, for each remote (by identity), a :class:`RemoteSession`:
-the HTTP client and its connection pool, the concurrency limiter and the rate limiter.
-Open one around a sync so that every download from a remote shares them, and so that the
-clients are closed when the sync ends::
+A :class:`DownloaderFactory` keeps, for each remote (by its saved primary key, else its
+name), a :class:`RemoteSession`: the HTTP client and its connection pool, the
+concurrency limiter and the rate limiter. Open one around a sync, hand it to what
+downloads, and every download from a remote shares them; the clients are closed when
+the block ends::
 
-    async with DownloaderFactory():
-        ...  # remote.get_downloader(...) now uses this factory
+    async with DownloaderFactory() as factory:
+        result = await factory.get_downloader(remote, url=url).run()
 
-Outside an open factory, ``Remote.get_downloader`` still works: it uses a factory kept
-for the current event loop run, which shares limiters but gives each download its own
-short-lived client (closed when the download ends), since nothing would close a pooled one.
+:func:`current_downloader_factory` finds the factory open in the current context, or
+else a factory kept for the current event loop run, which shares limiters but gives each
+download its own short-lived client (closed when the download ends), since nothing would
+close a pooled one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 import ssl
 import urllib.parse
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
@@ -28,7 +39,8 @@ import anyio
 import anyio.lowlevel
 import httpx
 
-from .._exceptions import DownloadError
+from .._declarative import DownloaderFactoryLike, downloader_factory_var
+from .._exceptions import DownloaderFactoryClosed, DownloadError, UnsafeURLError, redact_url
 from ._base import BaseDownloader
 from ._retry import RateLimiter, RetrySettings
 from ._validation import DEFAULT_ALLOWED_DIGESTS, DEFAULT_BATCH_SIZE, check_allowed_digests
@@ -40,7 +52,7 @@ __all__ = [
     "DownloaderClass",
     "DownloaderFactory",
     "RemoteSession",
-    "downloader_factory_for",
+    "current_downloader_factory",
 ]
 
 
@@ -53,6 +65,50 @@ __all__ = [
 DownloaderClass: TypeAlias = Callable[..., BaseDownloader]
 
 
+#: The schemes an http or https remote fetches: a mirror or CDN may move between the two.
+_HTTP_FAMILY: frozenset[str] = frozenset({"http", "https"})
+
+# RFC 3986 scheme syntax; used for the remote's own url, which is never refused for being
+# malformed here (the url of a download is checked with urlsplit, which is stricter).
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def _scheme_of(url: str) -> str:
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else ""
+
+
+def _remote_label(remote: Remote) -> str:
+    url = redact_url(remote.url)
+    return f"{remote.name!r} ({url})" if remote.name else url
+
+
+#: The headers a request keeps when a redirect takes it to another origin: what every
+#: request carries (stageline's own defaults among them), never what authenticates it.
+_KEPT_ACROSS_ORIGINS: frozenset[str] = frozenset(
+    {"host", "user-agent", "accept", "accept-encoding", "connection", "cookie"}
+)
+
+#: The request extension in which the first request of a download records its url and
+#: headers; httpx carries a request's extensions over to its redirects.
+_FIRST_REQUEST = "stageline.first_request"
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    # httpx normalises a default port to None, so http://h and http://h:80 are equal.
+    return (url.scheme, url.host, url.port)
+
+
+def _identity(remote: Remote) -> Hashable | None:
+    """What makes two Remote objects the same remote: its saved primary key, else its
+    (unique) name; None for an unsaved, unnamed remote, known only as a Python object."""
+    if remote.pk is not None:
+        return ("pk", remote.pk)
+    if remote.name:
+        return ("name", remote.name)
+    return None
+
+
 def _user_agent() -> str:
     from .. import __version__
 
@@ -62,8 +118,12 @@ def _user_agent() -> str:
 class RemoteSession:
     """The state every download from one remote shares (within one factory).
 
+    One remote is one saved primary key, else one name; an unsaved, unnamed remote is
+    one Python object. The first ``Remote`` object a factory sees for a remote configures
+    its session (client settings, limits).
+
     Attributes:
-        remote: the remote.
+        remote: the remote (the first object seen for it).
         limiter: at most ``remote.download_concurrency`` downloads hold it at once.
         rate_limiter: spaces request starts when ``remote.rate_limit`` is set, else None.
     """
@@ -76,7 +136,7 @@ class RemoteSession:
         self._client: httpx.AsyncClient | None = None
         self._client_lock = anyio.Lock()
         self._closed = False
-        self._ssl_context: ssl.SSLContext | None = None
+        self._ssl_contexts: tuple[ssl.SSLContext, ssl.SSLContext | None] | None = None
         self._slot = _Slot(self.limiter, self.rate_limiter)
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
@@ -101,9 +161,9 @@ class RemoteSession:
         Raises:
             DownloadError: when the remote's TLS files cannot be loaded, its proxy url
                 is malformed or unsupported, or a header value is not ASCII.
-            RuntimeError: when the factory was closed before the block, or while it ran
-                (whatever the block was doing with the client failed because of the
-                close; that error is the ``__cause__``).
+            DownloaderFactoryClosed: (a ``RuntimeError``) when the factory was closed
+                before the block, or while it ran (whatever the block was doing with the
+                client failed because of the close; that error is the ``__cause__``).
         """
         if not self._pool_client:
             async with await self._new_client() as client:
@@ -118,7 +178,7 @@ class RemoteSession:
             # Closing the client severed the block's connections: the read error, cut
             # body or refused request the block saw was the close, not the network, and
             # must not be retried or reported as a network failure.
-            raise RuntimeError(self._closed_while_running(url)) from exc
+            raise DownloaderFactoryClosed(self._closed_while_running(url)) from exc
 
     async def _pooled_client(self, url: str | None) -> httpx.AsyncClient:
         client = self._client
@@ -132,11 +192,11 @@ class RemoteSession:
                         # The factory closed while the client was being made and will
                         # close nothing more: a client used now would never be closed.
                         await client.aclose()
-                        raise RuntimeError(self._closed_while_running(url))
+                        raise DownloaderFactoryClosed(self._closed_while_running(url))
                     self._client = client
         if client is None or self._closed:
             # A new pooled client now would be one that nothing ever closes.
-            raise RuntimeError(
+            raise DownloaderFactoryClosed(
                 f"cannot download {self._what(url)}: its DownloaderFactory is closed; make "
                 "downloaders inside an open factory and run them before it closes"
             )
@@ -148,7 +208,7 @@ class RemoteSession:
         return self._closed
 
     def _what(self, url: str | None) -> str:
-        return url if url is not None else f"from {self.remote.url}"
+        return redact_url(url) if url is not None else f"from {redact_url(self.remote.url)}"
 
     def _closed_while_running(self, url: str | None) -> str:
         return (
@@ -160,7 +220,8 @@ class RemoteSession:
     async def aclose(self) -> None:
         """Close the pooled client, if one was made; no new one is made afterwards.
 
-        Blocks still using the client fail with ``RuntimeError`` (see :meth:`client`).
+        Blocks still using the client fail with :class:`DownloaderFactoryClosed` (see
+        :meth:`client`).
         """
         self._closed = True
         client, self._client = self._client, None
@@ -169,20 +230,24 @@ class RemoteSession:
 
     async def _new_client(self) -> httpx.AsyncClient:
         remote = self.remote
-        if self._ssl_context is None:
+        if self._ssl_contexts is None:
             # Loading CA bundles reads files: do it once per remote, off the event loop.
-            self._ssl_context = await anyio.to_thread.run_sync(self._make_ssl_context)
+            self._ssl_contexts = await anyio.to_thread.run_sync(self._make_ssl_contexts)
+        ssl_context, proxy_ssl_context = self._ssl_contexts
         proxy: httpx.Proxy | None = None
         if remote.proxy_url:
             auth = None
             if remote.proxy_username is not None:
                 auth = (remote.proxy_username, remote.proxy_password or "")
             try:
-                proxy = httpx.Proxy(remote.proxy_url, auth=auth)
+                # An https proxy is verified like the remote's servers (ca_cert,
+                # tls_validation); left to httpx, it would get the default bundle.
+                proxy = httpx.Proxy(remote.proxy_url, auth=auth, ssl_context=proxy_ssl_context)
             except (ValueError, httpx.InvalidURL) as exc:
                 raise DownloadError(
-                    f"remote {remote.name or remote.url}: proxy_url {remote.proxy_url!r} is "
-                    f"not usable ({exc}); give an http:// or https:// url",
+                    f"remote {_remote_label(remote)}: proxy_url "
+                    f"{redact_url(remote.proxy_url)!r} is not usable ({exc}); give an "
+                    "http:// or https:// url",
                     url=remote.proxy_url,
                 ) from exc
         auth_basic = None
@@ -199,11 +264,16 @@ class RemoteSession:
         )
         headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
         headers.update(remote.headers)
+        request_hooks: list[Callable[[httpx.Request], Awaitable[None]]] = [
+            self._keep_credentials_at_their_origin
+        ]
+        if self._pool_client:
+            request_hooks.insert(0, self._refuse_once_closed)
         try:
             return httpx.AsyncClient(
                 auth=auth_basic,
                 headers=headers,
-                verify=self._ssl_context,
+                verify=ssl_context,
                 proxy=proxy,
                 timeout=timeout,
                 limits=httpx.Limits(
@@ -211,7 +281,7 @@ class RemoteSession:
                     max_keepalive_connections=remote.download_concurrency,
                 ),
                 follow_redirects=True,
-                event_hooks={"request": [self._refuse_once_closed]} if self._pool_client else None,
+                event_hooks={"request": request_hooks},
                 # The remote's settings are the whole configuration: no proxy, CA bundle or
                 # credentials picked up from the environment or ~/.netrc behind its back.
                 trust_env=False,
@@ -220,11 +290,39 @@ class RemoteSession:
             # e.g. a socks5:// proxy_url without socksio installed, or a header value
             # that is not ASCII (UnicodeEncodeError)
             raise DownloadError(
-                f"remote {remote.name or remote.url}: cannot make an HTTP client from its "
+                f"remote {_remote_label(remote)}: cannot make an HTTP client from its "
                 f"settings ({type(exc).__name__}: {exc}); check its proxy_url (http:// or "
                 "https://) and that its headers are ASCII",
                 url=remote.url,
             ) from exc
+
+    async def _keep_credentials_at_their_origin(self, request: httpx.Request) -> None:
+        """Strip what authenticates a request from a redirect that leaves its origin.
+
+        httpx drops only ``Authorization`` when a redirect leads to another origin; the
+        remote's ``headers``, a download's own headers and those a plugin's
+        ``build_request`` added would follow to whatever host the upstream names. So the
+        first request of a download records its origin and headers, and every redirect
+        to another origin (an https→http downgrade is one) keeps only the headers in
+        ``_KEPT_ACROSS_ORIGINS``, unless the remote set ``send_credentials_on_redirect``.
+        Once stripped, they are not restored by a redirect back to the origin.
+        """
+        first = request.extensions.get(_FIRST_REQUEST)
+        if first is None:
+            request.extensions[_FIRST_REQUEST] = (request.url, request.headers.copy())
+            return
+        first_url, first_headers = first
+        if _origin(request.url) == _origin(first_url):
+            return
+        if self.remote.send_credentials_on_redirect:
+            # Asked for: put back the Authorization httpx took off.
+            authorization = first_headers.get("Authorization")
+            if authorization is not None and "Authorization" not in request.headers:
+                request.headers["Authorization"] = authorization
+            return
+        for name in list(request.headers.keys()):
+            if name.lower() not in _KEPT_ACROSS_ORIGINS:
+                del request.headers[name]
 
     async def _refuse_once_closed(self, request: httpx.Request) -> None:
         """Refuse a request of the pooled client once the factory has closed.
@@ -234,20 +332,23 @@ class RemoteSession:
         factory closed, would go out on a connection nothing ever closes.
         """
         if self._closed:
-            raise RuntimeError(f"the DownloaderFactory is closed; not requesting {request.url}")
+            raise DownloaderFactoryClosed(
+                f"the DownloaderFactory is closed; not requesting {redact_url(str(request.url))}"
+            )
 
-    def _make_ssl_context(self) -> ssl.SSLContext:
+    def _make_ssl_contexts(self) -> tuple[ssl.SSLContext, ssl.SSLContext | None]:
+        """The TLS context for the remote's servers, and one for its https proxy (if any).
+
+        Both verify with the remote's ``ca_cert`` (or not at all with
+        ``tls_validation=False``); only the servers are shown the client certificate,
+        which identifies the remote's client to them, not to the proxy in between.
+        """
         remote = self.remote
-        label = remote.name or remote.url
+        label = _remote_label(remote)
         try:
-            if not remote.tls_validation:
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            elif remote.ca_cert:
-                context = ssl.create_default_context(cafile=remote.ca_cert)
-            else:
-                context = httpx.create_ssl_context(trust_env=False)
+            context = self._verifying_context()
+            https_proxy = _scheme_of(remote.proxy_url or "") == "https"
+            proxy_context = self._verifying_context() if https_proxy else None
             if remote.client_cert:
                 context.load_cert_chain(remote.client_cert, remote.client_key)
         except (OSError, ssl.SSLError) as exc:
@@ -257,7 +358,18 @@ class RemoteSession:
                 f"{exc}; check that they exist and hold PEM data",
                 url=remote.url,
             ) from exc
-        return context
+        return context, proxy_context
+
+    def _verifying_context(self) -> ssl.SSLContext:
+        remote = self.remote
+        if not remote.tls_validation:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        if remote.ca_cert:
+            return ssl.create_default_context(cafile=remote.ca_cert)
+        return httpx.create_ssl_context(trust_env=False)
 
 
 class _Slot(contextlib.AbstractAsyncContextManager[None]):
@@ -291,9 +403,6 @@ class _Slot(contextlib.AbstractAsyncContextManager[None]):
         self._limiter.release()
 
 
-_current_factory: contextvars.ContextVar[DownloaderFactory | None] = contextvars.ContextVar(
-    "stageline_downloader_factory", default=None
-)
 _run_factory: anyio.lowlevel.RunVar[DownloaderFactory] = anyio.lowlevel.RunVar(
     "stageline_run_downloader_factory"
 )
@@ -302,8 +411,10 @@ _run_factory: anyio.lowlevel.RunVar[DownloaderFactory] = anyio.lowlevel.RunVar(
 class DownloaderFactory:
     """Builds downloaders by url scheme and keeps one :class:`RemoteSession` per remote.
 
-    Use it as an async context manager around a sync: inside, it is the factory
-    ``Remote.get_downloader`` uses, and on exit it closes every HTTP client it opened.
+    Use it as an async context manager around a sync and hand it to what downloads
+    (``factory.get_downloader(remote, url=…)``, ``await d_artifact.download(factory)``);
+    on exit it closes every HTTP client it opened. Inside the block it is also the
+    factory open in the current context (see :func:`current_downloader_factory`).
     Subclass it, or :meth:`register` a class for a scheme, to substitute a downloader.
 
     Args:
@@ -345,27 +456,64 @@ class DownloaderFactory:
             )
         self.batch_size = batch_size
         self._pool_clients = _pool_clients
-        self._sessions: MutableMapping[Remote, RemoteSession] = (
+        self._sessions: dict[Hashable, RemoteSession] = {}
+        # Unsaved, unnamed remotes are known only by object; the run's factory (no pooled
+        # client to close) must not keep such objects alive for the whole event loop run.
+        self._sessions_by_object: MutableMapping[Remote, RemoteSession] = (
             {} if _pool_clients else weakref.WeakKeyDictionary()
         )
-        self._tokens: list[contextvars.Token[DownloaderFactory | None]] = []
+        self._tokens: list[contextvars.Token[DownloaderFactoryLike[Any] | None]] = []
         self._closed = False
 
     def register(self, scheme: str, downloader_class: DownloaderClass) -> None:
-        """Use ``downloader_class`` for urls with ``scheme`` (e.g. ``"https"``)."""
+        """Use ``downloader_class`` for urls with ``scheme`` (e.g. ``"https"``).
+
+        A new scheme is fetched by remotes whose url has that scheme (see
+        :meth:`allowed_schemes`): registering ``"oci"`` lets an ``oci://`` remote fetch
+        ``oci://`` urls, not an https remote.
+        """
         self._classes[scheme.lower()] = downloader_class
+
+    def allowed_schemes(self, remote: Remote) -> frozenset[str]:
+        """The url schemes ``remote`` may fetch: those of its own url.
+
+        An ``http://`` or ``https://`` remote fetches http and https urls; a ``file://``
+        remote fetches ``file://`` urls; a remote of any other scheme (one a plugin
+        registered) fetches urls of that scheme only. Urls come from upstream metadata,
+        which is untrusted: a ``file://`` url in an http remote's metadata would make a
+        sync read this machine's files.
+
+        Override it in a subclass to widen the rule for a plugin (say, an https remote
+        whose metadata also gives ``oci://`` urls); never let an http(s) remote fetch
+        ``file://`` urls.
+        """
+        scheme = _scheme_of(remote.url)
+        return _HTTP_FAMILY if scheme in _HTTP_FAMILY else frozenset({scheme})
 
     def session(self, remote: Remote) -> RemoteSession:
         """The shared state for ``remote`` in this factory (made on first use).
 
+        Keyed by the remote's identity, not the Python object: two ``Remote`` objects
+        with the same primary key (or, unsaved, the same name) share one connection pool,
+        one concurrency limit and one rate limit, as the same upstream must. An unsaved
+        remote without a name is only itself.
+
         Raises:
-            RuntimeError: when the factory was closed.
+            DownloaderFactoryClosed: when the factory was closed.
         """
         if self._closed:
-            raise RuntimeError("this DownloaderFactory is closed; open a new one")
-        session = self._sessions.get(remote)
+            raise DownloaderFactoryClosed(
+                "this DownloaderFactory is closed; make downloaders inside an open factory "
+                "(or open a new one)"
+            )
+        identity = _identity(remote)
+        sessions: MutableMapping[Any, RemoteSession] = (
+            self._sessions_by_object if identity is None else self._sessions
+        )
+        key = remote if identity is None else identity
+        session = sessions.get(key)
         if session is None:
-            session = self._sessions[remote] = RemoteSession(remote, pool_client=self._pool_clients)
+            session = sessions[key] = RemoteSession(remote, pool_client=self._pool_clients)
         return session
 
     def get_downloader(
@@ -386,23 +534,33 @@ class DownloaderFactory:
             expected_size: the size the file must have.
             **kwargs: passed on to the downloader class (e.g. ``headers``).
 
+        Every download goes through here, so this is where a url's scheme is checked
+        against what the remote may fetch (see :meth:`allowed_schemes`).
+
         Raises:
+            UnsafeURLError: (also a ``ValueError``) when the remote may not fetch the url's
+                scheme, e.g. a ``file://`` url for an http(s) remote.
             DownloadError: when no downloader handles the url's scheme, or the url cannot
                 be parsed.
             ForbiddenDigestError: when an expected digest is of a kind not allowed.
+            MalformedDigestError: when an expected digest is not hex of its kind's length.
+            DownloaderFactoryClosed: when the factory was closed.
         """
         try:
             scheme = urllib.parse.urlsplit(url).scheme.lower()
         except ValueError as exc:  # e.g. an unclosed "[" in the host
             raise DownloadError(
-                f"cannot download {url!r}: the url is malformed ({exc}); check the url the "
-                "metadata gave",
+                f"cannot download {redact_url(url)!r}: the url is malformed ({exc}); check "
+                "the url the metadata gave",
                 url=url,
             ) from exc
+        allowed = self.allowed_schemes(remote)
+        if scheme not in allowed:
+            raise UnsafeURLError(self._unsafe_url_message(remote, url, scheme, allowed), url=url)
         downloader_class = self._classes.get(scheme)
         if downloader_class is None:
             raise DownloadError(
-                f"no downloader for {url!r}: its scheme {scheme!r} is not one of "
+                f"no downloader for {redact_url(url)!r}: its scheme {scheme!r} is not one of "
                 f"{sorted(self._classes)}; register a downloader class for it on the "
                 "DownloaderFactory",
                 url=url,
@@ -416,21 +574,39 @@ class DownloaderFactory:
             **kwargs,
         )
 
+    def _unsafe_url_message(
+        self, remote: Remote, url: str, scheme: str, allowed: frozenset[str]
+    ) -> str:
+        if scheme == "file":
+            risk = "a file:// url there would make the sync read this machine's local files"
+        else:
+            what = f"{scheme}:" if scheme else "scheme-less"
+            risk = f"a {what} url there could fetch what the remote does not serve"
+        return (
+            f"refusing to download {redact_url(url)}: remote {_remote_label(remote)} fetches only "
+            f"{' and '.join(sorted(allowed))} urls, and urls come from upstream metadata, "
+            f"which is untrusted: {risk}. If the remote really serves {scheme or 'such'} urls, "
+            "give it a url of that scheme, or widen DownloaderFactory.allowed_schemes in a "
+            "subclass"
+        )
+
     async def aclose(self) -> None:
         """Close every HTTP client this factory opened. Idempotent.
 
         Downloads made in this factory that are still running then fail with
-        ``RuntimeError`` (not a :class:`DownloadError`: no retry or mirror can help);
-        keep the factory open until they have finished.
+        :class:`DownloaderFactoryClosed` (a ``RuntimeError``, not a
+        :class:`DownloadError`: no retry or mirror can help); keep the factory open until
+        they have finished.
         """
         self._closed = True
-        sessions = list(self._sessions.values())
+        sessions = [*self._sessions.values(), *self._sessions_by_object.values()]
         self._sessions.clear()
+        self._sessions_by_object.clear()
         for session in sessions:
             await session.aclose()
 
     async def __aenter__(self) -> Self:
-        self._tokens.append(_current_factory.set(self))
+        self._tokens.append(downloader_factory_var.set(self))
         return self
 
     async def __aexit__(
@@ -439,22 +615,23 @@ class DownloaderFactory:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current_factory.reset(self._tokens.pop())
+        downloader_factory_var.reset(self._tokens.pop())
         with anyio.CancelScope(shield=True):
             await self.aclose()
 
 
-def downloader_factory_for(remote: Remote) -> DownloaderFactory:
-    """The factory ``remote.get_downloader`` uses in the current context.
+def current_downloader_factory() -> DownloaderFactory:
+    """The downloader factory in effect here, for code that was not handed one.
 
-    That is the innermost open :class:`DownloaderFactory`, or else a factory kept for
-    the current event loop run whose downloads each use (and close) their own client.
+    That is the innermost :class:`DownloaderFactory` open in the current context, or else
+    a factory kept for the current event loop run, whose downloads each use (and close)
+    their own client: correct, but no connection is reused. Prefer passing the factory.
 
     Raises:
         RuntimeError: outside a running event loop.
     """
-    factory = _current_factory.get()
-    if factory is not None:
+    factory = downloader_factory_var.get()
+    if isinstance(factory, DownloaderFactory):
         return factory
     try:
         return _run_factory.get()

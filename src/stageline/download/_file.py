@@ -10,16 +10,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import anyio
 
-from .._exceptions import DownloadError
+from .._exceptions import DownloadError, redact_url
 from ._base import DownloadResult, _RemoteDownloader
 from ._validation import DigestingWriter
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["FileDownloader"]
 
@@ -35,7 +32,7 @@ def file_url_to_path(url: str) -> Path:
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise DownloadError(
-            f"cannot read {url}: file:// urls must name a local path "
+            f"cannot read {redact_url(url)}: file:// urls must name a local path "
             "(file:///path or file://localhost/path)",
             url=url,
         )
@@ -99,7 +96,7 @@ class FileDownloader(_RemoteDownloader):
                 source = await anyio.to_thread.run_sync(_open_regular_file, path)
             except OSError as exc:
                 raise DownloadError(
-                    f"cannot read {self.url}: {exc.strerror or exc}; check that {path} "
+                    f"cannot read {self.redacted_url}: {exc.strerror or exc}; check that {path} "
                     "exists and is readable",
                     url=self.url,
                 ) from exc
@@ -129,7 +126,7 @@ class FileDownloader(_RemoteDownloader):
                 chunk = await anyio.to_thread.run_sync(source.read, _READ_SIZE)
             except OSError as exc:
                 raise DownloadError(
-                    f"cannot read {self.url}: {exc.strerror or exc} (reading {path})",
+                    f"cannot read {self.redacted_url}: {exc.strerror or exc} (reading {path})",
                     url=self.url,
                 ) from exc
             if not chunk:

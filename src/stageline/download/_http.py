@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -19,9 +20,15 @@ from .._exceptions import (
     DownloadTimeout,
     HTTPStatusError,
     SizeMismatch,
+    redact_url,
 )
 from ._base import DownloadResult, _RemoteDownloader
-from ._retry import _caused_by_certificate_error, make_backoff_hook, parse_retry_after
+from ._retry import (
+    _caused_by_certificate_error,
+    install_retry_logging,
+    make_backoff_hook,
+    parse_retry_after,
+)
 from ._validation import DigestingWriter
 
 if TYPE_CHECKING:
@@ -83,7 +90,7 @@ class HttpDownloader(_RemoteDownloader):
 
     Subclass it to change how a request is made (override :meth:`build_request`) or what
     a response means (override :meth:`check_response`), then register the subclass on a
-    :class:`DownloaderFactory` or return it from a ``Remote.get_downloader`` override.
+    :class:`DownloaderFactory` (or return it from a factory subclass's ``get_downloader``).
 
     Args:
         url: the url to download.
@@ -132,8 +139,9 @@ class HttpDownloader(_RemoteDownloader):
             SizeMismatch: the body's size differs, after the retries.
             DownloadError: any other failure of the request (e.g. a malformed url).
             StorageError: the temporary file could not be written.
-            RuntimeError: the factory was closed before or while the download ran (not
-                retried; keep the factory open until its downloads have finished).
+            DownloaderFactoryClosed: (a ``RuntimeError``) the factory was closed before or
+                while the download ran (not retried; keep the factory open until its
+                downloads have finished).
 
         Every :class:`DownloadError` carries ``attempts``, the number of tries made.
         """
@@ -145,6 +153,7 @@ class HttpDownloader(_RemoteDownloader):
                 return await self._attempt(attempts)
             except Exception as exc:
                 first_failure = exc
+            install_retry_logging()
             # stamina decides about the first failure as if it had made that try itself
             # (same backoff hook, same waits, same attempt count, same instrumentation):
             # its first "attempt" re-raises it, and the retries follow.
@@ -175,8 +184,21 @@ class HttpDownloader(_RemoteDownloader):
             return await self._try_once(attempts)
 
     def build_request(self, client: httpx.AsyncClient) -> httpx.Request:
-        """The request for one try; override to add headers or change the method."""
-        return client.build_request("GET", self.url, headers=self.headers)
+        """The request for one try; override to add headers or change the method.
+
+        Credentials in the url (``user:password@host``) become an ``Authorization``
+        header and leave the url, so that nothing that shows the request's url (httpx
+        logs each one at INFO) shows them; the remote's own username, if set, still wins.
+        """
+        url = httpx.URL(self.url)
+        headers = self.headers
+        if url.userinfo:
+            if not any(name.lower() == "authorization" for name in headers):
+                credentials = f"{url.username}:{url.password}".encode()
+                authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+                headers = {**headers, "Authorization": authorization}
+            url = url.copy_with(username=None, password=None)
+        return client.build_request("GET", url, headers=headers)
 
     def check_response(self, response: httpx.Response) -> None:
         """Raise for a response that is not a body to keep.
@@ -200,7 +222,7 @@ class HttpDownloader(_RemoteDownloader):
         if response.status_code in (429, 503):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return HTTPStatusError(
-            f"downloading {self.url} failed with HTTP {response.status_code} "
+            f"downloading {self.redacted_url} failed with HTTP {response.status_code} "
             f"{response.reason_phrase}; {_status_advice(response.status_code)}",
             url=self.url,
             status_code=response.status_code,
@@ -217,7 +239,7 @@ class HttpDownloader(_RemoteDownloader):
                     return await self._fetch(attempts)
             except TimeoutError as exc:
                 raise DownloadTimeout(
-                    f"downloading {self.url} took longer than the remote's total_timeout "
+                    f"downloading {self.redacted_url} took longer than the remote's total_timeout "
                     f"of {total} s; raise Remote.total_timeout for large files or slow links",
                     url=self.url,
                 ) from exc
@@ -291,7 +313,7 @@ class HttpDownloader(_RemoteDownloader):
             return  # the transfer coding frames the body; the length means nothing (RFC 9112)
         if int(announced) != self.expected_size:
             raise SizeMismatch(
-                f"{self.url} has the wrong size: expected {self.expected_size} bytes, the "
+                f"{self.redacted_url} has the wrong size: expected {self.expected_size} bytes, the "
                 f"server announced {announced}; the upstream file changed or the metadata "
                 "that announced it is stale",
                 url=self.url,
@@ -307,7 +329,7 @@ class HttpDownloader(_RemoteDownloader):
             self._raise_timeout(exc)
         except httpx.InvalidURL as exc:  # not an httpx.HTTPError
             raise DownloadError(
-                f"cannot download {self.url}: the url is malformed ({exc}); check the url "
+                f"cannot download {self.redacted_url}: the url is malformed ({exc}); check the url "
                 "the metadata gave",
                 url=self.url,
             ) from exc
@@ -317,14 +339,14 @@ class HttpDownloader(_RemoteDownloader):
             # a per-download header that is not ASCII. Asking again cannot help, and it
             # must stay a DownloadError so that the next mirror is tried.
             raise DownloadError(
-                f"cannot make the request for {self.url}: its host name or a request header "
-                f"cannot be encoded ({exc}); check the url the metadata gave and that header "
-                "names and values are ASCII",
+                f"cannot make the request for {self.redacted_url}: its host name or a "
+                f"request header cannot be encoded ({exc}); check the url the metadata gave "
+                "and that header names and values are ASCII",
                 url=self.url,
             ) from exc
         except httpx.RemoteProtocolError as exc:
             raise DownloadConnectionError(
-                f"the connection for {self.url} broke or the server answered malformed "
+                f"the connection for {self.redacted_url} broke or the server answered malformed "
                 f"HTTP ({exc}); it is retried, and is often a server or proxy problem",
                 url=self.url,
             ) from exc
@@ -336,34 +358,40 @@ class HttpDownloader(_RemoteDownloader):
                 # as for an answer to a plain request, e.g. a 407 is not retried.
                 status_code = int(refused.group(1))
                 raise HTTPStatusError(
-                    f"the proxy refused to connect to {self.url} with HTTP {exc}; "
+                    f"the proxy refused to connect to {self.redacted_url} with HTTP {exc}; "
                     f"{_status_advice(status_code)}",
                     url=self.url,
                     status_code=status_code,
                 ) from exc
             if _caused_by_certificate_error(exc):
+                whose = self.redacted_url
+                proxy_url = self.remote.proxy_url
+                if proxy_url and proxy_url.lower().startswith("https:"):
+                    whose = f"{whose} (or of the remote's proxy {redact_url(proxy_url)})"
                 raise DownloadConnectionError(
-                    f"the TLS certificate of {self.url} failed verification ({exc}); give "
-                    "the remote a ca_cert that signs it, or set tls_validation=False if "
-                    "you accept the risk",
+                    f"the TLS certificate of {whose} failed verification "
+                    f"({exc or type(exc).__name__}); give the remote a ca_cert that signs "
+                    "it, or set tls_validation=False if you accept the risk",
                     url=self.url,
                 ) from exc
             raise DownloadConnectionError(
-                f"cannot connect to or read from {self.url} ({exc or type(exc).__name__}); "
-                "check the url, the network and the remote's proxy settings",
+                f"cannot connect to or read from {self.redacted_url} "
+                f"({exc or type(exc).__name__}); check the url, the network and the remote's "
+                "proxy settings",
                 url=self.url,
             ) from exc
         except ssl.SSLError as exc:
             # httpcore lets some TLS failures during reads through untranslated (e.g. a
             # server rejecting the client certificate after the TLS 1.3 handshake).
             raise DownloadConnectionError(
-                f"the TLS connection for {self.url} failed ({exc}); check the remote's "
+                f"the TLS connection for {self.redacted_url} failed ({exc}); check the remote's "
                 "ca_cert, client_cert and client_key",
                 url=self.url,
             ) from exc
         except OSError as exc:
             raise DownloadConnectionError(
-                f"the connection for {self.url} failed ({exc}); check the url and the network",
+                f"the connection for {self.redacted_url} failed ({exc}); check the url and "
+                "the network",
                 url=self.url,
             ) from exc
         except httpx.HTTPStatusError as exc:
@@ -372,7 +400,7 @@ class HttpDownloader(_RemoteDownloader):
             raise self._status_error(exc.response) from exc
         except httpx.HTTPError as exc:
             raise DownloadError(
-                f"downloading {self.url} failed: {exc or type(exc).__name__}", url=self.url
+                f"downloading {self.redacted_url} failed: {exc or type(exc).__name__}", url=self.url
             ) from exc
 
     def _raise_timeout(self, exc: httpx.TimeoutException) -> NoReturn:
@@ -386,7 +414,7 @@ class HttpDownloader(_RemoteDownloader):
         }
         detail = what.get(type(exc), str(exc))
         raise DownloadTimeout(
-            f"downloading {self.url} timed out: {detail}; raise the remote's timeouts if "
+            f"downloading {self.redacted_url} timed out: {detail}; raise the remote's timeouts if "
             "the server is slow, or check that it is reachable",
             url=self.url,
         ) from exc

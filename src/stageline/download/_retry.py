@@ -1,26 +1,45 @@
-"""When a failed try is worth another, how long to wait, and how fast requests may start."""
+"""When a failed try is worth another, how long to wait, how fast requests may start, and
+how retries are logged."""
 
 from __future__ import annotations
 
 import datetime
 import email.utils
+import logging
 import math
 import ssl
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Final
 
 import anyio
 import attrs
+import stamina
+from stamina.instrumentation import RetryDetails, RetryHook
 
 from .._exceptions import (
     DigestMismatch,
     DownloadConnectionError,
+    DownloadError,
     DownloadTimeout,
     HTTPStatusError,
     SizeMismatch,
 )
 
-__all__ = ["RateLimiter", "RetrySettings", "parse_retry_after"]
+__all__ = [
+    "RateLimiter",
+    "RetrySettings",
+    "log_download_retry",
+    "parse_retry_after",
+]
+
+#: Where downloads log; retries are WARNING records with ``url``, ``try_number`` and
+#: ``wait_seconds`` attributes.
+logger: Final = logging.getLogger("stageline.download")
+# A library leaves output to the program: with no logging configured, nothing is printed.
+logger.addHandler(logging.NullHandler())
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -131,3 +150,71 @@ class RateLimiter:
             # From the planned start, not the time the sleep ended: the spacing stays
             # exact on average, and an oversleep is not added to the next caller's wait.
             self._next_start = start + self._interval
+
+
+def log_download_retry(details: RetryDetails) -> None:
+    """A stamina retry hook that logs a download's scheduled retry on ``stageline.download``.
+
+    Retries caused by anything but a :class:`~stageline.DownloadError` are not its
+    business. stageline adds it to stamina's hooks before a download's first retry, if
+    it is missing (see ``docs/downloads.md``); list it yourself when you set your own
+    hooks, so that no retry goes unlogged in between.
+    """
+    error = details.caused_by
+    if not isinstance(error, DownloadError):
+        return
+    logger.warning(
+        "download of %s: try %d failed (%s: %s); retrying in %.2f s",
+        error.url,
+        details.retry_num,
+        type(error).__name__,
+        error,
+        details.wait_for,
+        extra={"url": error.url, "try_number": details.retry_num, "wait_seconds": details.wait_for},
+    )
+
+
+class _SkippingDownloads:
+    """One of stamina's own logging hooks, made to leave download retries alone: stageline
+    logs those itself, with the url, instead of a bare ``stamina.retry_scheduled``."""
+
+    def __init__(self, hook: RetryHook) -> None:
+        self.hook = hook
+
+    def __call__(self, details: RetryDetails) -> AbstractContextManager[None] | None:
+        if isinstance(details.caused_by, DownloadError):
+            return None
+        return self.hook(details)
+
+
+# stamina's default logging hooks (standard logging, or structlog when installed) are
+# closures made in these modules.
+_STAMINA_LOGGING_MODULES: Final = frozenset(
+    {"stamina.instrumentation._logging", "stamina.instrumentation._structlog"}
+)
+_install_lock = threading.Lock()
+
+
+def install_retry_logging() -> None:
+    """Make sure stamina's hooks log download retries through :func:`log_download_retry`.
+
+    Called before a download's first retry. Every hook a program set stays and keeps
+    seeing download retries; stamina's own logging hooks are kept for every other retry
+    but skip download retries (their bare ``stamina.retry_scheduled`` line would repeat
+    ours without the url); :func:`log_download_retry` is appended. A program that later
+    replaces stamina's hooks gets it appended again at the next retry: to silence it,
+    configure the ``stageline.download`` logger.
+    """
+    if log_download_retry in stamina.instrumentation.get_on_retry_hooks():
+        return
+    with _install_lock:
+        hooks = stamina.instrumentation.get_on_retry_hooks()
+        if log_download_retry in hooks:
+            return
+        kept: list[RetryHook] = [
+            _SkippingDownloads(hook)
+            if getattr(hook, "__module__", None) in _STAMINA_LOGGING_MODULES
+            else hook
+            for hook in hooks
+        ]
+        stamina.instrumentation.set_on_retry_hooks([*kept, log_download_retry])

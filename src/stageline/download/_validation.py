@@ -22,7 +22,14 @@ from typing import Final, Protocol, Self
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .._exceptions import DigestMismatch, ForbiddenDigestError, SizeMismatch, StorageError
+from .._exceptions import (
+    DigestMismatch,
+    ForbiddenDigestError,
+    MalformedDigestError,
+    SizeMismatch,
+    StorageError,
+    redact_url,
+)
 from ..models import DIGEST_FIELDS
 from ..storage._temp import temp_dir_path
 
@@ -149,15 +156,17 @@ def check_expected_digests(
     Raises:
         ForbiddenDigestError: when an expected digest is of a kind that is not allowed
             (md5 and sha1 by default) or not known at all.
-        ValueError: when a value is not a hex digest of its kind's length (no bytes
-            could match it, so every try would download the whole file for nothing).
+        MalformedDigestError: (also a ``ValueError``) when a value is not a hex digest of
+            its kind's length (no bytes could match it, so every try would download the
+            whole file for nothing).
     """
     if not expected_digests:
         return {}
+    shown = redact_url(url)
     refused = sorted(set(expected_digests) - allowed_digests)
     if refused:
         raise ForbiddenDigestError(
-            f"refusing to download {url}: it is expected by digest kinds {refused}, which "
+            f"refusing to download {shown}: it is expected by digest kinds {refused}, which "
             f"are not allowed (allowed: {sorted(allowed_digests)}). Give a digest of an "
             "allowed kind, or allow the kind on the DownloaderFactory if you must",
             url=url,
@@ -167,8 +176,8 @@ def check_expected_digests(
         digest = value.strip().lower() if isinstance(value, str) else None
         length = _HEX_LENGTHS.get(name) or 2 * hashlib.new(name).digest_size
         if digest is None or len(digest) != length or not _HEX_DIGITS.issuperset(digest):
-            raise ValueError(
-                f"cannot download {url}: expected_digests[{name!r}] must be {length} hex "
+            raise MalformedDigestError(
+                f"cannot download {shown}: expected_digests[{name!r}] must be {length} hex "
                 f"digits, got {value!r}; check where the metadata's digest was read from"
             )
         normalised[name] = digest
@@ -189,7 +198,7 @@ class DigestingWriter:
             path, attributes = writer.finish()
 
     Args:
-        url: the url being downloaded (for error messages).
+        url: the url being downloaded, for error messages (shown with credentials masked).
         expected_digests: digests the bytes must have, already checked with
             :func:`check_expected_digests`.
         expected_size: the size the body must have, or None.
@@ -210,7 +219,7 @@ class DigestingWriter:
         directory: Path | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)  # only ever shown, in error messages
         self._expected_digests = dict(expected_digests)
         self._expected_size = expected_size
         self._algorithms = _sorted_algorithms(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-if TYPE_CHECKING:
-    from ..download import BaseDownloader
+from .._exceptions import SECRET_MASK, redact_url
 
 __all__ = ["DownloadPolicy", "Remote"]
 
@@ -44,6 +43,20 @@ def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value:
         raise ValueError(f"Remote.{attribute.name} must be a number > 0 or None, got {value!r}")
 
 
+def _bool(instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"Remote.{attribute.name} must be True or False, got {value!r}")
+
+
+def _repr_url(url: str | None) -> str:
+    return repr(url if url is None else redact_url(url))
+
+
+def _repr_headers(headers: Mapping[str, str]) -> str:
+    # Header values often carry a token or an API key; their names tell enough.
+    return repr(dict.fromkeys(headers, SECRET_MASK))
+
+
 def _non_empty_url(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"Remote.url must be a non-empty str, got {value!r}")
@@ -54,11 +67,15 @@ class Remote:
     """An upstream source and the settings used to download from it.
 
     Every option has a default that is safe for an unattended sync: a stalled socket
-    always ends in a timeout error, never a hang.
+    always ends in a timeout error, never a hang. Its repr shows no secret: passwords are
+    left out, credentials in ``url`` and ``proxy_url`` and the values of ``headers``
+    are masked (``[secure]``).
 
     Args:
         url: the base url of the upstream repository (``http://``, ``https://`` or ``file://``).
-        name: a label for messages and progress.
+        name: a label for messages and progress. Downloads identify a remote by its
+            ``pk`` once saved, else by this name: Remote objects with one of them in
+            common share one connection pool and one set of limits in a factory.
         policy: when files are fetched (see :class:`DownloadPolicy`).
         download_concurrency: at most this many requests in flight for this remote.
         max_retries: retries after the first try on retryable errors; 0 disables retrying.
@@ -73,9 +90,13 @@ class Remote:
         ca_cert: path of a PEM bundle of CAs to trust instead of the system's.
         client_cert, client_key: paths of a PEM client certificate and its key.
         tls_validation: False turns certificate verification off (not recommended).
+        send_credentials_on_redirect: True sends ``headers`` and the basic auth to every
+            url a redirect leads to, other origins and https→http downgrades included.
+            By default they go only to the origin (scheme, host, port) of the url asked
+            for; a redirect elsewhere is requested without them.
     """
 
-    url: str = attrs.field(validator=_non_empty_url)
+    url: str = attrs.field(validator=_non_empty_url, repr=_repr_url)
     name: str = ""
     policy: DownloadPolicy = attrs.field(default=DownloadPolicy.IMMEDIATE, converter=DownloadPolicy)
     download_concurrency: int = attrs.field(default=10, validator=_positive_int)
@@ -84,58 +105,20 @@ class Remote:
     connect_timeout: float | None = attrs.field(default=30.0, validator=_optional_positive)
     sock_read_timeout: float | None = attrs.field(default=60.0, validator=_optional_positive)
     total_timeout: float | None = attrs.field(default=None, validator=_optional_positive)
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict, repr=_repr_headers)
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
-    proxy_url: str | None = None
+    proxy_url: str | None = attrs.field(default=None, repr=_repr_url)
     proxy_username: str | None = None
     proxy_password: str | None = attrs.field(default=None, repr=False)
     ca_cert: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
     tls_validation: bool = True
+    send_credentials_on_redirect: bool = attrs.field(default=False, validator=_bool)
     pk: int | None = None
 
     @property
     def saved(self) -> bool:
         """True once the store has given this remote a primary key."""
         return self.pk is not None
-
-    def get_downloader(
-        self,
-        *,
-        url: str,
-        expected_digests: Mapping[str, str] | None = None,
-        expected_size: int | None = None,
-        **kwargs: Any,
-    ) -> BaseDownloader:
-        """Return a downloader for ``url`` that uses this remote's settings.
-
-        Subclass and override to substitute a plugin's own downloader; the default asks
-        the current :class:`~stageline.download.DownloaderFactory` (see
-        :func:`~stageline.download.downloader_factory_for`), which picks the downloader
-        class by the url's scheme.
-
-        Args:
-            url: what to download.
-            expected_digests: digests the file must have, by kind.
-            expected_size: the size the file must have, in bytes.
-            **kwargs: passed on to the downloader class.
-
-        Raises:
-            ForbiddenDigestError: when an expected digest is of a kind not allowed
-                (md5 and sha1 by default).
-            DownloadError: when no downloader handles the url's scheme.
-            RuntimeError: when called outside a running event loop with no
-                ``DownloaderFactory`` open.
-        """
-        # Imported here because models sit below downloads in the layering.
-        from ..download import downloader_factory_for
-
-        return downloader_factory_for(self).get_downloader(
-            self,
-            url=url,
-            expected_digests=expected_digests,
-            expected_size=expected_size,
-            **kwargs,
-        )
