@@ -243,6 +243,7 @@ async def test_a_closed_rich_reporter_is_dropped_without_breaking_the_work(
     assert report.state is ProgressState.COMPLETED
     assert output(console) == ""
     assert len(caplog.records) == 1
+    assert "<RichReporter lines closed> raised in started()" in caplog.records[0].getMessage()
     assert caplog.records[0].exc_info is not None
     assert "is closed" in str(caplog.records[0].exc_info[1])
 

@@ -66,8 +66,8 @@ class ProgressReport:
     ``FAILED`` when it raises; reporters are told ``finished``. The block's exception is
     never swallowed.
 
-    :meth:`increment` and :meth:`increase_by` are synchronous and cheap (about a tenth of
-    a microsecond; see ``docs/benchmarks.md``), so call them once per unit. Reporters
+    :meth:`increment` and :meth:`increase_by` are synchronous and cheap (a fifth of a
+    microsecond or so; see ``docs/benchmarks.md``), so call them once per unit. Reporters
     hear ``updated`` at most once per update interval (0.1 s unless
     :func:`reporting_to` says otherwise), when ``done`` or ``total`` changed; the
     ``finished`` snapshot always has the final counts. Between two updates a reporter

@@ -175,6 +175,10 @@ class RichReporter:
     def __enter__(self) -> Self:
         return self
 
+    def __repr__(self) -> str:
+        mode = "bars" if self.is_terminal else "lines"
+        return f"<RichReporter {mode}{' closed' if self._closed else ''}>"
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
