@@ -4,8 +4,9 @@ Open one with :func:`open_store`; build repository versions with
 :meth:`Store.new_version`. See ``docs/store.md``.
 """
 
+from ._repositories import Change
 from ._schema import SCHEMA_VERSION
-from ._store import Change, Store, open_store
+from ._store import Store, open_store
 from ._version import NewVersion
 
 __all__ = ["SCHEMA_VERSION", "Change", "NewVersion", "Store", "open_store"]

@@ -6,7 +6,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Collection, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import sqlalchemy as sa
@@ -15,14 +15,11 @@ from .._exceptions import StoreError
 from ..models import Content, Repository, RepositoryVersion
 from . import _schema as t
 from ._codec import repo_key_of
+from ._database import Database, chunks
 from ._lock import RepositoryLock, acquire_repository_lock
-
-if TYPE_CHECKING:
-    from ._store import Store
+from ._repositories import iter_repository_content, working_view_condition
 
 __all__ = ["NewVersion"]
-
-_CHUNK = 500
 
 _RC_COLUMNS = (
     ("repository_id", "bigint"),
@@ -30,11 +27,6 @@ _RC_COLUMNS = (
     ("repo_key_digest", "text"),
     ("version_added", "integer"),
 )
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Any:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _discard(conn: sa.Connection, repository_id: int, number: int, version_id: int) -> None:
@@ -60,9 +52,9 @@ def _end_rows(conn: sa.Connection, number: int, rows: Sequence[tuple[int, int]])
     rc = t.repository_content
     mine = sorted(pk for pk, added in rows if added == number)
     older = sorted(pk for pk, added in rows if added != number)
-    for chunk in _chunks(mine):
+    for chunk in chunks(mine):
         conn.execute(sa.delete(rc).where(rc.c.id.in_(chunk)))
-    for chunk in _chunks(older):
+    for chunk in chunks(older):
         conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=number))
 
 
@@ -98,8 +90,8 @@ class NewVersion:
             version of the repository removes it). Entering twice is a StoreError too.
     """
 
-    def __init__(self, store: Store, repository: Repository) -> None:
-        self._store = store
+    def __init__(self, database: Database, repository: Repository) -> None:
+        self._database = database
         self.repository = repository
         self._repository_id = repository.pk if repository.pk is not None else -1
         self._lock: RepositoryLock | None = None
@@ -141,16 +133,18 @@ class NewVersion:
         if self._state != "new":
             raise StoreError("a NewVersion can be entered only once; call new_version() again")
         self._state = "starting"
-        store = self._store
+        database = self._database
         repository_id = self._repository_id
         try:
-            lock = await store._run_sync(
-                lambda: acquire_repository_lock(store._engine, store._sqlite_file, repository_id)
+            lock = await database.run_blocking(
+                lambda: acquire_repository_lock(
+                    database.engine, database.sqlite_file, repository_id
+                )
             )
         except (OSError, sa.exc.SQLAlchemyError) as exc:
             self._state = "failed"
             raise StoreError(
-                f"could not lock repository {self.repository.name!r} in {store.url} to build "
+                f"could not lock repository {self.repository.name!r} in {database.url} to build "
                 f"a new version: {exc}"
             ) from exc
         if lock is None:
@@ -163,7 +157,7 @@ class NewVersion:
         owner = f"{socket.gethostname()}:{os.getpid()}"
         started = False
         try:
-            row = await store._run(
+            row = await database.run(
                 f"start a new version of repository {self.repository.name!r}",
                 lambda conn: self._start(conn, owner),
                 write=True,
@@ -208,7 +202,7 @@ class NewVersion:
         if base is None:
             raise StoreError(
                 f"repository {self.repository.name!r} (pk {repository_id}) does not exist in "
-                f"{self._store.url}; create it with create_repository() first"
+                f"{self._database.url}; create it with create_repository() first"
             )
         number = base.number + 1
         pk = conn.execute(
@@ -230,7 +224,7 @@ class NewVersion:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        store = self._store
+        database = self._database
         version = self.version
         name = self.repository.name
         self._state = "closing"
@@ -241,7 +235,7 @@ class NewVersion:
                 if exc_type is None:
                     committed = False
                     try:
-                        self._result = await store._run(
+                        self._result = await database.run(
                             f"commit version {version.number} of repository {name!r}",
                             self._commit,
                             write=True,
@@ -258,7 +252,7 @@ class NewVersion:
 
     async def _discard_now(self) -> None:
         version = self.version
-        await self._store._run(
+        await self._database.run(
             f"remove the failed version {version.number} of repository {self.repository.name!r}"
             " (the next new version of it will retry)",
             lambda conn: _discard(conn, self._repository_id, version.number, self.version.pk or 0),
@@ -338,12 +332,12 @@ class NewVersion:
             return
         assert self._changing is not None
         async with self._changing:
-            inserted = await self._store._run(
+            inserted = await self._database.run(
                 f"add content to version {number} of repository {self.repository.name!r}",
-                lambda conn: self._add(conn, repository_id, number, chosen, self._store),
+                lambda conn: self._add(conn, repository_id, number, chosen, self._database),
                 write=True,
             )
-        await self._store._note_growth("repository_content", inserted)
+        await self._database.note_growth("repository_content", inserted)
 
     @staticmethod
     def _add(
@@ -351,13 +345,13 @@ class NewVersion:
         repository_id: int,
         number: int,
         chosen: dict[int, str | None],
-        store: Store,
+        database: Database,
     ) -> int:
         rc = t.repository_content
         pks = sorted(chosen)
         present: set[int] = set()
         restorable: dict[int, int] = {}
-        for chunk in _chunks(pks):
+        for chunk in chunks(pks):
             # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
             # a condition on version_removed tempts PostgreSQL into scanning the whole
             # version through the version_removed index while its statistics lag behind.
@@ -373,7 +367,7 @@ class NewVersion:
         new = [pk for pk in pks if pk not in present]
         keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
         conflicts: list[tuple[int, int]] = []
-        for chunk in _chunks(keys):
+        for key_chunk in chunks(keys):
             # Through the index on (repository_id, repo_key_digest); version_removed is
             # filtered here: in SQL, SQLite (which has no statistics) may instead pick the
             # (repository_id, version_removed) index and scan every present row.
@@ -383,18 +377,18 @@ class NewVersion:
                     sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
                         rc.c.repository_id == repository_id,
                         rc.c.repo_key_digest.is_not(None),
-                        rc.c.repo_key_digest.in_(chunk),
+                        rc.c.repo_key_digest.in_(key_chunk),
                     )
                 )
                 if removed is None
             )
         _end_rows(conn, number, conflicts)
         restore = sorted(restorable[pk] for pk in new if pk in restorable)
-        for chunk in _chunks(restore):
+        for chunk in chunks(restore):
             conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=None))
         rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
-        for chunk in _chunks(rows):
-            store._bulk_insert(conn, "repository_content", _RC_COLUMNS, chunk, conflict=None)
+        for row_chunk in chunks(rows):
+            database.bulk_insert(conn, "repository_content", _RC_COLUMNS, row_chunk, conflict=None)
         return len(rows)
 
     async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
@@ -412,7 +406,7 @@ class NewVersion:
         if pks:
             assert self._changing is not None
             async with self._changing:
-                await self._store._run(
+                await self._database.run(
                     f"remove content from version {number} of repository {self.repository.name!r}",
                     lambda conn: self._remove(conn, repository_id, number, pks),
                     write=True,
@@ -422,7 +416,7 @@ class NewVersion:
     def _remove(conn: sa.Connection, repository_id: int, number: int, pks: list[int]) -> None:
         rc = t.repository_content
         rows: list[tuple[int, int]] = []
-        for chunk in _chunks(pks):
+        for chunk in chunks(pks):
             # Filtered on version_removed here rather than in SQL, as in _add.
             rows.extend(
                 (row_id, added)
@@ -471,7 +465,7 @@ class NewVersion:
                 .order_by(rc.c.content_id)
                 .limit(chunk_size)
             )
-            pks = await self._store._run(
+            pks = await self._database.run(
                 f"read version {number} of repository {self.repository.name!r}",
                 lambda conn, query=query: list(conn.execute(query).scalars()),  # type: ignore[misc]
                 write=False,
@@ -502,20 +496,10 @@ class NewVersion:
         """
         repository_id, _number = self._check_open()
         condition = working_view_condition()
-        async for chunk in self._store._iter_rows(repository_id, condition, chunk_size):
+        async for chunk in iter_repository_content(
+            self._database, repository_id, condition, chunk_size
+        ):
             yield chunk
-
-
-def working_view_condition() -> sa.ColumnElement[bool]:
-    """Rows present in the version being built (``version_removed IS NULL``).
-
-    Written so that no index can serve it: keyset pages must walk the (repository_id,
-    content_id) index in order, and a bare ``version_removed IS NULL`` offers a planner
-    without up-to-date statistics the version_removed index instead, which would mean
-    reading and sorting the whole version for every page.
-    """
-    rc = t.repository_content
-    return sa.func.coalesce(rc.c.version_removed, -1) == -1
 
 
 def _pk_of(unit: Content | int) -> int:
