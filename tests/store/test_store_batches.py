@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
+import anyio.from_thread
 import pytest
 import sqlalchemy as sa
 from store_support import FileUnit, PackageUnit, sha
@@ -270,13 +272,8 @@ async def test_saved_fields_win_over_a_differing_unit(store: Store) -> None:
     assert saved_differing.pk == first.pk
 
 
-async def test_save_cancelled_while_it_runs_completes(store: Store) -> None:
-    """A save_content cancelled while its transaction runs finishes: rows and pks agree."""
-    import anyio
-    import anyio.from_thread
-
-    # Make the save refresh PostgreSQL's statistics afterwards, as a first sync's do.
-    store._analyze_at["content"] = 1
+async def test_save_cancelled_mid_transaction_commits_nothing(store: Store) -> None:
+    """A save_content cancelled while its transaction runs rolls back: no row, no pk."""
     units = files(range(3))
     scope = anyio.CancelScope()
     saved: list[Any] = []
@@ -289,9 +286,32 @@ async def test_save_cancelled_while_it_runs_completes(store: Store) -> None:
     try:
         with scope:
             saved = await store.save_content(units)
-            await anyio.sleep_forever()
     finally:
         sa.event.remove(store._engine, "before_cursor_execute", cancel_mid_transaction)
+    assert scope.cancelled_caught
+    assert saved == []
+    assert not any(u.saved for u in units)
+    assert await store.find_content(files(range(3))) == [None, None, None]
+
+
+async def test_save_cancelled_while_committing_completes(store: Store) -> None:
+    """A cancellation that arrives once the commit began lets the save finish: rows and pks agree."""
+    # Make the save refresh PostgreSQL's statistics afterwards, as a first sync's do.
+    store._analyze_at["content"] = 1
+    units = files(range(3))
+    scope = anyio.CancelScope()
+    saved: list[Any] = []
+
+    def cancel_while_committing(conn: Any) -> None:
+        anyio.from_thread.run_sync(scope.cancel)
+
+    sa.event.listen(store._engine, "commit", cancel_while_committing)
+    try:
+        with scope:
+            saved = await store.save_content(units)
+            await anyio.sleep_forever()
+    finally:
+        sa.event.remove(store._engine, "commit", cancel_while_committing)
     assert scope.cancelled_caught
     assert saved == units
     assert [u.pk for u in await store.find_content(files(range(3)))] == [u.pk for u in units]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as _pg
@@ -19,7 +20,14 @@ from sqlalchemy.dialects import sqlite as _sqlite
 
 from ._engine import WRITE_OPTION, describe_url, sqlite_path, translate_error
 
-__all__ = ["CHUNK", "Database", "Runner", "chunks", "require_pk"]
+__all__ = [
+    "CHUNK",
+    "Database",
+    "Runner",
+    "check_cancelled_before_commit",
+    "chunks",
+    "require_pk",
+]
 
 T = TypeVar("T")
 
@@ -47,6 +55,20 @@ def require_pk(obj: Any, what: str) -> int:
     if pk is None:
         raise ValueError(f"{what} must be saved first (it has no pk): {obj!r}")
     return int(pk)
+
+
+def check_cancelled_before_commit() -> None:
+    """In a worker thread, raise the caller's cancellation if it arrived meanwhile.
+
+    Call it just before committing. The caller waits for a worker thread shielded from
+    cancellation (anyio runs the thread to its end), so without this check a store call
+    cancelled in the middle of its transaction still committed: its rows were written
+    although the caller saw only the cancellation, and its objects got no pks. Raised
+    inside the ``with conn.begin():`` block, the cancellation rolls the transaction back
+    and reaches the caller as its own cancellation. One that arrives after this check
+    lets the commit finish; the caller then sees it at its next checkpoint.
+    """
+    anyio.from_thread.check_cancelled()
 
 
 class Runner(Protocol):
@@ -126,7 +148,8 @@ class Database:
     async def run(self, what: str, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
         """Run ``fn(connection)`` in a transaction of its own, in a worker thread.
 
-        The transaction commits when ``fn`` returns and rolls back when it raises. With
+        The transaction commits when ``fn`` returns and rolls back when it raises, or when
+        the caller was cancelled while it ran (the cancellation then goes on). With
         ``write`` it takes SQLite's write lock up front (``BEGIN IMMEDIATE``).
 
         Args:
@@ -151,7 +174,9 @@ class Database:
                 if write:
                     conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
-                    return fn(conn)
+                    result = fn(conn)
+                    check_cancelled_before_commit()
+                    return result
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc, what=what, url=self._url) from exc
 
