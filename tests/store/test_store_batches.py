@@ -295,7 +295,7 @@ async def test_save_cancelled_mid_transaction_commits_nothing(store: Store) -> N
 
 
 async def test_save_cancelled_while_committing_completes(store: Store) -> None:
-    """A cancellation that arrives once the commit began lets the save finish: rows and pks agree."""
+    """A cancellation arriving once the commit began lets the save finish: rows and pks agree."""
     # Make the save refresh PostgreSQL's statistics afterwards, as a first sync's do.
     store._analyze_at["content"] = 1
     units = files(range(3))

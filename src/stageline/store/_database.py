@@ -8,6 +8,7 @@ protocol, never through an engine or a connection of its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -18,12 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as _pg
 from sqlalchemy.dialects import sqlite as _sqlite
 
+from .._exceptions import StoreError
 from ._engine import WRITE_OPTION, describe_url, sqlite_path, translate_error
 
 __all__ = [
     "CHUNK",
     "Database",
     "Runner",
+    "Transaction",
     "check_cancelled_before_commit",
     "chunks",
     "require_pk",
@@ -37,6 +40,14 @@ CHUNK = 500
 
 #: Rows a table must gain before its PostgreSQL statistics are first refreshed.
 _FIRST_ANALYZE = 2000
+
+# The databases on which a transaction (a unit of work) is open in the current task and
+# the tasks it started. A write there in a transaction of its own would wait for the
+# locks the open one holds until its block ends, which it never would: SQLite's write lock
+# always, PostgreSQL's row locks when the rows meet.
+_open_transactions: ContextVar[tuple[Database, ...]] = ContextVar(
+    "stageline_open_transactions", default=()
+)
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -164,9 +175,60 @@ class Database:
             StoreError: the database failed (the driver's error is the ``__cause__``).
             Exception: whatever ``fn`` raised, the transaction rolled back.
         """
+        if write:
+            self._refuse_inside_transaction(what)
         return await anyio.to_thread.run_sync(
             lambda: self._call(what, fn, write=write), limiter=self._limiter
         )
+
+    def _refuse_inside_transaction(self, what: str) -> None:
+        if self in _open_transactions.get():
+            raise StoreError(
+                f"could not {what} in {self.url}: a unit of work on this database is open "
+                "in this task, and a transaction of its own would wait for the locks the "
+                "unit of work holds until its block ends; inside `async with "
+                "store.unit_of_work() as uow:` use the unit of work's calls "
+                "(uow.save_content, uow.run_sync, ...), or finish the unit of work first"
+            )
+
+    async def begin(self, what: str) -> Transaction:
+        """Open a write transaction on a pooled connection of its own; see :class:`Transaction`.
+
+        On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``), waiting for
+        another writer up to the busy timeout. Until the transaction ends, writes through
+        :meth:`run` in the current task (and tasks it starts) are refused.
+
+        Args:
+            what: what the transaction is for, for error messages.
+
+        Raises:
+            StoreError: the database failed, or a transaction is already open on this
+                database in the current task.
+        """
+        self._refuse_inside_transaction(what)
+        limiter = anyio.CapacityLimiter(1)
+        connection = await anyio.to_thread.run_sync(lambda: self._begin(what), limiter=limiter)
+        token = _open_transactions.set((*_open_transactions.get(), self))
+        return Transaction(self, connection, limiter, token)
+
+    def _begin(self, what: str) -> sa.Connection:
+        try:
+            conn = self._engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc, what=what, url=self._url) from exc
+        opened = False
+        try:
+            conn.execution_options(**{WRITE_OPTION: True})
+            conn.begin()
+            # A caller cancelled meanwhile would never end the transaction: end it here.
+            anyio.from_thread.check_cancelled()
+            opened = True
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc, what=what, url=self._url) from exc
+        finally:
+            if not opened:
+                close_connection(conn)
+        return conn
 
     def _call(self, what: str, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
         try:
@@ -216,6 +278,10 @@ class Database:
     async def aclose(self) -> None:
         """Close every pooled connection. The database cannot be used afterwards."""
         await anyio.to_thread.run_sync(self._engine.dispose)
+
+    def describe_error(self, exc: sa.exc.SQLAlchemyError, what: str) -> StoreError:
+        """The StoreError for a driver error while doing ``what`` (raise it ``from exc``)."""
+        return translate_error(exc, what=what, url=self._url)
 
     # -- SQL shared by the store modules ---------------------------------------------------
 
@@ -267,3 +333,145 @@ class Database:
                 f"INSERT INTO {table} ({names}) VALUES {self.params(len(columns))}{tail}",
                 list(rows),
             )
+
+
+def close_connection(conn: sa.Connection) -> None:
+    """Close ``conn``, rolling back what it has open; discard it when that fails.
+
+    A connection whose rollback failed must not go back to the pool with its transaction
+    (and PostgreSQL locks); discarding it ends the session, and the server rolls back.
+    """
+    try:
+        conn.close()
+    except sa.exc.SQLAlchemyError:
+        conn.invalidate()
+        conn.close()
+
+
+class Transaction:
+    """A write transaction held open across calls: the engine of a unit of work.
+
+    Get one from :meth:`Database.begin`. It holds one pooled connection until
+    :meth:`commit` or :meth:`rollback`. Calls run one at a time, each in a worker thread
+    of the transaction's own (a limiter of one thread): never the database's shared
+    limiter, whose threads may all be waiting for the locks this transaction holds.
+
+    A call that fails leaves the transaction good only for a rollback (PostgreSQL refuses
+    every later statement of a transaction one statement failed in; SQLite would commit
+    the failed call's first half): later calls and :meth:`commit` raise StoreError.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        connection: sa.Connection,
+        limiter: anyio.CapacityLimiter,
+        token: Token[tuple[Database, ...]],
+    ) -> None:
+        self._database = database
+        self._connection: sa.Connection | None = connection
+        self._limiter = limiter
+        self._token = token
+        self._one_at_a_time = anyio.Lock()
+        # "could not ..." of the call that failed, once one did.
+        self._failed: str | None = None
+
+    async def run(self, what: str, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn(connection)`` in this transaction, in a worker thread.
+
+        Raises:
+            StoreError: the transaction has ended, an earlier call failed, or the database
+                failed (the transaction is then good only for a rollback).
+            Exception: whatever ``fn`` raised (the same).
+        """
+        async with self._one_at_a_time:
+            conn = self._usable(what)
+            failed = True
+            try:
+                result = await anyio.to_thread.run_sync(
+                    lambda: self._call(conn, what, fn), limiter=self._limiter
+                )
+                failed = False
+            finally:
+                if failed:
+                    self._failed = self._failed or what
+            return result
+
+    def _usable(self, what: str) -> sa.Connection:
+        if self._connection is None:
+            raise StoreError(
+                f"could not {what}: the unit of work has ended; make the call inside "
+                "`async with store.unit_of_work() as uow:`"
+            )
+        if self._failed is not None:
+            raise StoreError(
+                f"could not {what}: an earlier call in this unit of work failed (could not "
+                f"{self._failed}), so its transaction can only be rolled back; let that "
+                "error leave the `async with` block and start a new unit of work"
+            )
+        return self._connection
+
+    def _call(self, conn: sa.Connection, what: str, fn: Callable[[sa.Connection], T]) -> T:
+        try:
+            return fn(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._database.describe_error(exc, what) from exc
+
+    async def commit(self, what: str) -> None:
+        """Commit, unless the caller was cancelled meanwhile; the transaction ends either way.
+
+        Raises:
+            StoreError: an earlier call failed, or the commit failed (nothing is committed).
+            Cancelled: the caller was cancelled before the commit began (nothing is).
+        """
+        async with self._one_at_a_time:
+            conn = self._usable(what)
+            self._end()
+            closed = False
+
+            def commit_and_close() -> None:
+                nonlocal closed
+                try:
+                    check_cancelled_before_commit()
+                    conn.commit()
+                except sa.exc.SQLAlchemyError as exc:
+                    raise self._database.describe_error(exc, what) from exc
+                finally:
+                    close_connection(conn)
+                    closed = True
+
+            try:
+                await anyio.to_thread.run_sync(commit_and_close, limiter=self._limiter)
+            finally:
+                if not closed:
+                    # Cancelled before the thread started: roll back here.
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(
+                            lambda: close_connection(conn), limiter=self._limiter
+                        )
+
+    async def rollback(self) -> None:
+        """Roll back and give the connection back (shielded from cancellation).
+
+        Never fails: a connection whose rollback fails is discarded, which ends its
+        session and so the transaction.
+        """
+        with anyio.CancelScope(shield=True):
+            async with self._one_at_a_time:
+                conn = self._connection
+                if conn is None:
+                    return
+                self._end()
+                await anyio.to_thread.run_sync(
+                    lambda: close_connection(conn), limiter=self._limiter
+                )
+
+    def _end(self) -> None:
+        self._connection = None
+        try:
+            _open_transactions.reset(self._token)
+        except ValueError:
+            # Ended from another context than the one that began it (an async generator
+            # finalized elsewhere): drop this database from that context's list instead.
+            current = _open_transactions.get()
+            _open_transactions.set(tuple(db for db in current if db is not self._database))

@@ -24,6 +24,7 @@ from ._database import Database, require_pk
 from ._engine import create_engine
 from ._remotes import RemoteCalls
 from ._repositories import Change, RepositoryCalls
+from ._unit_of_work import UnitOfWork
 from ._version import NewVersion
 
 __all__ = ["Change", "Store", "open_store"]
@@ -78,6 +79,14 @@ class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls):
     async def aclose(self) -> None:
         """Close every database connection. The store cannot be used afterwards."""
         await self._database.aclose()
+
+    def unit_of_work(self) -> UnitOfWork:
+        """Start several calls in one database transaction; use with ``async with``.
+
+        ``async with store.unit_of_work() as uow:`` commits when the block ends normally
+        and rolls back on any exception or cancellation. See :class:`UnitOfWork`.
+        """
+        return UnitOfWork(self._database)
 
     def new_version(self, repository: Repository) -> NewVersion:
         """Start building the next version of ``repository``; use with ``async with``.
