@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -82,12 +82,16 @@ class NewVersion:
     ``repo_key_fields`` values is in the version, the other unit is removed; within one
     ``add_content`` call, the later unit of two with the same repo key wins.
 
+    When removing a failed version fails too (the database went away), the caller still
+    sees the block's own error, or its cancellation, or the commit's error: the clean-up
+    error is attached to it as a note (PEP 678), and the next new version of the
+    repository removes what is left.
+
     Raises:
         StoreError: on entering, when another new version of the repository is being built
             (by this or another process), when the repository does not exist, or when the
-            database fails; on leaving, when the commit fails (the version is then removed
-            and the error raised) or when removing a failed version fails (the next new
-            version of the repository removes it). Entering twice is a StoreError too.
+            database fails; on leaving, when the commit fails (the version is then
+            removed). Entering twice is a StoreError too.
     """
 
     def __init__(self, database: Database, repository: Repository) -> None:
@@ -228,27 +232,39 @@ class NewVersion:
         version = self.version
         name = self.repository.name
         self._state = "closing"
+        # The error the caller sees, if any: the block's own, or the commit's. Clean-up
+        # errors are attached to it as notes, never raised in its place.
+        failure = exc if exc_type is not None else None
         # Shielded: a cancelled sync must still remove its version (or finish committing
         # it) before the cancellation goes on.
         with anyio.CancelScope(shield=True):
             try:
-                if exc_type is None:
-                    committed = False
+                if failure is None:
                     try:
                         self._result = await database.run(
                             f"commit version {version.number} of repository {name!r}",
                             self._commit,
                             write=True,
                         )
-                        committed = True
-                    finally:
-                        if not committed:
-                            await self._discard_now()
-                else:
-                    await self._discard_now()
+                    except Exception as commit_error:
+                        failure = commit_error
+                        raise
             finally:
+                if failure is not None:
+                    await self._clean_up(failure, self._discard_now)
                 self._state = "closed"
-                await self._release()
+                await self._clean_up(failure, self._release)
+
+    @staticmethod
+    async def _clean_up(failure: BaseException | None, step: Callable[[], Awaitable[None]]) -> None:
+        """Run a clean-up ``step``; if it fails while ``failure`` propagates, note it there."""
+        if failure is None:
+            await step()
+            return
+        try:
+            await step()
+        except Exception as cleanup_error:
+            failure.add_note(f"cleaning up after this error failed too: {cleanup_error}")
 
     async def _discard_now(self) -> None:
         version = self.version
