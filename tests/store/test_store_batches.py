@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from store_support import FileUnit, PackageUnit, sha
 
-from stageline import ContentTypeError, StoreError
+from stageline import ContentTypeError, StoreArgumentError, StoreError
 from stageline.models import Artifact, ContentArtifact, Remote, RemoteArtifact
 from stageline.store import Store
 
@@ -65,6 +65,23 @@ async def test_artifact_without_sha256_is_refused(store: Store) -> None:
     """An artifact without a sha256 cannot be saved: ValueError names it."""
     with pytest.raises(ValueError, match="sha256"):
         await store.save_artifacts([Artifact(size=1)])
+
+
+async def test_argument_errors_are_stageline_errors_and_value_errors(store: Store) -> None:
+    """The store refuses bad arguments with StoreArgumentError: a StoreError and a ValueError."""
+    unit = FileUnit(path="f1", digest=sha(1))
+    refusals: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.save_artifacts([Artifact(size=1)]),
+        lambda: store.find_content_artifacts([unit]),
+        lambda: store.update_content_artifacts(
+            [ContentArtifact(content=unit, artifact=None, relative_path="f1")]
+        ),
+    ]
+    for refusal in refusals:
+        with pytest.raises(StoreArgumentError) as info:
+            await refusal()
+        assert isinstance(info.value, StoreError)
+        assert isinstance(info.value, ValueError)
 
 
 async def test_content_insert_or_get_with_content_artifacts(store: Store) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .._exceptions import StoreArgumentError
 from ..models import DIGEST_FIELDS, Artifact
 from . import _schema as t
 from ._database import Runner, chunks
@@ -82,13 +83,13 @@ class ArtifactCalls:
             The saved artifact for each input, in input order.
 
         Raises:
-            ValueError: an artifact has no sha256.
+            StoreArgumentError: an artifact has no sha256.
             StoreError: the database failed.
         """
         by_sha: dict[str, Artifact] = {}
         for artifact in artifacts:
             if artifact.sha256 is None:
-                raise ValueError(f"an artifact needs a sha256 to be saved: {artifact!r}")
+                raise StoreArgumentError(f"an artifact needs a sha256 to be saved: {artifact!r}")
             by_sha.setdefault(artifact.sha256, artifact)
         if not by_sha:
             return []

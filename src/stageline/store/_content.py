@@ -122,7 +122,7 @@ class ContentCalls:
             The saved unit for each input unit, in input order.
 
         Raises:
-            ValueError: a content artifact's artifact, or its content when it is not one
+            StoreArgumentError: a content artifact's artifact, or its content when it is not one
                 of ``units``, is not saved.
             ContentTypeError: a unit's class is not a declared content type, or a field
                 value cannot be stored as JSON.
@@ -231,7 +231,7 @@ class ContentCalls:
             How many rows were updated.
 
         Raises:
-            ValueError: a content artifact or its artifact is not saved.
+            StoreArgumentError: a content artifact or its artifact is not saved.
             StoreError: the database failed.
         """
         fill = [
@@ -256,7 +256,7 @@ class ContentCalls:
             one's ``content`` is the unit passed in.
 
         Raises:
-            ValueError: a unit is not saved.
+            StoreArgumentError: a unit is not saved.
             StoreError: the database failed.
         """
         by_pk = {require_pk(unit, "content"): unit for unit in units}

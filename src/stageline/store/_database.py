@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as _pg
 from sqlalchemy.dialects import sqlite as _sqlite
 
-from .._exceptions import StoreError
+from .._exceptions import StoreArgumentError, StoreError
 from ._engine import WRITE_OPTION, describe_url, sqlite_path, translate_error
 
 __all__ = [
@@ -60,11 +60,11 @@ def require_pk(obj: Any, what: str) -> int:
     """The primary key of a saved object.
 
     Raises:
-        ValueError: ``obj`` has no ``pk`` yet; the message names ``what`` and the object.
+        StoreArgumentError: ``obj`` has no ``pk`` yet; the message names ``what`` and the object.
     """
     pk = getattr(obj, "pk", None)
     if pk is None:
-        raise ValueError(f"{what} must be saved first (it has no pk): {obj!r}")
+        raise StoreArgumentError(f"{what} must be saved first (it has no pk): {obj!r}")
     return int(pk)
 
 

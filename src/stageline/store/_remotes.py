@@ -111,7 +111,7 @@ class RemoteCalls:
             ``remote_artifacts``, each with its ``pk`` set.
 
         Raises:
-            ValueError: a content artifact or remote is not saved.
+            StoreArgumentError: a content artifact or remote is not saved.
             StoreError: the database failed.
         """
         latest: dict[tuple[int, int], RemoteArtifact] = {}
@@ -176,7 +176,7 @@ class RemoteCalls:
             ``content_artifact`` is the object passed in.
 
         Raises:
-            ValueError: a content artifact or the remote is not saved.
+            StoreArgumentError: a content artifact or the remote is not saved.
             StoreError: the database failed.
         """
         by_pk = {require_pk(ca, "content artifact"): ca for ca in content_artifacts}

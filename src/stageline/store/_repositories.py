@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from .._exceptions import StoreError
+from .._exceptions import StoreArgumentError, StoreError
 from ..models import Content, Repository, RepositoryVersion
 from . import _schema as t
 from ._codec import decode_content
@@ -42,7 +42,7 @@ def version_condition(number: int, change: Change) -> sa.ColumnElement[bool]:
     """The ``repository_content`` rows of version ``number`` (or of its changes).
 
     Raises:
-        ValueError: ``change`` is not one of the three kinds.
+        StoreArgumentError: ``change`` is not one of the three kinds.
     """
     rc = t.repository_content
     if change == "present":
@@ -57,7 +57,7 @@ def version_condition(number: int, change: Change) -> sa.ColumnElement[bool]:
         return rc.c.version_added == number
     if change == "removed":
         return rc.c.version_removed == number
-    raise ValueError(f"change must be 'present', 'added' or 'removed', got {change!r}")
+    raise StoreArgumentError(f"change must be 'present', 'added' or 'removed', got {change!r}")
 
 
 def working_view_condition() -> sa.ColumnElement[bool]:
@@ -80,12 +80,12 @@ async def iter_repository_content(
     Keyset pagination: one indexed query per chunk, no cursor held between chunks.
 
     Raises:
-        ValueError: ``chunk_size`` < 1.
+        StoreArgumentError: ``chunk_size`` < 1.
         ContentTypeError: saved content's type is declared by no imported module.
         StoreError: the database failed.
     """
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        raise StoreArgumentError(f"chunk_size must be >= 1, got {chunk_size!r}")
     rc, c = t.repository_content, t.content
     last = 0
     while True:
@@ -183,7 +183,7 @@ class RepositoryCalls:
         Versions being built (or abandoned by a crashed process) are not listed.
 
         Raises:
-            ValueError: the repository is not saved.
+            StoreArgumentError: the repository is not saved.
             StoreError: the database failed.
         """
         pk = require_pk(repository, "repository")
@@ -207,7 +207,7 @@ class RepositoryCalls:
         """One complete version of ``repository``: ``number``, or the latest when None.
 
         Raises:
-            ValueError: the repository is not saved.
+            StoreArgumentError: the repository is not saved.
             StoreError: there is no such complete version, or the database failed.
         """
         pk = require_pk(repository, "repository")
@@ -231,7 +231,7 @@ class RepositoryCalls:
         """The newest complete version of ``repository`` (version 0 when never synced).
 
         Raises:
-            ValueError: the repository is not saved.
+            StoreArgumentError: the repository is not saved.
             StoreError: the database failed.
         """
         return await self.get_version(repository)
@@ -258,7 +258,7 @@ class RepositoryCalls:
             Non-empty lists of saved units.
 
         Raises:
-            ValueError: the version is not saved, or ``chunk_size`` < 1, or ``change`` is
+            StoreArgumentError: the version is not saved, or ``chunk_size`` < 1, or ``change`` is
                 not one of the three kinds.
             ContentTypeError: saved content's type is declared by no imported module.
             StoreError: the database failed.

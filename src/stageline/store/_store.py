@@ -16,6 +16,7 @@ import anyio
 import anyio.to_thread
 import sqlalchemy as sa
 
+from .._exceptions import StoreArgumentError
 from ..models import Remote, Repository
 from . import _schema as t
 from ._artifacts import ArtifactCalls
@@ -94,7 +95,7 @@ class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls):
         See :class:`NewVersion`.
 
         Raises:
-            ValueError: the repository is not saved.
+            StoreArgumentError: the repository is not saved.
         """
         require_pk(repository, "repository")
         return NewVersion(self._database, repository)
@@ -124,7 +125,7 @@ async def open_store(
         The open :class:`Store`.
 
     Raises:
-        ValueError: ``max_threads`` < 1.
+        StoreArgumentError: ``max_threads`` < 1.
         DatabaseURLError: the URL's scheme is not supported, or it names no SQLite file.
         SchemaVersionError: the database was made by another schema version and cannot be
             migrated.
@@ -132,7 +133,7 @@ async def open_store(
             missing.
     """
     if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
-        raise ValueError(f"max_threads must be an int >= 1, got {max_threads!r}")
+        raise StoreArgumentError(f"max_threads must be an int >= 1, got {max_threads!r}")
     engine = await anyio.to_thread.run_sync(
         lambda: create_engine(url_or_path, pool_size=max_threads)
     )

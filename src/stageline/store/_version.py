@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 
-from .._exceptions import StoreError
+from .._exceptions import StoreArgumentError, StoreError
 from ..models import Content, Repository, RepositoryVersion
 from . import _schema as t
 from ._codec import repo_key_of
@@ -327,7 +327,7 @@ class NewVersion:
             units: saved units of declared content types.
 
         Raises:
-            ValueError: a unit is not saved.
+            StoreArgumentError: a unit is not saved.
             ContentTypeError: a unit's class is not a declared content type.
             StoreError: the version is not open, or the database failed.
         """
@@ -336,7 +336,7 @@ class NewVersion:
         holder: dict[str, int] = {}
         for unit in units:
             if unit.pk is None:
-                raise ValueError(f"content must be saved before it is added: {unit!r}")
+                raise StoreArgumentError(f"content must be saved before it is added: {unit!r}")
             key = repo_key_of(unit)
             if key is not None:
                 previous = holder.get(key)
@@ -414,7 +414,7 @@ class NewVersion:
             units: saved units, or their primary keys.
 
         Raises:
-            ValueError: a unit is not saved.
+            StoreArgumentError: a unit is not saved.
             StoreError: the version is not open, or the database failed.
         """
         repository_id, number = self._check_open()
@@ -459,12 +459,12 @@ class NewVersion:
             How many units were removed.
 
         Raises:
-            ValueError: ``chunk_size`` < 1.
+            StoreArgumentError: ``chunk_size`` < 1.
             StoreError: the version is not open, or the database failed.
         """
         repository_id, number = self._check_open()
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+            raise StoreArgumentError(f"chunk_size must be >= 1, got {chunk_size!r}")
         # Membership is tested once per unit in the repository: a list would make it O(n·m).
         keep = keep if isinstance(keep, set | frozenset) else frozenset(keep)
         rc = t.repository_content
@@ -506,7 +506,7 @@ class NewVersion:
             Non-empty lists of saved units.
 
         Raises:
-            ValueError: ``chunk_size`` < 1.
+            StoreArgumentError: ``chunk_size`` < 1.
             ContentTypeError: saved content's type is declared by no imported module.
             StoreError: the version is not open, or the database failed.
         """
@@ -522,7 +522,7 @@ def _pk_of(unit: Content | int) -> int:
     if isinstance(unit, int):
         return unit
     if unit.pk is None:
-        raise ValueError(f"content must be saved to be removed: {unit!r}")
+        raise StoreArgumentError(f"content must be saved to be removed: {unit!r}")
     return unit.pk
 
 
