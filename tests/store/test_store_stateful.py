@@ -23,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy.pool import NullPool
 from store_support import FileUnit, PackageUnit, postgresql_base_url, sha
 
+from stageline import StoreArgumentError
 from stageline.models import Content, Repository
 from stageline.store import NewVersion, Store, open_store
 
@@ -109,6 +110,7 @@ class VersionMachine(RuleBasedStateMachine):
 
     async def _build(self, ops: list[tuple[str, list[int]]], outcome: str) -> NewVersion:
         new_version = self.store.new_version(self.repository)
+        present = self.versions[-1]
         with anyio.CancelScope() as scope:
             try:
                 async with new_version:
@@ -117,10 +119,17 @@ class VersionMachine(RuleBasedStateMachine):
                         if kind == "add":
                             await new_version.add_content(units)
                         elif kind == "remove":
-                            await new_version.remove_content(units)
+                            if any(i not in present for i in indices):
+                                # Refused whole: the units that are there stay too.
+                                with pytest.raises(StoreArgumentError, match="not in version"):
+                                    await new_version.remove_content(units)
+                            await new_version.remove_content(
+                                [UNITS[i] for i in indices if i in present]
+                            )
                         else:
                             keep = {self.pk_of[i] for i in indices}
                             await new_version.remove_content_except(keep, chunk_size=3)
+                        present = apply_to_model(present, [(kind, indices)])
                     if outcome == "raise":
                         raise Abort
                     if outcome == "cancel":

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from store_support import FileUnit, PackageUnit, count_rows, sha
 
-from stageline import StoreError
+from stageline import StoreArgumentError, StoreError
 from stageline.models import Content, Repository
 from stageline.store import Store
 
@@ -81,14 +81,15 @@ async def test_versions_number_up_by_one_and_count_changes(store: Store) -> None
 
 
 async def test_nothing_changed_creates_no_version(store: Store) -> None:
-    """Adding what is there and removing what is not leaves no new version behind."""
+    """Adding what is there (and a refused removal of what is not) leaves no new version."""
     repository = await make_repository(store)
     units = await saved_files(store, range(3))
     async with store.new_version(repository) as first:
         await first.add_content(units[:2])
     async with store.new_version(repository) as idle:
         await idle.add_content(units[:2])
-        await idle.remove_content(units[2:])
+        with pytest.raises(StoreArgumentError, match="not in version 2"):
+            await idle.remove_content(units[2:])
     async with store.new_version(repository) as undone:
         await undone.add_content(units[2:])
         await undone.remove_content(units[2:])
@@ -209,6 +210,25 @@ async def test_remove_then_add_again_in_one_version(store: Store) -> None:
         await second.add_content(units[:1])
     assert second.result is not None
     assert (second.result.added_count, second.result.removed_count) == (0, 1)
+    assert await content_of(store, repository) == {units[0].pk}
+
+
+async def test_removing_content_not_in_the_version_is_refused(store: Store) -> None:
+    """remove_content of units the version does not hold names them and removes nothing."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(4))
+    async with store.new_version(repository) as first:
+        await first.add_content(units[:2])
+    absent = sorted(u.pk or 0 for u in units[2:])
+    async with store.new_version(repository) as second:
+        with pytest.raises(
+            StoreArgumentError, match=rf"\[{absent[0]}, {absent[1]}\].*not in version 2"
+        ):
+            await second.remove_content([units[0], units[2], units[3].pk or 0])
+        await second.remove_content([units[1]])
+        # Removed already in this version: not in it any more.
+        with pytest.raises(StoreArgumentError, match=rf"\[{units[1].pk}\].*not in version 2"):
+            await second.remove_content([units[1].pk or 0])
     assert await content_of(store, repository) == {units[0].pk}
 
 

@@ -408,40 +408,59 @@ class NewVersion:
         return len(rows)
 
     async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
-        """Remove units (or content primary keys) from the version; absent ones are ignored.
+        """Remove units (or content primary keys) from the version.
+
+        All or nothing: when some of them are not in the version (never added, or removed
+        already), nothing is removed and the error names their primary keys.
 
         Args:
             units: saved units, or their primary keys.
 
         Raises:
-            StoreArgumentError: a unit is not saved.
+            StoreArgumentError: a unit is not saved, or some are not in the version.
             StoreError: the version is not open, or the database failed.
         """
-        repository_id, number = self._check_open()
+        self._check_open()
         pks = sorted({_pk_of(unit) for unit in units})
         if pks:
             assert self._changing is not None
             async with self._changing:
-                await self._database.run(
-                    f"remove content from version {number} of repository {self.repository.name!r}",
-                    lambda conn: self._remove(conn, repository_id, number, pks),
-                    write=True,
-                )
+                await self._remove_now(pks)
 
-    @staticmethod
-    def _remove(conn: sa.Connection, repository_id: int, number: int, pks: list[int]) -> None:
+    async def _remove_now(self, pks: list[int]) -> None:
+        """Remove ``pks`` from the version; the caller holds ``self._changing``."""
+        repository_id, number = self._check_open()
+        await self._database.run(
+            f"remove content from version {number} of repository {self.repository.name!r}",
+            lambda conn: self._remove(conn, repository_id, number, pks),
+            write=True,
+        )
+
+    def _remove(self, conn: sa.Connection, repository_id: int, number: int, pks: list[int]) -> None:
         rc = t.repository_content
         rows: list[tuple[int, int]] = []
+        present: set[int] = set()
         for chunk in chunks(pks):
             # Filtered on version_removed here rather than in SQL, as in _add.
-            rows.extend(
-                (row_id, added)
-                for row_id, added, removed in conn.execute(
-                    sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
-                        rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
-                    )
+            for row_id, content_id, added, removed in conn.execute(
+                sa.select(rc.c.id, rc.c.content_id, rc.c.version_added, rc.c.version_removed).where(
+                    rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
                 )
-                if removed is None
+            ):
+                if removed is None:
+                    rows.append((row_id, added))
+                    present.add(content_id)
+        missing = [pk for pk in pks if pk not in present]
+        if missing:
+            # Raised inside the transaction, so it is rolled back: nothing is removed.
+            shown = f"{missing[:20]}" + (
+                f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+            )
+            raise StoreArgumentError(
+                f"cannot remove content {shown} from the new version of repository "
+                f"{self.repository.name!r}: not in version {number} (never added to it, or "
+                "removed already); remove only units the version holds "
+                "(new_version.iter_content() streams them)"
             )
         _end_rows(conn, number, rows)
 
@@ -481,17 +500,21 @@ class NewVersion:
                 .order_by(rc.c.content_id)
                 .limit(chunk_size)
             )
-            pks = await self._database.run(
-                f"read version {number} of repository {self.repository.name!r}",
-                lambda conn, query=query: list(conn.execute(query).scalars()),  # type: ignore[misc]
-                write=False,
-            )
+            # Read and removed under one hold of the lock: no other change can end a unit
+            # in between, so every unit dropped is still in the version.
+            assert self._changing is not None
+            async with self._changing:
+                pks = await self._database.run(
+                    f"read version {number} of repository {self.repository.name!r}",
+                    lambda conn, query=query: list(conn.execute(query).scalars()),  # type: ignore[misc]
+                    write=False,
+                )
+                drop = [pk for pk in pks if pk not in keep]
+                if drop:
+                    await self._remove_now(drop)
             if not pks:
                 return removed
-            drop = [pk for pk in pks if pk not in keep]
-            if drop:
-                await self.remove_content(drop)
-                removed += len(drop)
+            removed += len(drop)
             if len(pks) < chunk_size:
                 return removed
             last = pks[-1]
