@@ -5,10 +5,20 @@ Open one with :func:`open_store`; group calls in one transaction with
 ``docs/store.md``.
 """
 
+from ._home import default_database_path, default_home
 from ._repositories import Change
 from ._schema import SCHEMA_VERSION
 from ._store import Store, open_store
 from ._unit_of_work import UnitOfWork
 from ._version import NewVersion
 
-__all__ = ["SCHEMA_VERSION", "Change", "NewVersion", "Store", "UnitOfWork", "open_store"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Change",
+    "NewVersion",
+    "Store",
+    "UnitOfWork",
+    "default_database_path",
+    "default_home",
+    "open_store",
+]

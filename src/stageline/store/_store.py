@@ -115,9 +115,11 @@ async def open_store(
     exists).
 
     Args:
-        url_or_path: a file path or ``sqlite:///PATH`` for SQLite (WAL mode, created if
-            missing), or ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE`` (plain
-            ``postgresql://`` means the same) for PostgreSQL.
+        url_or_path: a file path or ``sqlite:///PATH`` for SQLite (WAL mode; the file is
+            created if missing, readable by its owner only, but its folder must exist),
+            or ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE`` (plain
+            ``postgresql://`` means the same) for PostgreSQL. For stageline's default
+            database pass :func:`default_database_path`.
         max_threads: at most this many database calls run at once (worker threads and
             pooled connections).
 
@@ -126,7 +128,8 @@ async def open_store(
 
     Raises:
         StoreArgumentError: ``max_threads`` < 1.
-        DatabaseURLError: the URL's scheme is not supported, or it names no SQLite file.
+        DatabaseURLError: the URL's scheme is not supported, it names no SQLite file, or
+            the SQLite file's folder does not exist.
         SchemaVersionError: the database was made by another schema version and cannot be
             migrated.
         StoreError: the database cannot be reached or created, or the PostgreSQL driver is
