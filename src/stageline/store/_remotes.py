@@ -2,38 +2,53 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 
-from .._exceptions import StoreError
+from .._exceptions import StoreArgumentError, StoreError
 from ..models import DIGEST_FIELDS, ContentArtifact, DownloadPolicy, Remote, RemoteArtifact
 from . import _schema as t
 from ._database import Runner, chunks, require_pk
 
-__all__ = ["RemoteCalls"]
+__all__ = ["RemoteCalls", "shown_url"]
 
-_REMOTE_SETTINGS = (
-    "policy",
-    "download_concurrency",
-    "max_retries",
-    "rate_limit",
-    "connect_timeout",
-    "sock_read_timeout",
-    "total_timeout",
-    "headers",
-    "username",
-    "password",
-    "proxy_url",
-    "proxy_username",
-    "proxy_password",
-    "ca_cert",
-    "client_cert",
-    "client_key",
-    "tls_validation",
+# Every field but the identity ones, so that a setting added to Remote is kept too.
+_REMOTE_SETTINGS = tuple(
+    field.name for field in attrs.fields(Remote) if field.name not in ("url", "name", "pk")
 )
+
+# The remote-name lock's first key: this store's remotes table (see _lock: advisory locks
+# are per database, and two stores in two schemas must not share them).
+_PG_NAME_LOCK_SQL = (
+    "SELECT pg_advisory_xact_lock("
+    "CAST(CAST(CAST(CAST('remotes' AS regclass) AS oid) AS bigint) - 2147483648 AS integer), "
+    "CAST(:key AS integer))"
+)
+
+
+def _name_key(name: str) -> int:
+    """A stable int4 of ``name``: the second key of its advisory lock (collisions only wait)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def shown_url(url: str) -> str:
+    """``url`` for messages, with any password in it masked."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        password = parts.password
+    except ValueError:  # a malformed port: show nothing of the user information
+        password = None
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:[secure]@{host}"))
 
 
 class RemoteCalls:
@@ -44,7 +59,14 @@ class RemoteCalls:
     _remotes: dict[int, Remote]
 
     async def save_remote(self, remote: Remote) -> Remote:
-        """Insert a remote, or update it when it already has a ``pk``.
+        """Insert a remote, or update the saved one of the same name (or ``pk``).
+
+        Remotes are unique by name: saving a remote whose name is saved already (the same
+        upstream in a later run) updates that row with this remote's url and settings, and
+        gives ``remote`` its ``pk``; no new row is added per run. A remote that has a
+        ``pk`` updates its own row (renaming it, when its name changed). Concurrent savers
+        of one name, in this process or others, end with one row: the name is locked for
+        the transaction (a PostgreSQL advisory lock; SQLite's write lock).
 
         Credentials are stored as given (in the clear): protect the database accordingly.
 
@@ -52,23 +74,57 @@ class RemoteCalls:
             ``remote``, with its ``pk`` set.
 
         Raises:
+            StoreArgumentError: the remote has no name (empty or blank), or it is saved and
+                its new name is another saved remote's.
             StoreError: the database failed, or the remote's ``pk`` names no saved remote.
         """
-        settings = {name: getattr(remote, name) for name in _REMOTE_SETTINGS}
+        name = remote.name
+        if not isinstance(name, str) or not name.strip():
+            raise StoreArgumentError(
+                f"the remote of {shown_url(remote.url)} has no name ({name!r}); remotes are "
+                "saved by name, unique per store: give it one, e.g. Remote(url, name=...)"
+            )
+        settings = {field: getattr(remote, field) for field in _REMOTE_SETTINGS}
         settings["policy"] = str(remote.policy)
-        values = {"name": remote.name, "url": remote.url, "settings": json.dumps(settings)}
+        values = {"name": name, "url": remote.url, "settings": json.dumps(settings)}
         pk = remote.pk
+        postgresql = self._runner.database.is_postgresql
+        remotes = t.remotes
 
         def work(conn: sa.Connection) -> int:
+            if postgresql:
+                # Held until the transaction ends, so that a concurrent saver of this name
+                # finds the row inserted here instead of inserting a second one. (SQLite:
+                # the write transaction holds the database's write lock already.)
+                conn.execute(sa.text(_PG_NAME_LOCK_SQL), {"key": _name_key(name)})
+            holder = conn.execute(
+                sa.select(remotes.c.id)
+                .where(remotes.c.name == name)
+                .order_by(remotes.c.id)
+                .limit(1)
+            ).scalar()
             if pk is None:
-                result = conn.execute(sa.insert(t.remotes).values(values).returning(t.remotes.c.id))
-                return int(result.scalar_one())
-            result = conn.execute(sa.update(t.remotes).where(t.remotes.c.id == pk).values(values))
+                if holder is None:
+                    inserted = conn.execute(
+                        sa.insert(remotes).values(values).returning(remotes.c.id)
+                    )
+                    return int(inserted.scalar_one())
+                target = int(holder)
+            elif holder is not None and holder != pk:
+                raise StoreArgumentError(
+                    f"cannot rename remote {pk} to {name!r}: {name!r} is the name of remote "
+                    f"{holder}; remote names are unique, pick another one"
+                )
+            else:
+                target = pk
+            result = conn.execute(sa.update(remotes).where(remotes.c.id == target).values(values))
             if result.rowcount != 1:
-                raise StoreError(f"remote {pk} does not exist; save it with pk=None to insert it")
-            return pk
+                raise StoreError(
+                    f"remote {target} does not exist; save it with pk=None to insert it"
+                )
+            return target
 
-        remote.pk = await self._runner.run("save a remote", work, write=True)
+        remote.pk = await self._runner.run(f"save remote {name!r}", work, write=True)
         self._remotes[remote.pk] = remote
         return remote
 
