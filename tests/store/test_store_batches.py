@@ -289,6 +289,28 @@ async def test_saved_fields_win_over_a_differing_unit(store: Store) -> None:
     assert saved_differing.pk == first.pk
 
 
+async def test_a_later_save_with_other_fields_returns_the_saved_values(store: Store) -> None:
+    """A later save of a unit or artifact whose key is saved with other fields gets the saved."""
+    [first] = await store.save_content([FileUnit(path="a", digest=sha(1), size=10)])
+    [first_artifact] = await store.save_artifacts([Artifact(sha256=sha(1), size=10)])
+    differing = FileUnit(path="a", digest=sha(1), size=99)
+    ca = ContentArtifact(content=differing, artifact=first_artifact, relative_path="a")
+    [saved] = await store.save_content([differing], [ca])
+    assert saved is not differing
+    assert isinstance(saved, FileUnit)
+    assert (saved.pk, saved.size) == (first.pk, 10)
+    assert differing.pk is None  # the input was not saved: its fields are not the row's
+    assert ca.content is saved
+    [found] = await store.find_content([FileUnit(path="a", digest=sha(1))])
+    assert isinstance(found, FileUnit)
+    assert found.size == 10
+    other_artifact = Artifact(sha256=sha(1), size=99)
+    [saved_artifact] = await store.save_artifacts([other_artifact])
+    assert saved_artifact is not other_artifact
+    assert (saved_artifact.pk, saved_artifact.size) == (first_artifact.pk, 10)
+    assert other_artifact.pk is None
+
+
 async def test_save_cancelled_mid_transaction_commits_nothing(store: Store) -> None:
     """A save_content cancelled while its transaction runs rolls back: no row, no pk."""
     units = files(range(3))
