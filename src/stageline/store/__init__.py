@@ -6,7 +6,7 @@ Open one with :func:`open_store`; group calls in one transaction with
 """
 
 from ._home import default_database_path, default_home
-from ._repositories import Change
+from ._ranges import Change
 from ._schema import SCHEMA_VERSION
 from ._store import Store, open_store
 from ._unit_of_work import UnitOfWork

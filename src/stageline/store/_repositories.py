@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -12,17 +12,9 @@ from ..models import Content, Repository, RepositoryVersion
 from . import _schema as t
 from ._codec import decode_content
 from ._database import Runner, require_pk
+from ._ranges import Change, version_condition
 
-__all__ = [
-    "Change",
-    "RepositoryCalls",
-    "iter_repository_content",
-    "version_condition",
-    "working_view_condition",
-]
-
-#: Which rows of a version :meth:`Store.iter_content` streams.
-Change = Literal["present", "added", "removed"]
+__all__ = ["RepositoryCalls", "iter_repository_content"]
 
 
 def _version_from_row(repository: Repository, row: Any) -> RepositoryVersion:
@@ -36,40 +28,6 @@ def _version_from_row(repository: Repository, row: Any) -> RepositoryVersion:
         removed_count=row.removed_count,
         pk=row.id,
     )
-
-
-def version_condition(number: int, change: Change) -> sa.ColumnElement[bool]:
-    """The ``repository_content`` rows of version ``number`` (or of its changes).
-
-    Raises:
-        StoreArgumentError: ``change`` is not one of the three kinds.
-    """
-    rc = t.repository_content
-    if change == "present":
-        # Not indexable on purpose (see working_view_condition): the keyset pages must walk
-        # the (repository_id, content_id) index, not the version_added or version_removed
-        # ones, which would scan and sort the whole repository for every page.
-        return sa.and_(
-            rc.c.version_added + 0 <= number,
-            sa.func.coalesce(rc.c.version_removed, number + 1) > number,
-        )
-    if change == "added":
-        return rc.c.version_added == number
-    if change == "removed":
-        return rc.c.version_removed == number
-    raise StoreArgumentError(f"change must be 'present', 'added' or 'removed', got {change!r}")
-
-
-def working_view_condition() -> sa.ColumnElement[bool]:
-    """Rows present in the version being built (``version_removed IS NULL``).
-
-    Written so that no index can serve it: keyset pages must walk the (repository_id,
-    content_id) index in order, and a bare ``version_removed IS NULL`` offers a planner
-    without up-to-date statistics the version_removed index instead, which would mean
-    reading and sorting the whole version for every page.
-    """
-    rc = t.repository_content
-    return sa.func.coalesce(rc.c.version_removed, -1) == -1
 
 
 async def iter_repository_content(

@@ -23,8 +23,9 @@ from ._artifacts import ArtifactCalls
 from ._content import ContentCalls
 from ._database import Database, require_pk
 from ._engine import create_engine
+from ._ranges import Change
 from ._remotes import RemoteCalls
-from ._repositories import Change, RepositoryCalls
+from ._repositories import RepositoryCalls
 from ._unit_of_work import UnitOfWork
 from ._version import NewVersion
 

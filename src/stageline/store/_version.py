@@ -15,47 +15,18 @@ from .._exceptions import StoreArgumentError, StoreError
 from ..models import Content, Repository, RepositoryVersion
 from . import _schema as t
 from ._codec import repo_key_of
-from ._database import Database, chunks
+from ._database import Database
 from ._lock import RepositoryLock, acquire_repository_lock
-from ._repositories import iter_repository_content, working_view_condition
+from ._ranges import (
+    add_rows,
+    count_changes,
+    discard_version,
+    remove_rows,
+    working_view_condition,
+)
+from ._repositories import iter_repository_content
 
 __all__ = ["NewVersion"]
-
-_RC_COLUMNS = (
-    ("repository_id", "bigint"),
-    ("content_id", "bigint"),
-    ("repo_key_digest", "text"),
-    ("version_added", "integer"),
-)
-
-
-def _discard(conn: sa.Connection, repository_id: int, number: int, version_id: int) -> None:
-    """Undo every change of an incomplete version and delete it: O(its changes)."""
-    rc, v = t.repository_content, t.repository_versions
-    conn.execute(
-        sa.delete(rc).where(rc.c.repository_id == repository_id, rc.c.version_added == number)
-    )
-    conn.execute(
-        sa.update(rc)
-        .where(rc.c.repository_id == repository_id, rc.c.version_removed == number)
-        .values(version_removed=None)
-    )
-    conn.execute(sa.delete(v).where(v.c.id == version_id))
-
-
-def _end_rows(conn: sa.Connection, number: int, rows: Sequence[tuple[int, int]]) -> None:
-    """Remove (row id, version_added) rows from the version being built.
-
-    A row the version itself added is deleted (it was never visible); an older one gets
-    ``version_removed`` so that earlier versions keep it.
-    """
-    rc = t.repository_content
-    mine = sorted(pk for pk, added in rows if added == number)
-    older = sorted(pk for pk, added in rows if added != number)
-    for chunk in chunks(mine):
-        conn.execute(sa.delete(rc).where(rc.c.id.in_(chunk)))
-    for chunk in chunks(older):
-        conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=number))
 
 
 class NewVersion:
@@ -196,7 +167,7 @@ class NewVersion:
             )
         ).all()
         for version_id, number in abandoned:
-            _discard(conn, repository_id, number, version_id)
+            discard_version(conn, repository_id, number, version_id)
         base = conn.execute(
             sa.select(v.c.number, v.c.content_count)
             .where(v.c.repository_id == repository_id, v.c.complete.is_(True))
@@ -271,7 +242,9 @@ class NewVersion:
         await self._database.run(
             f"remove the failed version {version.number} of repository {self.repository.name!r}"
             " (the next new version of it will retry)",
-            lambda conn: _discard(conn, self._repository_id, version.number, self.version.pk or 0),
+            lambda conn: discard_version(
+                conn, self._repository_id, version.number, self.version.pk or 0
+            ),
             write=True,
         )
 
@@ -281,19 +254,9 @@ class NewVersion:
             await anyio.to_thread.run_sync(lock.release)
 
     def _commit(self, conn: sa.Connection) -> RepositoryVersion | None:
-        rc, v = t.repository_content, t.repository_versions
+        v = t.repository_versions
         version = self.version
-        repository_id, number = self._repository_id, version.number
-        added = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(rc)
-            .where(rc.c.repository_id == repository_id, rc.c.version_added == number)
-        ).scalar_one()
-        removed = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(rc)
-            .where(rc.c.repository_id == repository_id, rc.c.version_removed == number)
-        ).scalar_one()
+        added, removed = count_changes(conn, self._repository_id, version.number)
         if not added and not removed:
             conn.execute(sa.delete(v).where(v.c.id == version.pk))
             return None
@@ -350,62 +313,10 @@ class NewVersion:
         async with self._changing:
             inserted = await self._database.run(
                 f"add content to version {number} of repository {self.repository.name!r}",
-                lambda conn: self._add(conn, repository_id, number, chosen, self._database),
+                lambda conn: add_rows(conn, self._database, repository_id, number, chosen),
                 write=True,
             )
         await self._database.note_growth("repository_content", inserted)
-
-    @staticmethod
-    def _add(
-        conn: sa.Connection,
-        repository_id: int,
-        number: int,
-        chosen: dict[int, str | None],
-        database: Database,
-    ) -> int:
-        rc = t.repository_content
-        pks = sorted(chosen)
-        present: set[int] = set()
-        restorable: dict[int, int] = {}
-        for chunk in chunks(pks):
-            # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
-            # a condition on version_removed tempts PostgreSQL into scanning the whole
-            # version through the version_removed index while its statistics lag behind.
-            for row_id, content_id, removed in conn.execute(
-                sa.select(rc.c.id, rc.c.content_id, rc.c.version_removed).where(
-                    rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
-                )
-            ):
-                if removed is None:
-                    present.add(content_id)
-                elif removed == number:
-                    restorable[content_id] = row_id
-        new = [pk for pk in pks if pk not in present]
-        keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
-        conflicts: list[tuple[int, int]] = []
-        for key_chunk in chunks(keys):
-            # Through the index on (repository_id, repo_key_digest); version_removed is
-            # filtered here: in SQL, SQLite (which has no statistics) may instead pick the
-            # (repository_id, version_removed) index and scan every present row.
-            conflicts.extend(
-                (row_id, added)
-                for row_id, added, removed in conn.execute(
-                    sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
-                        rc.c.repository_id == repository_id,
-                        rc.c.repo_key_digest.is_not(None),
-                        rc.c.repo_key_digest.in_(key_chunk),
-                    )
-                )
-                if removed is None
-            )
-        _end_rows(conn, number, conflicts)
-        restore = sorted(restorable[pk] for pk in new if pk in restorable)
-        for chunk in chunks(restore):
-            conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=None))
-        rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
-        for row_chunk in chunks(rows):
-            database.bulk_insert(conn, "repository_content", _RC_COLUMNS, row_chunk, conflict=None)
-        return len(rows)
 
     async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
         """Remove units (or content primary keys) from the version.
@@ -430,39 +341,21 @@ class NewVersion:
     async def _remove_now(self, pks: list[int]) -> None:
         """Remove ``pks`` from the version; the caller holds ``self._changing``."""
         repository_id, number = self._check_open()
-        await self._database.run(
+        missing = await self._database.run(
             f"remove content from version {number} of repository {self.repository.name!r}",
-            lambda conn: self._remove(conn, repository_id, number, pks),
+            lambda conn: remove_rows(conn, repository_id, number, pks),
             write=True,
         )
-
-    def _remove(self, conn: sa.Connection, repository_id: int, number: int, pks: list[int]) -> None:
-        rc = t.repository_content
-        rows: list[tuple[int, int]] = []
-        present: set[int] = set()
-        for chunk in chunks(pks):
-            # Filtered on version_removed here rather than in SQL, as in _add.
-            for row_id, content_id, added, removed in conn.execute(
-                sa.select(rc.c.id, rc.c.content_id, rc.c.version_added, rc.c.version_removed).where(
-                    rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
-                )
-            ):
-                if removed is None:
-                    rows.append((row_id, added))
-                    present.add(content_id)
-        missing = [pk for pk in pks if pk not in present]
         if missing:
-            # Raised inside the transaction, so it is rolled back: nothing is removed.
             shown = f"{missing[:20]}" + (
                 f" and {len(missing) - 20} more" if len(missing) > 20 else ""
             )
             raise StoreArgumentError(
                 f"cannot remove content {shown} from the new version of repository "
                 f"{self.repository.name!r}: not in version {number} (never added to it, or "
-                "removed already); remove only units the version holds "
-                "(new_version.iter_content() streams them)"
+                "removed already); nothing was removed; remove only units the version "
+                "holds (new_version.iter_content() streams them)"
             )
-        _end_rows(conn, number, rows)
 
     async def remove_content_except(self, keep: Collection[int], *, chunk_size: int = 5000) -> int:
         """Remove every unit whose primary key is not in ``keep`` (a mirror sync's last step).
