@@ -172,7 +172,8 @@ class Database:
             What ``fn`` returned.
 
         Raises:
-            StoreError: the database failed (the driver's error is the ``__cause__``).
+            StoreError: the database failed (the driver's error is the ``__cause__``), or
+                ``write`` and a unit of work on this database is open in this task.
             Exception: whatever ``fn`` raised, the transaction rolled back.
         """
         if write:

@@ -47,6 +47,9 @@ class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls):
     Saving sets ``pk`` on the objects passed in (and on their related objects' rows);
     lookups return saved objects. Every method raises :class:`~stageline.StoreError` (or a
     subclass) when the database fails, with the underlying driver error as ``__cause__``.
+    Each call is a transaction of its own; a call cancelled in the middle of it commits
+    nothing. To make several calls one transaction, use :meth:`unit_of_work`; while one is
+    open in a task, the store's own writes from that task are refused with StoreError.
     """
 
     def __init__(self, engine: sa.Engine, *, max_threads: int) -> None:

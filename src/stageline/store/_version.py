@@ -60,9 +60,10 @@ class NewVersion:
 
     Raises:
         StoreError: on entering, when another new version of the repository is being built
-            (by this or another process), when the repository does not exist, or when the
-            database fails; on leaving, when the commit fails (the version is then
-            removed). Entering twice is a StoreError too.
+            (by this or another process), when the repository does not exist, when a unit
+            of work of the store is open in the task, or when the database fails; on
+            leaving, when the commit fails (the version is then removed). Entering twice
+            is a StoreError too.
     """
 
     def __init__(self, database: Database, repository: Repository) -> None:
