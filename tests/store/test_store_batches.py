@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
+import anyio.from_thread
 import pytest
 import sqlalchemy as sa
 from store_support import FileUnit, PackageUnit, sha
 
-from stageline import ContentTypeError, StoreError
+from stageline import ContentTypeError, StoreArgumentError, StoreError
 from stageline.models import Artifact, ContentArtifact, Remote, RemoteArtifact
 from stageline.store import Store
 
@@ -63,6 +65,23 @@ async def test_artifact_without_sha256_is_refused(store: Store) -> None:
     """An artifact without a sha256 cannot be saved: ValueError names it."""
     with pytest.raises(ValueError, match="sha256"):
         await store.save_artifacts([Artifact(size=1)])
+
+
+async def test_argument_errors_are_stageline_errors_and_value_errors(store: Store) -> None:
+    """The store refuses bad arguments with StoreArgumentError: a StoreError and a ValueError."""
+    unit = FileUnit(path="f1", digest=sha(1))
+    refusals: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.save_artifacts([Artifact(size=1)]),
+        lambda: store.find_content_artifacts([unit]),
+        lambda: store.update_content_artifacts(
+            [ContentArtifact(content=unit, artifact=None, relative_path="f1")]
+        ),
+    ]
+    for refusal in refusals:
+        with pytest.raises(StoreArgumentError) as info:
+            await refusal()
+        assert isinstance(info.value, StoreError)
+        assert isinstance(info.value, ValueError)
 
 
 async def test_content_insert_or_get_with_content_artifacts(store: Store) -> None:
@@ -199,8 +218,8 @@ async def test_remote_artifacts_insert_fix_url_and_find(store: Store) -> None:
     units = files(range(3))
     cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
     await store.save_content(units, cas)
-    r1 = await store.save_remote(Remote(url="http://one.test/"))
-    r2 = await store.save_remote(Remote(url="http://two.test/"))
+    r1 = await store.save_remote(Remote(url="http://one.test/", name="one"))
+    r2 = await store.save_remote(Remote(url="http://two.test/", name="two"))
     first = await store.save_remote_artifacts(
         [
             RemoteArtifact(
@@ -246,7 +265,7 @@ async def test_round_trips_do_not_grow_with_the_batch(store: Store, size: int) -
         await store.save_content(units, cas)
         await store.find_content(files(range(size)))
         await store.find_artifacts(a.sha256 or "" for a in artifacts)
-        remote = await store.save_remote(Remote(url="http://x.test/"))
+        remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
         await store.save_remote_artifacts(
             [
                 RemoteArtifact(url="http://x.test/a", content_artifact=ca, remote=remote)
@@ -270,13 +289,30 @@ async def test_saved_fields_win_over_a_differing_unit(store: Store) -> None:
     assert saved_differing.pk == first.pk
 
 
-async def test_save_cancelled_while_it_runs_completes(store: Store) -> None:
-    """A save_content cancelled while its transaction runs finishes: rows and pks agree."""
-    import anyio
-    import anyio.from_thread
+async def test_a_later_save_with_other_fields_returns_the_saved_values(store: Store) -> None:
+    """A later save of a unit or artifact whose key is saved with other fields gets the saved."""
+    [first] = await store.save_content([FileUnit(path="a", digest=sha(1), size=10)])
+    [first_artifact] = await store.save_artifacts([Artifact(sha256=sha(1), size=10)])
+    differing = FileUnit(path="a", digest=sha(1), size=99)
+    ca = ContentArtifact(content=differing, artifact=first_artifact, relative_path="a")
+    [saved] = await store.save_content([differing], [ca])
+    assert saved is not differing
+    assert isinstance(saved, FileUnit)
+    assert (saved.pk, saved.size) == (first.pk, 10)
+    assert differing.pk is None  # the input was not saved: its fields are not the row's
+    assert ca.content is saved
+    [found] = await store.find_content([FileUnit(path="a", digest=sha(1))])
+    assert isinstance(found, FileUnit)
+    assert found.size == 10
+    other_artifact = Artifact(sha256=sha(1), size=99)
+    [saved_artifact] = await store.save_artifacts([other_artifact])
+    assert saved_artifact is not other_artifact
+    assert (saved_artifact.pk, saved_artifact.size) == (first_artifact.pk, 10)
+    assert other_artifact.pk is None
 
-    # Make the save refresh PostgreSQL's statistics afterwards, as a first sync's do.
-    store._analyze_at["content"] = 1
+
+async def test_save_cancelled_mid_transaction_commits_nothing(store: Store) -> None:
+    """A save_content cancelled while its transaction runs rolls back: no row, no pk."""
     units = files(range(3))
     scope = anyio.CancelScope()
     saved: list[Any] = []
@@ -289,9 +325,32 @@ async def test_save_cancelled_while_it_runs_completes(store: Store) -> None:
     try:
         with scope:
             saved = await store.save_content(units)
-            await anyio.sleep_forever()
     finally:
         sa.event.remove(store._engine, "before_cursor_execute", cancel_mid_transaction)
+    assert scope.cancelled_caught
+    assert saved == []
+    assert not any(u.saved for u in units)
+    assert await store.find_content(files(range(3))) == [None, None, None]
+
+
+async def test_save_cancelled_while_committing_completes(store: Store) -> None:
+    """A cancellation arriving once the commit began lets the save finish: rows and pks agree."""
+    # Make the save refresh PostgreSQL's statistics afterwards, as a first sync's do.
+    store._analyze_at["content"] = 1
+    units = files(range(3))
+    scope = anyio.CancelScope()
+    saved: list[Any] = []
+
+    def cancel_while_committing(conn: Any) -> None:
+        anyio.from_thread.run_sync(scope.cancel)
+
+    sa.event.listen(store._engine, "commit", cancel_while_committing)
+    try:
+        with scope:
+            saved = await store.save_content(units)
+            await anyio.sleep_forever()
+    finally:
+        sa.event.remove(store._engine, "commit", cancel_while_committing)
     assert scope.cancelled_caught
     assert saved == units
     assert [u.pk for u in await store.find_content(files(range(3)))] == [u.pk for u in units]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from store_support import POSTGRESQL_ENV, FileUnit, postgresql_base_url, sha, sync_engine
 
 from stageline import DatabaseURLError, SchemaVersionError, StagelineError, StoreError
-from stageline.store import SCHEMA_VERSION, open_store
+from stageline.models import Repository
+from stageline.store import SCHEMA_VERSION, default_database_path, default_home, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -41,8 +45,8 @@ async def test_bad_max_threads_is_refused(tmp_path: Path) -> None:
 
 
 async def test_sqlite_file_is_created_in_wal_mode(tmp_path: Path) -> None:
-    """A path creates a SQLite file (and its directory) in WAL mode with the schema."""
-    path = tmp_path / "sub" / "stageline.db"
+    """A path creates a SQLite file in WAL mode with the schema."""
+    path = tmp_path / "stageline.db"
     async with open_store(path) as store:
         assert not store.is_postgresql
         await store.save_content([FileUnit(path="a", digest=sha(1))])
@@ -51,6 +55,101 @@ async def test_sqlite_file_is_created_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute("SELECT value FROM stageline_meta").fetchone() == (str(SCHEMA_VERSION),)
     async with open_store(f"sqlite:///{path}") as again:
         assert await again.find_content([FileUnit(path="a", digest=sha(1))]) != [None]
+
+
+@pytest.mark.parametrize("form", ["path", "url"])
+async def test_a_missing_folder_is_an_error_naming_it(tmp_path: Path, form: str) -> None:
+    """An explicit SQLite path whose folder does not exist is refused; nothing is created."""
+    folder = tmp_path / "not" / "there"
+    path = folder / "stageline.db"
+    with pytest.raises(DatabaseURLError, match=rf"folder {folder} does not exist") as info:
+        async with open_store(path if form == "path" else f"sqlite:///{path}"):
+            pass
+    assert isinstance(info.value, ValueError)
+    assert not (tmp_path / "not").exists()
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def wide_umask() -> Iterator[None]:
+    """A umask that lets group and others read new files, as many systems default to."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.usefixtures("wide_umask")
+async def test_sqlite_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """The database file, its -wal and -shm files and its lock files are 0o600 (folders 0o700)."""
+    path = tmp_path / "stageline.db"
+    async with open_store(path) as store:
+        repository = await store.create_repository(Repository(name="r"))
+        async with store.new_version(repository) as version:
+            await version.add_content(await store.save_content([FileUnit(path="a", digest=sha(1))]))
+        for name in ("stageline.db", "stageline.db-wal", "stageline.db-shm"):
+            assert mode_of(tmp_path / name) == 0o600, name
+        locks = tmp_path / "stageline.db.locks"
+        assert mode_of(locks) == 0o700
+        assert {mode_of(lock) for lock in locks.iterdir()} == {0o600}
+
+
+@pytest.fixture
+def home_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No STAGELINE_HOME or XDG_DATA_HOME, and a HOME of the test's own."""
+    monkeypatch.delenv("STAGELINE_HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    return monkeypatch
+
+
+@pytest.mark.usefixtures("wide_umask")
+def test_default_home_is_stageline_home_created_private(
+    home_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """STAGELINE_HOME names the home; it is created on demand, readable by its owner only."""
+    home_env.setenv("STAGELINE_HOME", str(tmp_path / "a" / "home"))
+    assert default_home() == tmp_path / "a" / "home"
+    assert mode_of(tmp_path / "a" / "home") == 0o700
+    assert default_home() == tmp_path / "a" / "home"  # an existing one is used as it is
+    assert default_database_path() == tmp_path / "a" / "home" / "stageline.db"
+
+
+@pytest.mark.usefixtures("wide_umask")
+def test_default_home_follows_the_xdg_data_folder(
+    home_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without STAGELINE_HOME: $XDG_DATA_HOME/stageline, else ~/.local/share/stageline."""
+    assert default_home() == tmp_path / "user" / ".local" / "share" / "stageline"
+    home_env.setenv("XDG_DATA_HOME", "relative/ignored")  # the XDG spec ignores relative ones
+    assert default_home() == tmp_path / "user" / ".local" / "share" / "stageline"
+    home_env.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_home() == tmp_path / "xdg" / "stageline"
+    assert mode_of(tmp_path / "xdg" / "stageline") == 0o700
+
+
+async def test_the_default_database_opens_in_the_default_home(
+    home_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """default_database_path() is a SQLite file in the home, which open_store opens."""
+    home_env.setenv("STAGELINE_HOME", str(tmp_path / "fresh"))
+    async with open_store(default_database_path()) as store:
+        await store.save_content([FileUnit(path="a", digest=sha(1))])
+    assert (tmp_path / "fresh" / "stageline.db").is_file()
+
+
+def test_a_home_that_cannot_be_created_is_a_store_error(
+    home_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A home below a file cannot be made: StoreError names it and the variable to set."""
+    (tmp_path / "file").write_text("not a folder")
+    home_env.setenv("STAGELINE_HOME", str(tmp_path / "file" / "home"))
+    with pytest.raises(StoreError, match=r"file/home.*STAGELINE_HOME"):
+        default_home()
 
 
 async def test_reopening_keeps_the_data(database_url: str) -> None:

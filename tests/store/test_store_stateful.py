@@ -2,7 +2,9 @@
 
 Rules build versions from random adds, removes and mirrors of units that share
 repository keys, and let some versions fail or be cancelled; after every step the store's
-versions must equal the model's, version by version.
+versions must equal the model's, version by version: what each holds, adds and removes,
+as ``iter_content`` streams them (and a new version's own ``iter_content`` after each of
+its changes).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -23,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy.pool import NullPool
 from store_support import FileUnit, PackageUnit, postgresql_base_url, sha
 
+from stageline import StoreArgumentError
 from stageline.models import Content, Repository
 from stageline.store import NewVersion, Store, open_store
 
@@ -109,6 +112,7 @@ class VersionMachine(RuleBasedStateMachine):
 
     async def _build(self, ops: list[tuple[str, list[int]]], outcome: str) -> NewVersion:
         new_version = self.store.new_version(self.repository)
+        present = self.versions[-1]
         with anyio.CancelScope() as scope:
             try:
                 async with new_version:
@@ -117,10 +121,18 @@ class VersionMachine(RuleBasedStateMachine):
                         if kind == "add":
                             await new_version.add_content(units)
                         elif kind == "remove":
-                            await new_version.remove_content(units)
+                            if any(i not in present for i in indices):
+                                # Refused whole: the units that are there stay too.
+                                with pytest.raises(StoreArgumentError, match="not in version"):
+                                    await new_version.remove_content(units)
+                            await new_version.remove_content(
+                                [UNITS[i] for i in indices if i in present]
+                            )
                         else:
                             keep = {self.pk_of[i] for i in indices}
                             await new_version.remove_content_except(keep, chunk_size=3)
+                        present = apply_to_model(present, [(kind, indices)])
+                        assert await self._read(new_version.iter_content(chunk_size=2)) == present
                     if outcome == "raise":
                         raise Abort
                     if outcome == "cancel":
@@ -149,18 +161,41 @@ class VersionMachine(RuleBasedStateMachine):
         assert result.removed_count == len(before - after)
         self.versions.append(after)
 
-    async def _snapshot(self) -> list[frozenset[int]]:
+    async def _read(self, chunks: AsyncIterator[list[Content]]) -> frozenset[int]:
+        """The units an iter_content stream yields, checked against its docstring."""
+        pks: list[int] = []
+        async for chunk in chunks:
+            # Non-empty lists of saved units, ordered by primary key.
+            assert isinstance(chunk, list)
+            assert chunk
+            assert all(isinstance(unit, Content) and unit.pk is not None for unit in chunk)
+            pks += [unit.pk or 0 for unit in chunk]
+        assert pks == sorted(set(pks))
+        return frozenset(self.index_of[pk] for pk in pks)
+
+    async def _snapshot(self) -> list[tuple[frozenset[int], ...]]:
         found = []
         for version in await self.store.list_versions(self.repository):
-            pks: set[int] = set()
-            async for chunk in self.store.iter_content(version, chunk_size=4):
-                pks.update(unit.pk or 0 for unit in chunk)
-            found.append(frozenset(self.index_of[pk] for pk in pks))
+            found.append(
+                tuple(
+                    [
+                        await self._read(
+                            self.store.iter_content(version, change=change, chunk_size=3)
+                        )
+                        for change in ("present", "added", "removed")
+                    ]
+                )
+            )
         return found
 
     @invariant()
     def every_version_matches_the_model(self) -> None:
-        assert self.portal.call(self._snapshot) == self.versions
+        before = [frozenset[int](), *self.versions]
+        expected = [
+            (after, after - previous, previous - after)
+            for previous, after in zip(before, self.versions, strict=False)
+        ]
+        assert self.portal.call(self._snapshot) == expected
 
 
 @pytest.mark.slow

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
+import sqlalchemy as sa
 from store_support import FileUnit, PackageUnit, count_rows, sha
 
-from stageline import StoreError
+from stageline import StoreArgumentError, StoreError
 from stageline.models import Content, Repository
 from stageline.store import Store
 
@@ -80,14 +81,15 @@ async def test_versions_number_up_by_one_and_count_changes(store: Store) -> None
 
 
 async def test_nothing_changed_creates_no_version(store: Store) -> None:
-    """Adding what is there and removing what is not leaves no new version behind."""
+    """Adding what is there (and a refused removal of what is not) leaves no new version."""
     repository = await make_repository(store)
     units = await saved_files(store, range(3))
     async with store.new_version(repository) as first:
         await first.add_content(units[:2])
     async with store.new_version(repository) as idle:
         await idle.add_content(units[:2])
-        await idle.remove_content(units[2:])
+        with pytest.raises(StoreArgumentError, match="not in version 2"):
+            await idle.remove_content(units[2:])
     async with store.new_version(repository) as undone:
         await undone.add_content(units[2:])
         await undone.remove_content(units[2:])
@@ -208,6 +210,25 @@ async def test_remove_then_add_again_in_one_version(store: Store) -> None:
         await second.add_content(units[:1])
     assert second.result is not None
     assert (second.result.added_count, second.result.removed_count) == (0, 1)
+    assert await content_of(store, repository) == {units[0].pk}
+
+
+async def test_removing_content_not_in_the_version_is_refused(store: Store) -> None:
+    """remove_content of units the version does not hold names them and removes nothing."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(4))
+    async with store.new_version(repository) as first:
+        await first.add_content(units[:2])
+    absent = sorted(u.pk or 0 for u in units[2:])
+    async with store.new_version(repository) as second:
+        with pytest.raises(
+            StoreArgumentError, match=rf"\[{absent[0]}, {absent[1]}\].*not in version 2"
+        ):
+            await second.remove_content([units[0], units[2], units[3].pk or 0])
+        await second.remove_content([units[1]])
+        # Removed already in this version: not in it any more.
+        with pytest.raises(StoreArgumentError, match=rf"\[{units[1].pk}\].*not in version 2"):
+            await second.remove_content([units[1].pk or 0])
     assert await content_of(store, repository) == {units[0].pk}
 
 
@@ -397,3 +418,87 @@ async def test_one_version_at_a_time_whatever_path_names_the_database(
                     pass
         assert building.result is not None
         assert building.result.content_count == 1
+
+
+def refuse_clean_up(store: Store) -> tuple[Callable[[bool], None], Callable[[], None]]:
+    """Make the removal of a failed version fail as a lost connection would, once armed.
+
+    Returns (arm, disarm): arm(True) makes every later DELETE of repository_content rows
+    fail; disarm() removes the hook.
+    """
+    armed = [False]
+
+    def fail_deletes(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if armed[0] and statement.startswith("DELETE FROM repository_content"):
+            raise sa.exc.OperationalError(
+                statement, None, ConnectionError("server closed the connection unexpectedly")
+            )
+
+    def arm(value: bool) -> None:
+        armed[0] = value
+
+    sa.event.listen(store._engine, "before_cursor_execute", fail_deletes)
+    return arm, lambda: sa.event.remove(store._engine, "before_cursor_execute", fail_deletes)
+
+
+async def test_a_failed_clean_up_does_not_hide_the_sync_error(store: Store) -> None:
+    """When removing a failed version fails too, the caller sees its own error, with a note."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(3))
+    arm, disarm = refuse_clean_up(store)
+
+    async def fail() -> None:
+        async with store.new_version(repository) as failing:
+            await failing.add_content(units[:2])
+            arm(True)
+            raise RuntimeError("the sync's own error")
+
+    try:
+        with pytest.raises(RuntimeError, match="the sync's own error") as info:
+            await fail()
+        arm(False)
+        with anyio.CancelScope() as scope:
+            async with store.new_version(repository) as cancelled:
+                await cancelled.add_content(units[2:])
+                arm(True)
+                scope.cancel()
+                await anyio.sleep_forever()
+        arm(False)
+    finally:
+        disarm()
+    notes = getattr(info.value, "__notes__", [])
+    assert len(notes) == 1
+    assert "could not remove the failed version 1" in notes[0]
+    assert "server closed the connection" in notes[0]
+    assert scope.cancelled_caught
+    # The versions left behind are invisible, and the next new version removes them.
+    assert [v.number for v in await store.list_versions(repository)] == [0]
+    async with store.new_version(repository) as retry:
+        await retry.add_content(units[2:])
+    assert retry.result is not None
+    assert (retry.result.number, retry.result.content_count) == (1, 1)
+
+
+async def test_a_failed_commit_is_raised_even_when_its_clean_up_fails(store: Store) -> None:
+    """A commit that fails, followed by a failed removal, raises the commit's error with a note."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(2))
+    arm, disarm = refuse_clean_up(store)
+
+    def fail_commit(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("UPDATE repository_versions"):
+            arm(True)
+            raise sa.exc.OperationalError(statement, None, ConnectionError("commit refused"))
+
+    sa.event.listen(store._engine, "before_cursor_execute", fail_commit)
+    try:
+        with pytest.raises(StoreError, match=r"could not commit version 1.*commit refused") as info:
+            async with store.new_version(repository) as failing:
+                await failing.add_content(units)
+    finally:
+        sa.event.remove(store._engine, "before_cursor_execute", fail_commit)
+        disarm()
+    notes = getattr(info.value, "__notes__", [])
+    assert len(notes) == 1
+    assert "could not remove the failed version 1" in notes[0]
+    assert [v.number for v in await store.list_versions(repository)] == [0]

@@ -1,11 +1,24 @@
 """The store: models persisted with SQLAlchemy Core on SQLite or PostgreSQL.
 
-Open one with :func:`open_store`; build repository versions with
-:meth:`Store.new_version`. See ``docs/store.md``.
+Open one with :func:`open_store`; group calls in one transaction with
+:meth:`Store.unit_of_work`; build repository versions with :meth:`Store.new_version`. See
+``docs/store.md``.
 """
 
+from ._home import default_database_path, default_home
+from ._ranges import Change
 from ._schema import SCHEMA_VERSION
-from ._store import Change, Store, open_store
+from ._store import Store, open_store
+from ._unit_of_work import UnitOfWork
 from ._version import NewVersion
 
-__all__ = ["SCHEMA_VERSION", "Change", "NewVersion", "Store", "open_store"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Change",
+    "NewVersion",
+    "Store",
+    "UnitOfWork",
+    "default_database_path",
+    "default_home",
+    "open_store",
+]

@@ -7,8 +7,7 @@ import json
 from typing import Any
 
 from .._exceptions import ContentTypeError
-from ..models import Content
-from ..models._content import _REGISTRY
+from ..models import Content, content_types
 
 __all__ = [
     "ContentRow",
@@ -59,7 +58,7 @@ def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
 def check_declared(unit: Content) -> str:
     cls = type(unit)
     name = cls.type_name
-    if not name or _REGISTRY.get(name) is not cls:
+    if not name or content_types().get(name) is not cls:
         raise ContentTypeError(
             f"{cls.__module__}.{cls.__qualname__} is not a declared content type; subclass "
             "Content with a type_name and natural_key_fields (see stageline.models.Content)"
@@ -111,7 +110,7 @@ def decode_content(type_name: str, data: str, pk: int) -> Content:
         ContentTypeError: no imported module declares ``type_name``, or the stored fields no
             longer fit the declared class.
     """
-    cls = _REGISTRY.get(type_name)
+    cls = content_types().get(type_name)
     if cls is None:
         raise ContentTypeError(
             f"the database holds content of type {type_name!r}, which no imported module "

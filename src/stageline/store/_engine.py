@@ -67,19 +67,16 @@ def create_engine(url_or_path: str | os.PathLike[str], *, pool_size: int) -> sa.
     """An engine for a SQLite file (WAL, immediate write transactions) or PostgreSQL.
 
     Raises:
-        DatabaseURLError: the URL's scheme is not supported or it names no database file.
-        StoreError: the PostgreSQL driver (psycopg) is not installed.
+        DatabaseURLError: the URL's scheme is not supported, it names no database file,
+            or the SQLite file's folder does not exist.
+        StoreError: the SQLite file cannot be created, or the PostgreSQL driver (psycopg)
+            is not installed.
     """
     url = _to_url(url_or_path)
     if url.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         assert path is not None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the directory of the SQLite database {path}: {exc}"
-            ) from exc
+        _create_private_file(path)
         engine = sa.create_engine(
             url,
             # The sqlite3 busy timeout: how long a writer waits for another one (threads
@@ -101,6 +98,31 @@ def create_engine(url_or_path: str | os.PathLike[str], *, pool_size: int) -> sa.
             "`pip install 'stageline[postgresql]'`"
         ) from exc
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file, readable by its owner only, unless it exists (blocking).
+
+    SQLite gives the -wal and -shm files the mode of the database file, so they are
+    private too; left to SQLite, all three would be readable by everyone (0o644), and
+    the database holds remote credentials. An existing file keeps the mode it has.
+
+    Raises:
+        DatabaseURLError: the file's folder does not exist (only stageline's default home
+            is created on demand: a typo in a path must not grow a tree of folders).
+        StoreError: the file cannot be created.
+    """
+    if not path.parent.is_dir():
+        raise DatabaseURLError(
+            f"the folder {path.parent} does not exist, so the SQLite database {path} cannot "
+            "be created in it; create the folder first, or check the path for a typo "
+            "(stageline creates only its own default home, stageline.store.default_home())"
+        )
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot create the SQLite database {path}: {exc}") from exc
+    os.close(fd)
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:

@@ -83,8 +83,8 @@ def acquire_repository_lock(
     # the first's incomplete version for an abandoned one and undo it.
     sqlite_file = sqlite_file.resolve()
     directory = sqlite_file.parent / (sqlite_file.name + ".locks")
-    directory.mkdir(exist_ok=True)
-    fd = os.open(directory / f"repository-{repository_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(directory / f"repository-{repository_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     taken = False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -4,66 +4,29 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import sqlalchemy as sa
 
-from .._exceptions import StoreError
+from .._exceptions import StoreArgumentError, StoreError
 from ..models import Content, Repository, RepositoryVersion
 from . import _schema as t
 from ._codec import repo_key_of
+from ._database import Database
 from ._lock import RepositoryLock, acquire_repository_lock
-
-if TYPE_CHECKING:
-    from ._store import Store
+from ._ranges import (
+    add_rows,
+    count_changes,
+    discard_version,
+    remove_rows,
+    working_view_condition,
+)
+from ._repositories import iter_repository_content
 
 __all__ = ["NewVersion"]
-
-_CHUNK = 500
-
-_RC_COLUMNS = (
-    ("repository_id", "bigint"),
-    ("content_id", "bigint"),
-    ("repo_key_digest", "text"),
-    ("version_added", "integer"),
-)
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Any:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _discard(conn: sa.Connection, repository_id: int, number: int, version_id: int) -> None:
-    """Undo every change of an incomplete version and delete it: O(its changes)."""
-    rc, v = t.repository_content, t.repository_versions
-    conn.execute(
-        sa.delete(rc).where(rc.c.repository_id == repository_id, rc.c.version_added == number)
-    )
-    conn.execute(
-        sa.update(rc)
-        .where(rc.c.repository_id == repository_id, rc.c.version_removed == number)
-        .values(version_removed=None)
-    )
-    conn.execute(sa.delete(v).where(v.c.id == version_id))
-
-
-def _end_rows(conn: sa.Connection, number: int, rows: Sequence[tuple[int, int]]) -> None:
-    """Remove (row id, version_added) rows from the version being built.
-
-    A row the version itself added is deleted (it was never visible); an older one gets
-    ``version_removed`` so that earlier versions keep it.
-    """
-    rc = t.repository_content
-    mine = sorted(pk for pk, added in rows if added == number)
-    older = sorted(pk for pk, added in rows if added != number)
-    for chunk in _chunks(mine):
-        conn.execute(sa.delete(rc).where(rc.c.id.in_(chunk)))
-    for chunk in _chunks(older):
-        conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=number))
 
 
 class NewVersion:
@@ -90,16 +53,21 @@ class NewVersion:
     ``repo_key_fields`` values is in the version, the other unit is removed; within one
     ``add_content`` call, the later unit of two with the same repo key wins.
 
+    When removing a failed version fails too (the database went away), the caller still
+    sees the block's own error, or its cancellation, or the commit's error: the clean-up
+    error is attached to it as a note (PEP 678), and the next new version of the
+    repository removes what is left.
+
     Raises:
         StoreError: on entering, when another new version of the repository is being built
-            (by this or another process), when the repository does not exist, or when the
-            database fails; on leaving, when the commit fails (the version is then removed
-            and the error raised) or when removing a failed version fails (the next new
-            version of the repository removes it). Entering twice is a StoreError too.
+            (by this or another process), when the repository does not exist, when a unit
+            of work of the store is open in the task, or when the database fails; on
+            leaving, when the commit fails (the version is then removed). Entering twice
+            is a StoreError too.
     """
 
-    def __init__(self, store: Store, repository: Repository) -> None:
-        self._store = store
+    def __init__(self, database: Database, repository: Repository) -> None:
+        self._database = database
         self.repository = repository
         self._repository_id = repository.pk if repository.pk is not None else -1
         self._lock: RepositoryLock | None = None
@@ -141,16 +109,18 @@ class NewVersion:
         if self._state != "new":
             raise StoreError("a NewVersion can be entered only once; call new_version() again")
         self._state = "starting"
-        store = self._store
+        database = self._database
         repository_id = self._repository_id
         try:
-            lock = await store._run_sync(
-                lambda: acquire_repository_lock(store._engine, store._sqlite_file, repository_id)
+            lock = await database.run_blocking(
+                lambda: acquire_repository_lock(
+                    database.engine, database.sqlite_file, repository_id
+                )
             )
         except (OSError, sa.exc.SQLAlchemyError) as exc:
             self._state = "failed"
             raise StoreError(
-                f"could not lock repository {self.repository.name!r} in {store.url} to build "
+                f"could not lock repository {self.repository.name!r} in {database.url} to build "
                 f"a new version: {exc}"
             ) from exc
         if lock is None:
@@ -163,7 +133,7 @@ class NewVersion:
         owner = f"{socket.gethostname()}:{os.getpid()}"
         started = False
         try:
-            row = await store._run(
+            row = await database.run(
                 f"start a new version of repository {self.repository.name!r}",
                 lambda conn: self._start(conn, owner),
                 write=True,
@@ -198,7 +168,7 @@ class NewVersion:
             )
         ).all()
         for version_id, number in abandoned:
-            _discard(conn, repository_id, number, version_id)
+            discard_version(conn, repository_id, number, version_id)
         base = conn.execute(
             sa.select(v.c.number, v.c.content_count)
             .where(v.c.repository_id == repository_id, v.c.complete.is_(True))
@@ -208,7 +178,7 @@ class NewVersion:
         if base is None:
             raise StoreError(
                 f"repository {self.repository.name!r} (pk {repository_id}) does not exist in "
-                f"{self._store.url}; create it with create_repository() first"
+                f"{self._database.url}; create it with create_repository() first"
             )
         number = base.number + 1
         pk = conn.execute(
@@ -230,38 +200,52 @@ class NewVersion:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        store = self._store
+        database = self._database
         version = self.version
         name = self.repository.name
         self._state = "closing"
+        # The error the caller sees, if any: the block's own, or the commit's. Clean-up
+        # errors are attached to it as notes, never raised in its place.
+        failure = exc if exc_type is not None else None
         # Shielded: a cancelled sync must still remove its version (or finish committing
         # it) before the cancellation goes on.
         with anyio.CancelScope(shield=True):
             try:
-                if exc_type is None:
-                    committed = False
+                if failure is None:
                     try:
-                        self._result = await store._run(
+                        self._result = await database.run(
                             f"commit version {version.number} of repository {name!r}",
                             self._commit,
                             write=True,
                         )
-                        committed = True
-                    finally:
-                        if not committed:
-                            await self._discard_now()
-                else:
-                    await self._discard_now()
+                    except Exception as commit_error:
+                        failure = commit_error
+                        raise
             finally:
+                if failure is not None:
+                    await self._clean_up(failure, self._discard_now)
                 self._state = "closed"
-                await self._release()
+                await self._clean_up(failure, self._release)
+
+    @staticmethod
+    async def _clean_up(failure: BaseException | None, step: Callable[[], Awaitable[None]]) -> None:
+        """Run a clean-up ``step``; if it fails while ``failure`` propagates, note it there."""
+        if failure is None:
+            await step()
+            return
+        try:
+            await step()
+        except Exception as cleanup_error:
+            failure.add_note(f"cleaning up after this error failed too: {cleanup_error}")
 
     async def _discard_now(self) -> None:
         version = self.version
-        await self._store._run(
+        await self._database.run(
             f"remove the failed version {version.number} of repository {self.repository.name!r}"
             " (the next new version of it will retry)",
-            lambda conn: _discard(conn, self._repository_id, version.number, self.version.pk or 0),
+            lambda conn: discard_version(
+                conn, self._repository_id, version.number, self.version.pk or 0
+            ),
             write=True,
         )
 
@@ -271,19 +255,9 @@ class NewVersion:
             await anyio.to_thread.run_sync(lock.release)
 
     def _commit(self, conn: sa.Connection) -> RepositoryVersion | None:
-        rc, v = t.repository_content, t.repository_versions
+        v = t.repository_versions
         version = self.version
-        repository_id, number = self._repository_id, version.number
-        added = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(rc)
-            .where(rc.c.repository_id == repository_id, rc.c.version_added == number)
-        ).scalar_one()
-        removed = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(rc)
-            .where(rc.c.repository_id == repository_id, rc.c.version_removed == number)
-        ).scalar_one()
+        added, removed = count_changes(conn, self._repository_id, version.number)
         if not added and not removed:
             conn.execute(sa.delete(v).where(v.c.id == version.pk))
             return None
@@ -317,7 +291,7 @@ class NewVersion:
             units: saved units of declared content types.
 
         Raises:
-            ValueError: a unit is not saved.
+            StoreArgumentError: a unit is not saved.
             ContentTypeError: a unit's class is not a declared content type.
             StoreError: the version is not open, or the database failed.
         """
@@ -326,7 +300,7 @@ class NewVersion:
         holder: dict[str, int] = {}
         for unit in units:
             if unit.pk is None:
-                raise ValueError(f"content must be saved before it is added: {unit!r}")
+                raise StoreArgumentError(f"content must be saved before it is added: {unit!r}")
             key = repo_key_of(unit)
             if key is not None:
                 previous = holder.get(key)
@@ -338,102 +312,51 @@ class NewVersion:
             return
         assert self._changing is not None
         async with self._changing:
-            inserted = await self._store._run(
+            inserted = await self._database.run(
                 f"add content to version {number} of repository {self.repository.name!r}",
-                lambda conn: self._add(conn, repository_id, number, chosen, self._store),
+                lambda conn: add_rows(conn, self._database, repository_id, number, chosen),
                 write=True,
             )
-        await self._store._note_growth("repository_content", inserted)
-
-    @staticmethod
-    def _add(
-        conn: sa.Connection,
-        repository_id: int,
-        number: int,
-        chosen: dict[int, str | None],
-        store: Store,
-    ) -> int:
-        rc = t.repository_content
-        pks = sorted(chosen)
-        present: set[int] = set()
-        restorable: dict[int, int] = {}
-        for chunk in _chunks(pks):
-            # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
-            # a condition on version_removed tempts PostgreSQL into scanning the whole
-            # version through the version_removed index while its statistics lag behind.
-            for row_id, content_id, removed in conn.execute(
-                sa.select(rc.c.id, rc.c.content_id, rc.c.version_removed).where(
-                    rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
-                )
-            ):
-                if removed is None:
-                    present.add(content_id)
-                elif removed == number:
-                    restorable[content_id] = row_id
-        new = [pk for pk in pks if pk not in present]
-        keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
-        conflicts: list[tuple[int, int]] = []
-        for chunk in _chunks(keys):
-            # Through the index on (repository_id, repo_key_digest); version_removed is
-            # filtered here: in SQL, SQLite (which has no statistics) may instead pick the
-            # (repository_id, version_removed) index and scan every present row.
-            conflicts.extend(
-                (row_id, added)
-                for row_id, added, removed in conn.execute(
-                    sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
-                        rc.c.repository_id == repository_id,
-                        rc.c.repo_key_digest.is_not(None),
-                        rc.c.repo_key_digest.in_(chunk),
-                    )
-                )
-                if removed is None
-            )
-        _end_rows(conn, number, conflicts)
-        restore = sorted(restorable[pk] for pk in new if pk in restorable)
-        for chunk in _chunks(restore):
-            conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=None))
-        rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
-        for chunk in _chunks(rows):
-            store._bulk_insert(conn, "repository_content", _RC_COLUMNS, chunk, conflict=None)
-        return len(rows)
+        await self._database.note_growth("repository_content", inserted)
 
     async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
-        """Remove units (or content primary keys) from the version; absent ones are ignored.
+        """Remove units (or content primary keys) from the version.
+
+        All or nothing: when some of them are not in the version (never added, or removed
+        already), nothing is removed and the error names their primary keys.
 
         Args:
             units: saved units, or their primary keys.
 
         Raises:
-            ValueError: a unit is not saved.
+            StoreArgumentError: a unit is not saved, or some are not in the version.
             StoreError: the version is not open, or the database failed.
         """
-        repository_id, number = self._check_open()
+        self._check_open()
         pks = sorted({_pk_of(unit) for unit in units})
         if pks:
             assert self._changing is not None
             async with self._changing:
-                await self._store._run(
-                    f"remove content from version {number} of repository {self.repository.name!r}",
-                    lambda conn: self._remove(conn, repository_id, number, pks),
-                    write=True,
-                )
+                await self._remove_now(pks)
 
-    @staticmethod
-    def _remove(conn: sa.Connection, repository_id: int, number: int, pks: list[int]) -> None:
-        rc = t.repository_content
-        rows: list[tuple[int, int]] = []
-        for chunk in _chunks(pks):
-            # Filtered on version_removed here rather than in SQL, as in _add.
-            rows.extend(
-                (row_id, added)
-                for row_id, added, removed in conn.execute(
-                    sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
-                        rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
-                    )
-                )
-                if removed is None
+    async def _remove_now(self, pks: list[int]) -> None:
+        """Remove ``pks`` from the version; the caller holds ``self._changing``."""
+        repository_id, number = self._check_open()
+        missing = await self._database.run(
+            f"remove content from version {number} of repository {self.repository.name!r}",
+            lambda conn: remove_rows(conn, repository_id, number, pks),
+            write=True,
+        )
+        if missing:
+            shown = f"{missing[:20]}" + (
+                f" and {len(missing) - 20} more" if len(missing) > 20 else ""
             )
-        _end_rows(conn, number, rows)
+            raise StoreArgumentError(
+                f"cannot remove content {shown} from the new version of repository "
+                f"{self.repository.name!r}: not in version {number} (never added to it, or "
+                "removed already); nothing was removed; remove only units the version "
+                "holds (new_version.iter_content() streams them)"
+            )
 
     async def remove_content_except(self, keep: Collection[int], *, chunk_size: int = 5000) -> int:
         """Remove every unit whose primary key is not in ``keep`` (a mirror sync's last step).
@@ -449,12 +372,12 @@ class NewVersion:
             How many units were removed.
 
         Raises:
-            ValueError: ``chunk_size`` < 1.
+            StoreArgumentError: ``chunk_size`` < 1.
             StoreError: the version is not open, or the database failed.
         """
         repository_id, number = self._check_open()
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+            raise StoreArgumentError(f"chunk_size must be >= 1, got {chunk_size!r}")
         # Membership is tested once per unit in the repository: a list would make it O(n·m).
         keep = keep if isinstance(keep, set | frozenset) else frozenset(keep)
         rc = t.repository_content
@@ -471,17 +394,21 @@ class NewVersion:
                 .order_by(rc.c.content_id)
                 .limit(chunk_size)
             )
-            pks = await self._store._run(
-                f"read version {number} of repository {self.repository.name!r}",
-                lambda conn, query=query: list(conn.execute(query).scalars()),  # type: ignore[misc]
-                write=False,
-            )
+            # Read and removed under one hold of the lock: no other change can end a unit
+            # in between, so every unit dropped is still in the version.
+            assert self._changing is not None
+            async with self._changing:
+                pks = await self._database.run(
+                    f"read version {number} of repository {self.repository.name!r}",
+                    lambda conn, query=query: list(conn.execute(query).scalars()),  # type: ignore[misc]
+                    write=False,
+                )
+                drop = [pk for pk in pks if pk not in keep]
+                if drop:
+                    await self._remove_now(drop)
             if not pks:
                 return removed
-            drop = [pk for pk in pks if pk not in keep]
-            if drop:
-                await self.remove_content(drop)
-                removed += len(drop)
+            removed += len(drop)
             if len(pks) < chunk_size:
                 return removed
             last = pks[-1]
@@ -496,33 +423,23 @@ class NewVersion:
             Non-empty lists of saved units.
 
         Raises:
-            ValueError: ``chunk_size`` < 1.
+            StoreArgumentError: ``chunk_size`` < 1.
             ContentTypeError: saved content's type is declared by no imported module.
             StoreError: the version is not open, or the database failed.
         """
         repository_id, _number = self._check_open()
         condition = working_view_condition()
-        async for chunk in self._store._iter_rows(repository_id, condition, chunk_size):
+        async for chunk in iter_repository_content(
+            self._database, repository_id, condition, chunk_size
+        ):
             yield chunk
-
-
-def working_view_condition() -> sa.ColumnElement[bool]:
-    """Rows present in the version being built (``version_removed IS NULL``).
-
-    Written so that no index can serve it: keyset pages must walk the (repository_id,
-    content_id) index in order, and a bare ``version_removed IS NULL`` offers a planner
-    without up-to-date statistics the version_removed index instead, which would mean
-    reading and sorting the whole version for every page.
-    """
-    rc = t.repository_content
-    return sa.func.coalesce(rc.c.version_removed, -1) == -1
 
 
 def _pk_of(unit: Content | int) -> int:
     if isinstance(unit, int):
         return unit
     if unit.pk is None:
-        raise ValueError(f"content must be saved to be removed: {unit!r}")
+        raise StoreArgumentError(f"content must be saved to be removed: {unit!r}")
     return unit.pk
 
 

@@ -1,0 +1,303 @@
+"""Store calls on content and content artifacts: insert-or-get by natural key, lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..models import DIGEST_FIELDS, Artifact, Content, ContentArtifact
+from . import _schema as t
+from ._codec import ContentRow, check_declared, decode_content, encode_content, key_digest
+from ._database import Database, Runner, chunks, require_pk
+
+__all__ = ["ContentCalls"]
+
+_CONTENT_COLUMNS = [
+    (name, "text")
+    for name in ("type", "natural_key", "natural_key_digest", "repo_key_digest", "data")
+]
+_CA_COLUMNS = [
+    ("content_id", "bigint"),
+    ("relative_path", "text"),
+    ("artifact_id", "bigint"),
+]
+
+
+def _natural_digest(unit: Content) -> str:
+    return key_digest(check_declared(unit), unit.natural_key())
+
+
+def _fill_artifacts(database: Database, conn: sa.Connection, fill: list[tuple[int, int]]) -> int:
+    """Set artifact_id on content artifacts that have none, in id order."""
+    if not fill:
+        return 0
+    fill.sort()
+    cat = t.content_artifacts
+    if database.is_postgresql:
+        # Lock the rows in id order first: a bare UPDATE ... WHERE id IN (...) locks them
+        # in scan order, which two concurrent syncs need not share.
+        for chunk in chunks([pk for pk, _ in fill]):
+            conn.execute(
+                sa.select(cat.c.id).where(cat.c.id.in_(chunk)).order_by(cat.c.id).with_for_update()
+            )
+    stmt = (
+        sa.update(cat)
+        .where(cat.c.id == sa.bindparam("ca_id"), cat.c.artifact_id.is_(None))
+        .values(artifact_id=sa.bindparam("new_artifact"))
+    )
+    result = conn.execute(stmt, [{"ca_id": pk, "new_artifact": art} for pk, art in fill])
+    return int(result.rowcount)
+
+
+class ContentCalls:
+    """The content calls of :class:`~stageline.store.Store` and of a unit of work."""
+
+    _runner: Runner
+
+    async def find_content(self, units: Sequence[Content]) -> list[Content | None]:
+        """Look up saved content with the same type and natural key as each unit.
+
+        Args:
+            units: units of any declared types, saved or not.
+
+        Returns:
+            For each input, in order, the saved unit (a new object read from the database)
+            or None when no unit with that natural key is saved.
+
+        Raises:
+            ContentTypeError: a unit's class is not a declared content type, a unit's
+                natural key is not valid Unicode, or saved content no longer fits its class.
+            StoreError: the database failed.
+        """
+        digests = [_natural_digest(unit) for unit in units]
+        wanted = sorted(set(digests))
+        if not wanted:
+            return []
+        database = self._runner.database
+
+        def work(conn: sa.Connection) -> dict[str, tuple[int, str, str]]:
+            found: dict[str, tuple[int, str, str]] = {}
+            for chunk in chunks(wanted):
+                select = (
+                    "SELECT natural_key_digest, id, type, data FROM content "
+                    f"WHERE natural_key_digest IN {database.params(len(chunk))}"
+                )
+                for digest, pk, type_name, data in conn.exec_driver_sql(
+                    select, tuple(chunk)
+                ).fetchall():
+                    found[digest] = (pk, type_name, data)
+            return found
+
+        found = await self._runner.run("look up content by natural key", work, write=False)
+        decoded: dict[str, Content] = {
+            digest: decode_content(type_name, data, pk)
+            for digest, (pk, type_name, data) in found.items()
+        }
+        return [decoded.get(digest) for digest in digests]
+
+    async def save_content(
+        self,
+        units: Sequence[Content],
+        content_artifacts: Sequence[ContentArtifact] = (),
+    ) -> list[Content]:
+        """Insert-or-get content and its content artifacts in one transaction.
+
+        Content is unique by (type, natural key), content artifacts by (content,
+        relative_path). A unit new to the database is inserted and gets its ``pk``, and so
+        does a unit whose saved row holds exactly its fields; for one saved with other
+        field values (same natural key) the saved unit, read from the database, is returned.
+        Each content artifact gets its ``pk`` and its ``content`` is replaced by the saved
+        unit. A content artifact that was saved
+        earlier without an artifact (a deferred, on-demand file) gets the artifact passed
+        now, if it has one: pass the content artifacts of existing content too.
+
+        Args:
+            units: units of declared content types.
+            content_artifacts: content artifacts whose ``content`` is one of ``units`` or
+                an already saved unit, and whose ``artifact`` is saved or None.
+
+        Returns:
+            The saved unit for each input unit, in input order.
+
+        Raises:
+            StoreArgumentError: a content artifact's artifact, or its content when it is not one
+                of ``units``, is not saved.
+            ContentTypeError: a unit's class is not a declared content type, or a field
+                value cannot be stored as JSON.
+            StoreError: the database failed.
+        """
+        encoded: dict[str, tuple[Content, ContentRow]] = {}
+        unit_digest: dict[int, str] = {}
+        for unit in units:
+            row = encode_content(unit)
+            encoded.setdefault(row[2], (unit, row))
+            unit_digest[id(unit)] = row[2]
+        # Sorted by the unique key so that concurrent PostgreSQL writers take the key locks
+        # in the same order (and so never deadlock).
+        content_rows = [encoded[digest][1] for digest in sorted(encoded)]
+        # Content artifacts: (digest or saved pk of the content, relative_path, artifact pk)
+        ca_plan: list[tuple[ContentArtifact, str | None, int | None, int | None]] = []
+        for ca in content_artifacts:
+            digest = unit_digest.get(id(ca.content))
+            content_pk = None if digest is not None else require_pk(ca.content, "content")
+            artifact_pk = None if ca.artifact is None else require_pk(ca.artifact, "artifact")
+            ca_plan.append((ca, digest, content_pk, artifact_pk))
+        database = self._runner.database
+
+        # Plain executemany followed by one SELECT per chunk: the driver runs a prepared
+        # statement per row, faster than multi-row VALUES with RETURNING, and the SELECT
+        # also finds the rows an earlier or concurrent writer inserted.
+        def work(
+            conn: sa.Connection,
+        ) -> tuple[dict[str, tuple[int, str, str]], dict[tuple[int, str], int]]:
+            rows: dict[str, tuple[int, str, str]] = {}
+            for chunk in chunks(content_rows):
+                database.bulk_insert(
+                    conn, "content", _CONTENT_COLUMNS, chunk, conflict="natural_key_digest"
+                )
+                select = (
+                    "SELECT id, natural_key_digest, type, data FROM content "
+                    f"WHERE natural_key_digest IN {database.params(len(chunk))}"
+                )
+                for pk, digest, type_name, data in conn.exec_driver_sql(
+                    select, tuple(row[2] for row in chunk)
+                ).fetchall():
+                    rows[digest] = (pk, type_name, data)
+
+            wanted: dict[tuple[int, str], int | None] = {}
+            for ca, digest, pk, artifact_pk in ca_plan:
+                key = (rows[digest][0] if digest is not None else pk or 0, ca.relative_path)
+                if wanted.get(key) is None:
+                    wanted[key] = artifact_pk
+            ca_rows = [(key[0], key[1], wanted[key]) for key in sorted(wanted)]
+            ca_ids: dict[tuple[int, str], int] = {}
+            fill: list[tuple[int, int]] = []
+            for ca_chunk in chunks(ca_rows):
+                database.bulk_insert(
+                    conn,
+                    "content_artifacts",
+                    _CA_COLUMNS,
+                    ca_chunk,
+                    conflict="content_id, relative_path",
+                )
+                content_ids = sorted({row[0] for row in ca_chunk})
+                select = (
+                    "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts "
+                    f"WHERE content_id IN {database.params(len(content_ids))}"
+                )
+                found = conn.exec_driver_sql(select, tuple(content_ids)).fetchall()
+                for pk, cid, path, artifact_id in found:
+                    key = (cid, path)
+                    if key in wanted:
+                        ca_ids[key] = pk
+                        new_artifact = wanted[key]
+                        if artifact_id is None and new_artifact is not None:
+                            fill.append((pk, new_artifact))
+            _fill_artifacts(database, conn, fill)
+            return rows, ca_ids
+
+        rows, ca_ids = await self._runner.run(
+            "save content and content artifacts", work, write=True
+        )
+        await self._runner.note_growth("content", len(content_rows))
+        await self._runner.note_growth("content_artifacts", len(ca_ids))
+        saved: dict[str, Content] = {}
+        for digest, (unit, row) in encoded.items():
+            pk, type_name, data = rows[digest]
+            if data == row[4]:
+                # The row holds exactly this unit's fields: the unit itself is the saved one.
+                unit.pk = pk
+                saved[digest] = unit
+            else:
+                saved[digest] = decode_content(type_name, data, pk)
+        for ca, digest, _pk, _artifact_pk in ca_plan:
+            if digest is not None:
+                ca.content = saved[digest]
+            ca.pk = ca_ids[(require_pk(ca.content, "content"), ca.relative_path)]
+        return [saved[unit_digest[id(unit)]] for unit in units]
+
+    async def update_content_artifacts(self, content_artifacts: Sequence[ContentArtifact]) -> int:
+        """Give saved content artifacts that have no artifact yet the artifact they now carry.
+
+        For on-demand content whose file appeared later. Content artifacts that already
+        have an artifact in the database are left alone.
+
+        Args:
+            content_artifacts: saved content artifacts whose ``artifact`` is saved.
+
+        Returns:
+            How many rows were updated.
+
+        Raises:
+            StoreArgumentError: a content artifact or its artifact is not saved.
+            StoreError: the database failed.
+        """
+        fill = [
+            (require_pk(ca, "content artifact"), require_pk(ca.artifact, "artifact"))
+            for ca in content_artifacts
+        ]
+        database = self._runner.database
+        return await self._runner.run(
+            "set the artifact of content artifacts",
+            lambda conn: _fill_artifacts(database, conn, fill),
+            write=True,
+        )
+
+    async def find_content_artifacts(self, units: Sequence[Content]) -> list[ContentArtifact]:
+        """The saved content artifacts of saved units, with their artifacts.
+
+        Args:
+            units: saved units.
+
+        Returns:
+            Every content artifact of those units, ordered by unit then relative path; each
+            one's ``content`` is the unit passed in.
+
+        Raises:
+            StoreArgumentError: a unit is not saved.
+            StoreError: the database failed.
+        """
+        by_pk = {require_pk(unit, "content"): unit for unit in units}
+        pks = sorted(by_pk)
+        cat, a = t.content_artifacts, t.artifacts
+
+        def work(conn: sa.Connection) -> list[Any]:
+            rows: list[Any] = []
+            for chunk in chunks(pks):
+                query = (
+                    sa.select(
+                        cat.c.id.label("ca_id"),
+                        cat.c.content_id,
+                        cat.c.relative_path,
+                        cat.c.artifact_id,
+                        *[col for col in a.c if col.name != "id"],
+                    )
+                    .select_from(cat.outerjoin(a, a.c.id == cat.c.artifact_id))
+                    .where(cat.c.content_id.in_(chunk))
+                    .order_by(cat.c.content_id, cat.c.relative_path)
+                )
+                rows.extend(conn.execute(query))
+            return rows
+
+        rows = await self._runner.run("look up content artifacts", work, write=False)
+        result = []
+        for row in rows:
+            artifact = None
+            if row.artifact_id is not None:
+                artifact = Artifact(
+                    size=row.size,
+                    **{name: getattr(row, name) for name in DIGEST_FIELDS},
+                    file=row.file,
+                    pk=row.artifact_id,
+                )
+            result.append(
+                ContentArtifact(
+                    content=by_pk[row.content_id],
+                    artifact=artifact,
+                    relative_path=row.relative_path,
+                    pk=row.ca_id,
+                )
+            )
+        return result

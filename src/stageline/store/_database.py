@@ -1,0 +1,478 @@
+"""The one place the store touches the database: transactions in worker threads, bulk inserts.
+
+Every other store module (artifacts, content, remotes, repositories, :class:`NewVersion`)
+works through the small public interface of :class:`Database` and the :class:`Runner`
+protocol, never through an engine or a connection of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar, Token
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as _pg
+from sqlalchemy.dialects import sqlite as _sqlite
+
+from .._exceptions import StoreArgumentError, StoreError
+from ._engine import WRITE_OPTION, describe_url, sqlite_path, translate_error
+
+__all__ = [
+    "CHUNK",
+    "Database",
+    "Runner",
+    "Transaction",
+    "check_cancelled_before_commit",
+    "chunks",
+    "require_pk",
+]
+
+T = TypeVar("T")
+
+#: Rows per IN (...) list or multi-row statement: well under SQLite's 32766 variables and
+#: small enough that PostgreSQL plans each list as an index lookup.
+CHUNK = 500
+
+#: Rows a table must gain before its PostgreSQL statistics are first refreshed.
+_FIRST_ANALYZE = 2000
+
+# The databases on which a transaction (a unit of work) is open in the current task and
+# the tasks it started. A write there in a transaction of its own would wait for the
+# locks the open one holds until its block ends, which it never would: SQLite's write lock
+# always, PostgreSQL's row locks when the rows meet.
+_open_transactions: ContextVar[tuple[Database, ...]] = ContextVar(
+    "stageline_open_transactions", default=()
+)
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def require_pk(obj: Any, what: str) -> int:
+    """The primary key of a saved object.
+
+    Raises:
+        StoreArgumentError: ``obj`` has no ``pk`` yet; the message names ``what`` and the object.
+    """
+    pk = getattr(obj, "pk", None)
+    if pk is None:
+        raise StoreArgumentError(f"{what} must be saved first (it has no pk): {obj!r}")
+    return int(pk)
+
+
+def check_cancelled_before_commit() -> None:
+    """In a worker thread, raise the caller's cancellation if it arrived meanwhile.
+
+    Call it just before committing. The caller waits for a worker thread shielded from
+    cancellation (anyio runs the thread to its end), so without this check a store call
+    cancelled in the middle of its transaction still committed: its rows were written
+    although the caller saw only the cancellation, and its objects got no pks. Raised
+    inside the ``with conn.begin():`` block, the cancellation rolls the transaction back
+    and reaches the caller as its own cancellation. One that arrives after this check
+    lets the commit finish; the caller then sees it at its next checkpoint.
+    """
+    anyio.from_thread.check_cancelled()
+
+
+class Runner(Protocol):
+    """Where a store call runs its SQL: a transaction of its own, or a unit of work's.
+
+    The domain modules (artifacts, content, remotes, repositories) are written against
+    this protocol, so the same code serves :class:`~stageline.store.Store` (each call its
+    own transaction) and a unit of work (every call in one transaction).
+    """
+
+    @property
+    def database(self) -> Database:
+        """The database the work runs on (for its dialect helpers)."""
+        ...
+
+    async def run(self, what: str, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
+        """Run ``fn(connection)`` in a transaction, in a worker thread.
+
+        ``what`` completes "could not …" in error messages.
+        """
+        ...
+
+    async def note_growth(self, table: str, rows: int) -> None:
+        """Record that ``rows`` rows were written to ``table`` (see Database.note_growth)."""
+        ...
+
+
+class Database:
+    """An engine, the worker threads that use it, and the SQL every store module shares.
+
+    Args:
+        engine: a SQLite or PostgreSQL engine made by ``create_engine``.
+        max_threads: at most this many calls run in worker threads at once.
+    """
+
+    def __init__(self, engine: sa.Engine, *, max_threads: int) -> None:
+        self._engine = engine
+        self._url = engine.url
+        self._postgresql = engine.dialect.name == "postgresql"
+        self._sqlite_file = sqlite_path(engine.url)
+        self._limiter = anyio.CapacityLimiter(max_threads)
+        self._placeholder = "%s" if self._postgresql else "?"
+        # Rows written per table since statistics were last refreshed, and the count at
+        # which they are refreshed next (tests lower it to reach the refresh quickly).
+        self._growth: dict[str, int] = {}
+        self.analyze_at: dict[str, int] = {}
+
+    # -- what it is ----------------------------------------------------------------------
+
+    @property
+    def database(self) -> Database:
+        """The database itself: a Database is the :class:`Runner` of one-call transactions."""
+        return self
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (pooled connections; use it from worker threads only)."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return describe_url(self._url)
+
+    @property
+    def is_postgresql(self) -> bool:
+        """True on PostgreSQL, False on SQLite."""
+        return self._postgresql
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file, None on PostgreSQL."""
+        return self._sqlite_file
+
+    # -- running work ----------------------------------------------------------------------
+
+    async def run(self, what: str, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
+        """Run ``fn(connection)`` in a transaction of its own, in a worker thread.
+
+        The transaction commits when ``fn`` returns and rolls back when it raises, or when
+        the caller was cancelled while it ran (the cancellation then goes on). With
+        ``write`` it takes SQLite's write lock up front (``BEGIN IMMEDIATE``).
+
+        Args:
+            what: completes "could not …" in error messages ("save artifacts").
+            fn: the blocking work; it must not keep the connection.
+            write: whether ``fn`` writes.
+
+        Returns:
+            What ``fn`` returned.
+
+        Raises:
+            StoreError: the database failed (the driver's error is the ``__cause__``), or
+                ``write`` and a unit of work on this database is open in this task.
+            Exception: whatever ``fn`` raised, the transaction rolled back.
+        """
+        if write:
+            self._refuse_inside_transaction(what)
+        return await anyio.to_thread.run_sync(
+            lambda: self._call(what, fn, write=write), limiter=self._limiter
+        )
+
+    def _refuse_inside_transaction(self, what: str) -> None:
+        if self in _open_transactions.get():
+            raise StoreError(
+                f"could not {what} in {self.url}: a unit of work on this database is open "
+                "in this task, and a transaction of its own would wait for the locks the "
+                "unit of work holds until its block ends; inside `async with "
+                "store.unit_of_work() as uow:` use the unit of work's calls "
+                "(uow.save_content, uow.run_sync, ...), or finish the unit of work first"
+            )
+
+    async def begin(self, what: str) -> Transaction:
+        """Open a write transaction on a pooled connection of its own; see :class:`Transaction`.
+
+        On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``), waiting for
+        another writer up to the busy timeout. Until the transaction ends, writes through
+        :meth:`run` in the current task (and tasks it starts) are refused.
+
+        Args:
+            what: what the transaction is for, for error messages.
+
+        Raises:
+            StoreError: the database failed, or a transaction is already open on this
+                database in the current task.
+        """
+        self._refuse_inside_transaction(what)
+        limiter = anyio.CapacityLimiter(1)
+        connection = await anyio.to_thread.run_sync(lambda: self._begin(what), limiter=limiter)
+        token = _open_transactions.set((*_open_transactions.get(), self))
+        return Transaction(self, connection, limiter, token)
+
+    def _begin(self, what: str) -> sa.Connection:
+        try:
+            conn = self._engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc, what=what, url=self._url) from exc
+        opened = False
+        try:
+            conn.execution_options(**{WRITE_OPTION: True})
+            conn.begin()
+            # A caller cancelled meanwhile would never end the transaction: end it here.
+            anyio.from_thread.check_cancelled()
+            opened = True
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc, what=what, url=self._url) from exc
+        finally:
+            if not opened:
+                close_connection(conn)
+        return conn
+
+    def _call(self, what: str, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
+        try:
+            with self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    result = fn(conn)
+                    check_cancelled_before_commit()
+                    return result
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc, what=what, url=self._url) from exc
+
+    async def run_blocking(self, fn: Callable[[], T]) -> T:
+        """Run a blocking ``fn()`` that opens its own connection, in a worker thread."""
+        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    async def note_growth(self, table: str, rows: int) -> None:
+        """Refresh PostgreSQL's statistics of ``table`` each time its growth doubles.
+
+        Call it after ``rows`` rows were committed to ``table``. PostgreSQL plans from
+        statistics that autovacuum refreshes only now and then; a first sync outgrows them
+        within seconds, and the planner then scans whole tables for each batch (insert fell
+        from 12 000 to 5 000 units/s over 100 000 units). Doubling keeps it to O(log n)
+        ANALYZEs, each reading a bounded sample. Nothing happens on SQLite.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        if not self._postgresql or rows <= 0:
+            return
+        grown = self._growth.get(table, 0) + rows
+        self._growth[table] = grown
+        if grown < self.analyze_at.get(table, _FIRST_ANALYZE):
+            return
+        self.analyze_at[table] = 2 * grown
+        # Shielded: this runs after the caller's rows are committed and before its objects
+        # get their pks; a cancellation here made a completed save raise Cancelled and
+        # left its objects unsaved. The cancellation reaches the caller at its next await.
+        with anyio.CancelScope(shield=True):
+            await self.run(
+                f"refresh the statistics of {table}",
+                lambda conn: conn.exec_driver_sql(f"ANALYZE {table}"),
+                write=False,
+            )
+
+    async def aclose(self) -> None:
+        """Close every pooled connection. The database cannot be used afterwards."""
+        await anyio.to_thread.run_sync(self._engine.dispose)
+
+    def describe_error(self, exc: sa.exc.SQLAlchemyError, what: str) -> StoreError:
+        """The StoreError for a driver error while doing ``what`` (raise it ``from exc``)."""
+        return translate_error(exc, what=what, url=self._url)
+
+    # -- SQL shared by the store modules ---------------------------------------------------
+
+    def params(self, count: int) -> str:
+        """A parenthesized list of ``count`` placeholders in the driver's style."""
+        return "(" + ", ".join([self._placeholder] * count) + ")"
+
+    def insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT for ``table``, which offers ``on_conflict_do_…``."""
+        return _pg.insert(table) if self._postgresql else _sqlite.insert(table)
+
+    def bulk_insert(
+        self,
+        conn: sa.Connection,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[tuple[Any, ...]],
+        *,
+        conflict: str | None,
+    ) -> None:
+        """Insert ``rows`` (tuples in ``columns`` order) in one or a few round trips.
+
+        The store's one bulk-insert path. ``columns`` are (name, PostgreSQL array element
+        type) pairs; ``conflict`` names the unique columns whose clash skips a row (``ON
+        CONFLICT (…) DO NOTHING``), or None. Driver-level SQL, as SQLAlchemy's per-row
+        parameter handling costs more than the insert itself here: SQLite gets an
+        executemany of a prepared statement; PostgreSQL one ``INSERT ... SELECT FROM
+        unnest(arrays)`` (its executemany made a round trip per row). Both insert in the
+        order given, which callers sort by the unique key so that concurrent writers take
+        key locks in one order. Pass at most :data:`CHUNK` rows per call.
+        """
+        if not rows:
+            return
+        names = ", ".join(name for name, _type in columns)
+        tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
+        if self._postgresql:
+            arrays = ", ".join(f"%s::{pg_type}[]" for _name, pg_type in columns)
+            aliases = [f"c{i}" for i in range(len(columns))]
+            # ORDER BY the array position: the order rows are inserted in is the order key
+            # locks are taken in, which must be the sorted one.
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} ({names}) SELECT {', '.join(aliases)} "
+                f"FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(aliases)}, n) "
+                f"ORDER BY n{tail}",
+                tuple(list(values) for values in zip(*rows, strict=True)),
+            )
+        else:
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} ({names}) VALUES {self.params(len(columns))}{tail}",
+                list(rows),
+            )
+
+
+def close_connection(conn: sa.Connection) -> None:
+    """Close ``conn``, rolling back what it has open; discard it when that fails.
+
+    A connection whose rollback failed must not go back to the pool with its transaction
+    (and PostgreSQL locks); discarding it ends the session, and the server rolls back.
+    """
+    try:
+        conn.close()
+    except sa.exc.SQLAlchemyError:
+        conn.invalidate()
+        conn.close()
+
+
+class Transaction:
+    """A write transaction held open across calls: the engine of a unit of work.
+
+    Get one from :meth:`Database.begin`. It holds one pooled connection until
+    :meth:`commit` or :meth:`rollback`. Calls run one at a time, each in a worker thread
+    of the transaction's own (a limiter of one thread): never the database's shared
+    limiter, whose threads may all be waiting for the locks this transaction holds.
+
+    A call that fails leaves the transaction good only for a rollback (PostgreSQL refuses
+    every later statement of a transaction one statement failed in; SQLite would commit
+    the failed call's first half): later calls and :meth:`commit` raise StoreError.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        connection: sa.Connection,
+        limiter: anyio.CapacityLimiter,
+        token: Token[tuple[Database, ...]],
+    ) -> None:
+        self._database = database
+        self._connection: sa.Connection | None = connection
+        self._limiter = limiter
+        self._token = token
+        self._one_at_a_time = anyio.Lock()
+        # "could not ..." of the call that failed, once one did.
+        self._failed: str | None = None
+
+    async def run(self, what: str, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn(connection)`` in this transaction, in a worker thread.
+
+        Raises:
+            StoreError: the transaction has ended, an earlier call failed, or the database
+                failed (the transaction is then good only for a rollback).
+            Exception: whatever ``fn`` raised (the same).
+        """
+        async with self._one_at_a_time:
+            conn = self._usable(what)
+            failed = True
+            try:
+                result = await anyio.to_thread.run_sync(
+                    lambda: self._call(conn, what, fn), limiter=self._limiter
+                )
+                failed = False
+            finally:
+                if failed:
+                    self._failed = self._failed or what
+            return result
+
+    def _usable(self, what: str) -> sa.Connection:
+        if self._connection is None:
+            raise StoreError(
+                f"could not {what}: the unit of work has ended; make the call inside "
+                "`async with store.unit_of_work() as uow:`"
+            )
+        if self._failed is not None:
+            raise StoreError(
+                f"could not {what}: an earlier call in this unit of work failed (could not "
+                f"{self._failed}), so its transaction can only be rolled back; let that "
+                "error leave the `async with` block and start a new unit of work"
+            )
+        return self._connection
+
+    def _call(self, conn: sa.Connection, what: str, fn: Callable[[sa.Connection], T]) -> T:
+        try:
+            return fn(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._database.describe_error(exc, what) from exc
+
+    async def commit(self, what: str) -> None:
+        """Commit, unless the caller was cancelled meanwhile; the transaction ends either way.
+
+        Raises:
+            StoreError: an earlier call failed, or the commit failed (nothing is committed).
+            Cancelled: the caller was cancelled before the commit began (nothing is).
+        """
+        async with self._one_at_a_time:
+            conn = self._usable(what)
+            self._end()
+            closed = False
+
+            def commit_and_close() -> None:
+                nonlocal closed
+                try:
+                    check_cancelled_before_commit()
+                    conn.commit()
+                except sa.exc.SQLAlchemyError as exc:
+                    raise self._database.describe_error(exc, what) from exc
+                finally:
+                    close_connection(conn)
+                    closed = True
+
+            try:
+                await anyio.to_thread.run_sync(commit_and_close, limiter=self._limiter)
+            finally:
+                if not closed:
+                    # Cancelled before the thread started: roll back here.
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(
+                            lambda: close_connection(conn), limiter=self._limiter
+                        )
+
+    async def rollback(self) -> None:
+        """Roll back and give the connection back (shielded from cancellation).
+
+        Never fails: a connection whose rollback fails is discarded, which ends its
+        session and so the transaction.
+        """
+        with anyio.CancelScope(shield=True):
+            async with self._one_at_a_time:
+                conn = self._connection
+                if conn is None:
+                    return
+                self._end()
+                await anyio.to_thread.run_sync(
+                    lambda: close_connection(conn), limiter=self._limiter
+                )
+
+    def _end(self) -> None:
+        self._connection = None
+        try:
+            _open_transactions.reset(self._token)
+        except ValueError:
+            # Ended from another context than the one that began it (an async generator
+            # finalized elsewhere): drop this database from that context's list instead.
+            current = _open_transactions.get()
+            _open_transactions.set(tuple(db for db in current if db is not self._database))

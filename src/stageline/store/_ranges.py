@@ -1,0 +1,202 @@
+"""Versions as ranges: the SQL that adds, ends and undoes a version's rows.
+
+A ``repository_content`` row says "content_id is in every version n of the repository
+with version_added <= n < version_removed" (version_removed NULL: still present). A new
+version therefore writes only the rows it adds or ends, whatever the repository's size,
+and undoing it (a failed or abandoned version) costs O(its changes) too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import sqlalchemy as sa
+
+from .._exceptions import StoreArgumentError
+from . import _schema as t
+from ._database import Database, chunks
+
+__all__ = [
+    "Change",
+    "add_rows",
+    "count_changes",
+    "discard_version",
+    "end_rows",
+    "remove_rows",
+    "version_condition",
+    "working_view_condition",
+]
+
+#: Which rows of a version :meth:`Store.iter_content` streams.
+Change = Literal["present", "added", "removed"]
+
+_RC_COLUMNS = (
+    ("repository_id", "bigint"),
+    ("content_id", "bigint"),
+    ("repo_key_digest", "text"),
+    ("version_added", "integer"),
+)
+
+
+def version_condition(number: int, change: Change) -> sa.ColumnElement[bool]:
+    """The ``repository_content`` rows of version ``number`` (or of its changes).
+
+    Raises:
+        StoreArgumentError: ``change`` is not one of the three kinds.
+    """
+    rc = t.repository_content
+    if change == "present":
+        # Not indexable on purpose (see working_view_condition): the keyset pages must walk
+        # the (repository_id, content_id) index, not the version_added or version_removed
+        # ones, which would scan and sort the whole repository for every page.
+        return sa.and_(
+            rc.c.version_added + 0 <= number,
+            sa.func.coalesce(rc.c.version_removed, number + 1) > number,
+        )
+    if change == "added":
+        return rc.c.version_added == number
+    if change == "removed":
+        return rc.c.version_removed == number
+    raise StoreArgumentError(f"change must be 'present', 'added' or 'removed', got {change!r}")
+
+
+def working_view_condition() -> sa.ColumnElement[bool]:
+    """Rows present in the version being built (``version_removed IS NULL``).
+
+    Written so that no index can serve it: keyset pages must walk the (repository_id,
+    content_id) index in order, and a bare ``version_removed IS NULL`` offers a planner
+    without up-to-date statistics the version_removed index instead, which would mean
+    reading and sorting the whole version for every page.
+    """
+    rc = t.repository_content
+    return sa.func.coalesce(rc.c.version_removed, -1) == -1
+
+
+def discard_version(conn: sa.Connection, repository_id: int, number: int, version_id: int) -> None:
+    """Undo every change of an incomplete version and delete it: O(its changes)."""
+    rc, v = t.repository_content, t.repository_versions
+    conn.execute(
+        sa.delete(rc).where(rc.c.repository_id == repository_id, rc.c.version_added == number)
+    )
+    conn.execute(
+        sa.update(rc)
+        .where(rc.c.repository_id == repository_id, rc.c.version_removed == number)
+        .values(version_removed=None)
+    )
+    conn.execute(sa.delete(v).where(v.c.id == version_id))
+
+
+def end_rows(conn: sa.Connection, number: int, rows: Sequence[tuple[int, int]]) -> None:
+    """Remove (row id, version_added) rows from the version being built.
+
+    A row the version itself added is deleted (it was never visible); an older one gets
+    ``version_removed`` so that earlier versions keep it.
+    """
+    rc = t.repository_content
+    mine = sorted(pk for pk, added in rows if added == number)
+    older = sorted(pk for pk, added in rows if added != number)
+    for chunk in chunks(mine):
+        conn.execute(sa.delete(rc).where(rc.c.id.in_(chunk)))
+    for chunk in chunks(older):
+        conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=number))
+
+
+def add_rows(
+    conn: sa.Connection,
+    database: Database,
+    repository_id: int,
+    number: int,
+    chosen: dict[int, str | None],
+) -> int:
+    """Add content pks (mapped to their repo-key digest or None) to version ``number``.
+
+    Units present already are left alone; a unit the version removed is restored; a
+    present unit with the repo key of an added one is ended. Returns the rows inserted.
+    """
+    rc = t.repository_content
+    pks = sorted(chosen)
+    present: set[int] = set()
+    restorable: dict[int, int] = {}
+    for chunk in chunks(pks):
+        # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
+        # a condition on version_removed tempts PostgreSQL into scanning the whole
+        # version through the version_removed index while its statistics lag behind.
+        for row_id, content_id, removed in conn.execute(
+            sa.select(rc.c.id, rc.c.content_id, rc.c.version_removed).where(
+                rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
+            )
+        ):
+            if removed is None:
+                present.add(content_id)
+            elif removed == number:
+                restorable[content_id] = row_id
+    new = [pk for pk in pks if pk not in present]
+    keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
+    conflicts: list[tuple[int, int]] = []
+    for key_chunk in chunks(keys):
+        # Through the index on (repository_id, repo_key_digest); version_removed is
+        # filtered here: in SQL, SQLite (which has no statistics) may instead pick the
+        # (repository_id, version_removed) index and scan every present row.
+        conflicts.extend(
+            (row_id, added)
+            for row_id, added, removed in conn.execute(
+                sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
+                    rc.c.repository_id == repository_id,
+                    rc.c.repo_key_digest.is_not(None),
+                    rc.c.repo_key_digest.in_(key_chunk),
+                )
+            )
+            if removed is None
+        )
+    end_rows(conn, number, conflicts)
+    restore = sorted(restorable[pk] for pk in new if pk in restorable)
+    for chunk in chunks(restore):
+        conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=None))
+    rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
+    for row_chunk in chunks(rows):
+        database.bulk_insert(conn, "repository_content", _RC_COLUMNS, row_chunk, conflict=None)
+    return len(rows)
+
+
+def remove_rows(
+    conn: sa.Connection, repository_id: int, number: int, pks: Sequence[int]
+) -> list[int]:
+    """End the rows of content ``pks`` in version ``number``, being built.
+
+    All or nothing: returns the pks that are not in the version (never added, or ended
+    already), and then ends none.
+    """
+    rc = t.repository_content
+    rows: list[tuple[int, int]] = []
+    present: set[int] = set()
+    for chunk in chunks(pks):
+        # Filtered on version_removed here rather than in SQL, as in add_rows.
+        for row_id, content_id, added, removed in conn.execute(
+            sa.select(rc.c.id, rc.c.content_id, rc.c.version_added, rc.c.version_removed).where(
+                rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
+            )
+        ):
+            if removed is None:
+                rows.append((row_id, added))
+                present.add(content_id)
+    missing = [pk for pk in pks if pk not in present]
+    if not missing:
+        end_rows(conn, number, rows)
+    return missing
+
+
+def count_changes(conn: sa.Connection, repository_id: int, number: int) -> tuple[int, int]:
+    """How many units version ``number`` added and removed, from the indexes: O(changes)."""
+    rc = t.repository_content
+    added = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(rc)
+        .where(rc.c.repository_id == repository_id, rc.c.version_added == number)
+    ).scalar_one()
+    removed = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(rc)
+        .where(rc.c.repository_id == repository_id, rc.c.version_removed == number)
+    ).scalar_one()
+    return int(added), int(removed)

@@ -1,0 +1,269 @@
+"""Store calls on remotes and remote artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+from .._exceptions import StoreArgumentError, StoreError
+from ..models import DIGEST_FIELDS, ContentArtifact, DownloadPolicy, Remote, RemoteArtifact
+from . import _schema as t
+from ._database import Runner, chunks, require_pk
+
+__all__ = ["RemoteCalls", "shown_url"]
+
+# Every field but the identity ones, so that a setting added to Remote is kept too.
+_REMOTE_SETTINGS = tuple(
+    field.name for field in attrs.fields(Remote) if field.name not in ("url", "name", "pk")
+)
+
+# The remote-name lock's first key: this store's remotes table (see _lock: advisory locks
+# are per database, and two stores in two schemas must not share them).
+_PG_NAME_LOCK_SQL = (
+    "SELECT pg_advisory_xact_lock("
+    "CAST(CAST(CAST(CAST('remotes' AS regclass) AS oid) AS bigint) - 2147483648 AS integer), "
+    "CAST(:key AS integer))"
+)
+
+
+def _name_key(name: str) -> int:
+    """A stable int4 of ``name``: the second key of its advisory lock (collisions only wait)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def shown_url(url: str) -> str:
+    """``url`` for messages, with any password in it masked."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        password = parts.password
+    except ValueError:  # a malformed port: show nothing of the user information
+        password = None
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:[secure]@{host}"))
+
+
+class RemoteCalls:
+    """The remote calls of :class:`~stageline.store.Store` and of a unit of work."""
+
+    _runner: Runner
+    # Saved remotes by pk, so that remote artifacts read back share one Remote per row.
+    _remotes: dict[int, Remote]
+
+    async def save_remote(self, remote: Remote) -> Remote:
+        """Insert a remote, or update the saved one of the same name (or ``pk``).
+
+        Remotes are unique by name: saving a remote whose name is saved already (the same
+        upstream in a later run) updates that row with this remote's url and settings, and
+        gives ``remote`` its ``pk``; no new row is added per run. A remote that has a
+        ``pk`` updates its own row (renaming it, when its name changed). Concurrent savers
+        of one name, in this process or others, end with one row: the name is locked for
+        the transaction (a PostgreSQL advisory lock; SQLite's write lock).
+
+        Credentials are stored as given (in the clear): protect the database accordingly.
+
+        Returns:
+            ``remote``, with its ``pk`` set.
+
+        Raises:
+            StoreArgumentError: the remote has no name (empty or blank), or it is saved and
+                its new name is another saved remote's.
+            StoreError: the database failed, or the remote's ``pk`` names no saved remote.
+        """
+        name = remote.name
+        if not isinstance(name, str) or not name.strip():
+            raise StoreArgumentError(
+                f"the remote of {shown_url(remote.url)} has no name ({name!r}); remotes are "
+                "saved by name, unique per store: give it one, e.g. Remote(url, name=...)"
+            )
+        settings = {field: getattr(remote, field) for field in _REMOTE_SETTINGS}
+        settings["policy"] = str(remote.policy)
+        values = {"name": name, "url": remote.url, "settings": json.dumps(settings)}
+        pk = remote.pk
+        postgresql = self._runner.database.is_postgresql
+        remotes = t.remotes
+
+        def work(conn: sa.Connection) -> int:
+            if postgresql:
+                # Held until the transaction ends, so that a concurrent saver of this name
+                # finds the row inserted here instead of inserting a second one. (SQLite:
+                # the write transaction holds the database's write lock already.)
+                conn.execute(sa.text(_PG_NAME_LOCK_SQL), {"key": _name_key(name)})
+            holder = conn.execute(
+                sa.select(remotes.c.id)
+                .where(remotes.c.name == name)
+                .order_by(remotes.c.id)
+                .limit(1)
+            ).scalar()
+            if pk is None:
+                if holder is None:
+                    inserted = conn.execute(
+                        sa.insert(remotes).values(values).returning(remotes.c.id)
+                    )
+                    return int(inserted.scalar_one())
+                target = int(holder)
+            elif holder is not None and holder != pk:
+                raise StoreArgumentError(
+                    f"cannot rename remote {pk} to {name!r}: {name!r} is the name of remote "
+                    f"{holder}; remote names are unique, pick another one"
+                )
+            else:
+                target = pk
+            result = conn.execute(sa.update(remotes).where(remotes.c.id == target).values(values))
+            if result.rowcount != 1:
+                raise StoreError(
+                    f"remote {target} does not exist; save it with pk=None to insert it"
+                )
+            return target
+
+        remote.pk = await self._runner.run(f"save remote {name!r}", work, write=True)
+        self._remotes[remote.pk] = remote
+        return remote
+
+    async def get_remote(self, pk: int) -> Remote:
+        """The saved remote with primary key ``pk``.
+
+        Raises:
+            StoreError: no such remote, or the database failed.
+        """
+        cached = self._remotes.get(pk)
+        if cached is not None:
+            return cached
+
+        def work(conn: sa.Connection) -> Any:
+            return conn.execute(sa.select(t.remotes).where(t.remotes.c.id == pk)).one_or_none()
+
+        row = await self._runner.run("read a remote", work, write=False)
+        if row is None:
+            raise StoreError(f"remote {pk} does not exist")
+        settings = json.loads(row.settings)
+        settings["policy"] = DownloadPolicy(settings["policy"])
+        remote = Remote(url=row.url, name=row.name, pk=row.id, **settings)
+        self._remotes[pk] = remote
+        return remote
+
+    async def save_remote_artifacts(
+        self, remote_artifacts: Sequence[RemoteArtifact]
+    ) -> list[RemoteArtifact]:
+        """Insert-or-update remote artifacts, unique by (content artifact, remote).
+
+        A new pair is inserted. An existing pair whose url differs gets the new url and
+        digests (the upstream moved the file); an unchanged one is left alone. Every input
+        gets the ``pk`` of its row.
+
+        Args:
+            remote_artifacts: remote artifacts whose content artifact and remote are saved.
+                When a pair appears twice, the last one's url wins.
+
+        Returns:
+            ``remote_artifacts``, each with its ``pk`` set.
+
+        Raises:
+            StoreArgumentError: a content artifact or remote is not saved.
+            StoreError: the database failed.
+        """
+        latest: dict[tuple[int, int], RemoteArtifact] = {}
+        for ra in remote_artifacts:
+            key = (
+                require_pk(ra.content_artifact, "content artifact"),
+                require_pk(ra.remote, "remote"),
+            )
+            latest[key] = ra
+        keys = sorted(latest)
+        rows = [
+            {
+                "content_artifact_id": k[0],
+                "remote_id": k[1],
+                "url": latest[k].url,
+                "size": latest[k].size,
+                **{name: getattr(latest[k], name) for name in DIGEST_FIELDS},
+            }
+            for k in keys
+        ]
+        ra_t = t.remote_artifacts
+        insert = self._runner.database.insert(ra_t)
+        stmt = insert.on_conflict_do_update(
+            index_elements=["content_artifact_id", "remote_id"],
+            set_={name: getattr(insert.excluded, name) for name in ("url", "size", *DIGEST_FIELDS)},
+            where=ra_t.c.url != insert.excluded.url,
+        ).returning(ra_t.c.id, ra_t.c.content_artifact_id, ra_t.c.remote_id)
+
+        def work(conn: sa.Connection) -> dict[tuple[int, int], int]:
+            ids: dict[tuple[int, int], int] = {}
+            for chunk in chunks(rows):
+                for pk, ca_id, remote_id in conn.execute(stmt, list(chunk)):
+                    ids[(ca_id, remote_id)] = pk
+            rest = [k for k in keys if k not in ids]
+            for pairs in chunks(rest):
+                query = sa.select(ra_t.c.id, ra_t.c.content_artifact_id, ra_t.c.remote_id).where(
+                    ra_t.c.content_artifact_id.in_([k[0] for k in pairs])
+                )
+                wanted = set(pairs)
+                for pk, ca_id, remote_id in conn.execute(query):
+                    if (ca_id, remote_id) in wanted:
+                        ids[(ca_id, remote_id)] = pk
+            return ids
+
+        ids = await self._runner.run("save remote artifacts", work, write=True)
+        await self._runner.note_growth("remote_artifacts", len(rows))
+        for ra in remote_artifacts:
+            ra.pk = ids[(require_pk(ra.content_artifact, ""), require_pk(ra.remote, ""))]
+        return list(remote_artifacts)
+
+    async def find_remote_artifacts(
+        self, content_artifacts: Sequence[ContentArtifact], *, remote: Remote | None = None
+    ) -> list[RemoteArtifact]:
+        """The saved remote artifacts of saved content artifacts.
+
+        Args:
+            content_artifacts: saved content artifacts.
+            remote: only this (saved) remote's; None for every remote's.
+
+        Returns:
+            The remote artifacts, ordered by content artifact then remote; each one's
+            ``content_artifact`` is the object passed in.
+
+        Raises:
+            StoreArgumentError: a content artifact or the remote is not saved.
+            StoreError: the database failed.
+        """
+        by_pk = {require_pk(ca, "content artifact"): ca for ca in content_artifacts}
+        pks = sorted(by_pk)
+        remote_pk = None if remote is None else require_pk(remote, "remote")
+        ra_t = t.remote_artifacts
+
+        def work(conn: sa.Connection) -> list[Any]:
+            rows: list[Any] = []
+            for chunk in chunks(pks):
+                query = sa.select(ra_t).where(ra_t.c.content_artifact_id.in_(chunk))
+                if remote_pk is not None:
+                    query = query.where(ra_t.c.remote_id == remote_pk)
+                rows.extend(
+                    conn.execute(query.order_by(ra_t.c.content_artifact_id, ra_t.c.remote_id))
+                )
+            return rows
+
+        rows = await self._runner.run("look up remote artifacts", work, write=False)
+        if remote is not None and remote.pk is not None:
+            self._remotes.setdefault(remote.pk, remote)
+        result = []
+        for row in rows:
+            result.append(
+                RemoteArtifact(
+                    url=row.url,
+                    content_artifact=by_pk[row.content_artifact_id],
+                    remote=await self.get_remote(row.remote_id),
+                    size=row.size,
+                    **{name: getattr(row, name) for name in DIGEST_FIELDS},
+                    pk=row.id,
+                )
+            )
+        return result
