@@ -8,7 +8,9 @@ The tree::
     ├── StoreError                    the database refused or failed an operation
     │   ├── DatabaseURLError          (also ValueError) unknown or malformed database URL
     │   ├── SchemaVersionError        the database was made by another schema version
-    │   └── ContentTypeError          (also TypeError) a content type is declared wrongly
+    │   ├── ContentTypeError          (also TypeError) a content type is declared wrongly
+    │   └── RepositoryBusyError       another sync kept the repository locked too long
+    ├── SyncError                     a first stage's declarations contradict saved content
     ├── StorageError                  artifact storage (files on disk) failed
     └── DownloadError                 a download failed; ``url`` names it
         ├── DigestMismatch            the bytes differ from the expected digest
@@ -38,12 +40,14 @@ __all__ = [
     "ForbiddenDigestError",
     "HTTPStatusError",
     "PipelineError",
+    "RepositoryBusyError",
     "SchemaVersionError",
     "SizeMismatch",
     "StageConfigurationError",
     "StagelineError",
     "StorageError",
     "StoreError",
+    "SyncError",
 ]
 
 
@@ -73,6 +77,16 @@ class SchemaVersionError(StoreError):
 
 class ContentTypeError(StoreError, TypeError):
     """A content type was declared incorrectly (e.g. without natural key fields)."""
+
+
+class RepositoryBusyError(StoreError):
+    """Another sync kept building a new version of the repository for longer than the
+    time this one was willing to wait for it."""
+
+
+class SyncError(StagelineError):
+    """A sync cannot go on: what its first stage declared contradicts the saved content
+    (e.g. an artifact at a relative path the saved unit does not have)."""
 
 
 class StorageError(StagelineError):
