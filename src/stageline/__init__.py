@@ -15,15 +15,18 @@ from ._exceptions import (
     ForbiddenDigestError,
     HTTPStatusError,
     PipelineError,
+    RepositoryBusyError,
     SchemaVersionError,
     SizeMismatch,
     StageConfigurationError,
     StagelineError,
     StorageError,
     StoreError,
+    SyncError,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
+from .sync import DeclarativeVersion, Workspace
 
 __version__ = "0.1.0.dev0"
 
@@ -34,6 +37,7 @@ __all__ = [
     "DatabaseURLError",
     "DeclarativeArtifact",
     "DeclarativeContent",
+    "DeclarativeVersion",
     "DigestMismatch",
     "DownloadConnectionError",
     "DownloadError",
@@ -42,6 +46,7 @@ __all__ = [
     "ForbiddenDigestError",
     "HTTPStatusError",
     "PipelineError",
+    "RepositoryBusyError",
     "SchemaVersionError",
     "SizeMismatch",
     "Stage",
@@ -49,6 +54,8 @@ __all__ = [
     "StagelineError",
     "StorageError",
     "StoreError",
+    "SyncError",
+    "Workspace",
     "__version__",
     "create_pipeline",
 ]
