@@ -173,7 +173,9 @@ class IndexFirstStage(Stage):
         self.read: list[str] = []
 
     async def run(self) -> None:
-        level = [self._index(path, sha256) for path, sha256, _size in await read_manifest(self.remote)]
+        level = [
+            self._index(path, sha256) for path, sha256, _size in await read_manifest(self.remote)
+        ]
         while level:
             for d in level:
                 await self.put(d)

@@ -12,7 +12,9 @@ async def sync(
     workspace: Workspace, first_stage: Stage, *, repository: str = "files", **options: Any
 ) -> RepositoryVersion | None:
     """Run a DeclarativeVersion of ``first_stage`` into ``repository``."""
-    dv = DeclarativeVersion(first_stage, Repository(name=repository), workspace=workspace, **options)
+    dv = DeclarativeVersion(
+        first_stage, Repository(name=repository), workspace=workspace, **options
+    )
     return await dv.acreate()
 
 

@@ -36,7 +36,8 @@ async def test_a_first_sync_downloads_saves_and_versions_every_file(
     cas = await content_artifacts(any_workspace)
     for path, sha256 in expected.items():
         artifact = cas[path].artifact
-        assert artifact is not None and artifact.sha256 == sha256
+        assert artifact is not None
+        assert artifact.sha256 == sha256
         assert await any_workspace.storage.read_bytes(artifact) == f"content of {path}".encode()
     ras = await remote_artifacts(any_workspace)
     assert {path: [ra.url for ra in found] for path, found in ras.items()} == {
@@ -97,7 +98,8 @@ async def test_on_demand_records_where_files_are_and_a_later_immediate_sync_fetc
     version = await sync(
         any_workspace, ManifestFirstStage(upstream.remote(policy=DownloadPolicy.ON_DEMAND))
     )
-    assert version is not None and version.content_count == 3
+    assert version is not None
+    assert version.content_count == 3
     assert upstream.file_requests() == []
     assert all(ca.artifact is None for ca in (await content_artifacts(any_workspace)).values())
     ras = await remote_artifacts(any_workspace)
@@ -111,7 +113,8 @@ async def test_on_demand_records_where_files_are_and_a_later_immediate_sync_fetc
     cas = await content_artifacts(any_workspace)
     for path, sha256 in expected.items():
         artifact = cas[path].artifact
-        assert artifact is not None and artifact.sha256 == sha256
+        assert artifact is not None
+        assert artifact.sha256 == sha256
         assert await any_workspace.storage.exists(sha256)
     assert leftover_temporary_files(any_workspace) == []
 
@@ -124,7 +127,8 @@ async def test_streamed_downloads_nothing_and_keeps_no_file(
     version = await sync(
         any_workspace, ManifestFirstStage(upstream.remote(policy=DownloadPolicy.STREAMED))
     )
-    assert version is not None and version.content_count == 3
+    assert version is not None
+    assert version.content_count == 3
     assert upstream.file_requests() == []
     assert await paths_in(any_workspace) == expected
     assert all(ca.artifact is None for ca in (await content_artifacts(any_workspace)).values())
@@ -140,9 +144,12 @@ async def test_a_unit_declared_again_with_the_same_bytes_is_not_downloaded_again
     upstream.add("one", b"same bytes")
     upstream.add("two", b"same bytes")
     version = await sync(any_workspace, ManifestFirstStage(upstream.remote()))
-    assert version is not None and version.content_count == 2
+    assert version is not None
+    assert version.content_count == 2
     assert len(upstream.file_requests()) == 1
     cas = await content_artifacts(any_workspace)
     one, two = cas["one"].artifact, cas["two"].artifact
-    assert one is not None and two is not None
-    assert one.pk == two.pk and one.sha256 == sha256_of(b"same bytes")
+    assert one is not None
+    assert two is not None
+    assert one.pk == two.pk
+    assert one.sha256 == sha256_of(b"same bytes")
