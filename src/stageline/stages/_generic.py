@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._declarative import DeclarativeContent
 from .._exceptions import StageConfigurationError
@@ -45,8 +45,8 @@ class GenericDownloader(Stage):
     nothing to do through without a task each, :meth:`_needs_handling`). The stage reads
     its input one item at a time and starts a task per unit, with at most
     ``max_concurrent_content`` of them running at once; it puts the units on in the
-    order it read them. A unit whose download is slow delays the ones read after it by
-    at most ``2 * max_concurrent_content`` units, which bounds the stage's memory.
+    order it read them. At most ``2 * max_concurrent_content`` units wait between being
+    read and being put on (behind a slow one), which bounds the stage's memory.
 
     When a unit fails, the failure policy decides (see :class:`DownloadFailurePolicy`):
     by default the stage cancels every other download it started and raises that
@@ -117,22 +117,26 @@ class GenericDownloader(Stage):
                 skip the unit.
         """
         failures: list[Exception] = []
-        # Slots are queued in read order; the emitter puts each unit on once its handling
-        # finished. The window bounds how many units sit between reading and putting.
-        window = anyio.Semaphore(2 * self.max_concurrent_content)
         running = anyio.Semaphore(self.max_concurrent_content)
-        send, receive = anyio.create_memory_object_stream[_Slot](2 * self.max_concurrent_content)
+        window = _Window(2 * self.max_concurrent_content)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._emit, receive, window)
-            with send:
-                async for d_content in self.items():
-                    await window.acquire()
-                    if self._needs_handling(d_content):
-                        slot = _Slot(d_content, finished=False)
-                        tg.start_soon(self._handle, slot, running, failures, tg)
-                    else:
-                        slot = _Slot(d_content, finished=True)
-                    send.send_nowait(slot)
+            tg.start_soon(self._emit, window)
+            async for d_content in self.items():
+                while window.is_full():
+                    await window.wait_for_space()
+                if self._needs_handling(d_content):
+                    # Taken here, not in the task: units start in the order they were read
+                    # (a new task's first step may run before an older one's).
+                    try:
+                        running.acquire_nowait()
+                    except anyio.WouldBlock:
+                        await running.acquire()
+                    slot = _Slot(d_content, finished=False)
+                    tg.start_soon(self._handle, slot, running, failures, tg)
+                else:
+                    slot = _Slot(d_content, finished=True)
+                window.push(slot)
+            window.end()
         if failures:
             raise failures[0]
 
@@ -140,8 +144,10 @@ class GenericDownloader(Stage):
         self, slot: _Slot, running: anyio.Semaphore, failures: list[Exception], tg: TaskGroup
     ) -> None:
         try:
-            async with running:
+            try:
                 count = await self._handle_content_unit(slot.d_content)
+            finally:
+                running.release()
         except Exception as exc:
             d_content = slot.d_content
             if not self.failure_policy.skip(d_content.content, self._unit_urls(d_content), exc):
@@ -157,17 +163,70 @@ class GenericDownloader(Stage):
         assert slot.done is not None
         slot.done.set()
 
-    async def _emit(
-        self, receive: MemoryObjectReceiveStream[_Slot], window: anyio.Semaphore
-    ) -> None:
-        with receive:
-            async for slot in receive:
+    async def _emit(self, window: _Window) -> None:
+        """Put each unit on, in read order, once its handling finished."""
+        slots = window.slots
+        while True:
+            if slots:
+                slot = slots[0]
                 if not slot.finished:
                     assert slot.done is not None
                     await slot.done.wait()
-                window.release()
+                slots.popleft()
+                window.freed()
                 if not slot.skipped:
                     await self.put(slot.d_content)
+            elif window.ended:
+                return
+            else:
+                await window.wait_for_work()
+
+
+class _Window:
+    """The units between being read and being put on, in read order.
+
+    One task (the reader) pushes, another (the emitter) pops; a deque and an event made
+    only when one of them must wait cost far less per unit than a stream and a
+    semaphore, which each pass through the scheduler.
+    """
+
+    __slots__ = ("_space", "_work", "ended", "size", "slots")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.slots: deque[_Slot] = deque()
+        self.ended = False
+        self._space: anyio.Event | None = None
+        self._work: anyio.Event | None = None
+
+    def is_full(self) -> bool:
+        return len(self.slots) >= self.size
+
+    def push(self, slot: _Slot) -> None:
+        self.slots.append(slot)
+        self._wake_emitter()
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake_emitter()
+
+    def freed(self) -> None:
+        if self._space is not None:
+            self._space.set()
+            self._space = None
+
+    async def wait_for_space(self) -> None:
+        self._space = anyio.Event()
+        await self._space.wait()
+
+    async def wait_for_work(self) -> None:
+        self._work = anyio.Event()
+        await self._work.wait()
+
+    def _wake_emitter(self) -> None:
+        if self._work is not None:
+            self._work.set()
+            self._work = None
 
 
 def _give_up_on(d_content: DeclarativeContent, error: Exception) -> None:
