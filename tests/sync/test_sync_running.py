@@ -70,6 +70,15 @@ def test_wrong_arguments_are_refused_when_the_sync_is_made(workspace: Workspace)
         DeclarativeVersion(first, repository, workspace=workspace, lock_timeout=-1)
     with pytest.raises(StageConfigurationError, match="first_stage"):
         DeclarativeVersion(object(), repository, workspace=workspace)  # type: ignore[arg-type]
+    with pytest.raises(StageConfigurationError, match="Repository"):
+        DeclarativeVersion(first, "x", workspace=workspace)  # type: ignore[arg-type]
+
+
+def test_a_workspace_never_shows_a_database_password(tmp_path: Path) -> None:
+    """The repr names the database with its password hidden."""
+    workspace = Workspace(tmp_path, database="postgresql+psycopg://sync:s3cret@db:5432/stageline")
+    assert "s3cret" not in repr(workspace)
+    assert "sync:***@db:5432/stageline" in repr(workspace)
 
 
 @pytest.mark.anyio

@@ -113,6 +113,11 @@ class DeclarativeVersion:
             raise StageConfigurationError(
                 f"DeclarativeVersion: first_stage must be a Stage instance, got {first_stage!r}"
             )
+        if not isinstance(repository, Repository):
+            raise StageConfigurationError(
+                f"DeclarativeVersion: repository must be a Repository, got {repository!r}; "
+                "use Repository(name=...)"
+            )
         if acs:
             raise StageConfigurationError(
                 "DeclarativeVersion(acs=True): alternate content sources are not supported "

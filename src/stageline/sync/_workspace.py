@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Self
 
 import anyio.to_thread
+import sqlalchemy as sa
 
 from .._exceptions import StoreError
 from ..download import DownloaderFactory
@@ -34,6 +35,17 @@ def _default_home() -> Path:
         os.path.expanduser("~"), ".local", "share"
     )
     return Path(data).absolute() / "stageline"
+
+
+def _shown(database: str | os.PathLike[str]) -> str:
+    """The database path or URL as text, any password in the URL hidden."""
+    text = os.fspath(database)
+    if "://" not in text:
+        return text
+    try:
+        return sa.make_url(text).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "<a database url that does not parse>"
 
 
 def _create_private_folder(path: Path) -> None:
@@ -108,8 +120,7 @@ class Workspace:
         self._exit: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
-        database = self.database if isinstance(self.database, os.PathLike) else "<url>"
-        return f"Workspace(database={database!r}, storage={self.storage!r})"
+        return f"Workspace(database={_shown(self.database)!r}, storage={self.storage!r})"
 
     @property
     def store(self) -> Store:
