@@ -179,3 +179,30 @@ async def test_a_sync_that_may_not_wait_fails_with_repository_busy(
             release.set()
     assert results[0] is not None
     assert results[0].number == 1
+
+
+@pytest.mark.anyio
+async def test_one_declarative_version_runs_one_sync_at_a_time(
+    workspace: Workspace, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While its sync waits for the repository, a second acreate() of it is refused."""
+    upstream.add("a", b"content of a")
+    holding, release, waiting = anyio.Event(), anyio.Event(), anyio.Event()
+    handler = _SetOn(waiting, "waiting for it to finish")
+    caplog.set_level(logging.INFO, logger="stageline.sync")
+    logging.getLogger("stageline.sync").addHandler(handler)
+    dv = DeclarativeVersion(
+        ManifestFirstStage(upstream.remote()), Repository(name="files"), workspace=workspace
+    )
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sync, workspace, _Held(upstream, holding, release))
+                await holding.wait()
+                tg.start_soon(dv.acreate)
+                await waiting.wait()
+                with pytest.raises(PipelineError, match="running already"):
+                    await dv.acreate()
+                release.set()
+    finally:
+        logging.getLogger("stageline.sync").removeHandler(handler)

@@ -142,6 +142,8 @@ class DeclarativeVersion:
         self.maxsize = _int_at_least(0, "maxsize", maxsize)
         self.lock_timeout = lock_timeout
         self._running: _Running | None = None
+        # Set for the whole of acreate(), from before the store is opened.
+        self._active = False
 
     # -- what pipeline_stages may use ----------------------------------------------------
 
@@ -277,11 +279,18 @@ class DeclarativeVersion:
             PipelineError: this sync is running already.
             Exception: what a stage raised.
         """
-        if self._running is not None:
+        if self._active:
             raise PipelineError(
                 "this DeclarativeVersion is running already; make another one to sync at "
                 "the same time"
             )
+        self._active = True
+        try:
+            return await self._sync()
+        finally:
+            self._active = False
+
+    async def _sync(self) -> RepositoryVersion | None:
         self._policy = DownloadFailurePolicy(self.on_error, max_skipped=self.max_skipped)
         async with self.workspace.open_store() as store:
             repository = self.repository
