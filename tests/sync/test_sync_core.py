@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from stageline import Workspace
-from stageline.models import DownloadPolicy
+from stageline.models import DownloadPolicy, RepositoryVersion
 
 from ._plugin import ManifestFirstStage, Upstream, sha256_of
 from ._support import (
@@ -153,3 +154,30 @@ async def test_a_unit_declared_again_with_the_same_bytes_is_not_downloaded_again
     assert two is not None
     assert one.pk == two.pk
     assert one.sha256 == sha256_of(b"same bytes")
+
+
+async def test_two_syncs_of_overlapping_repositories_at_once_both_succeed(
+    any_workspace: Workspace, upstream: Upstream
+) -> None:
+    """Two repositories synced from one upstream at the same time share the saved units."""
+    expected = serve_three(upstream)
+    versions: dict[str, RepositoryVersion | None] = {}
+
+    async def run(name: str) -> None:
+        versions[name] = await sync(
+            any_workspace, ManifestFirstStage(upstream.remote()), repository=name
+        )
+
+    async with any_workspace, anyio.create_task_group() as tg:
+        for name in ("one", "two"):
+            tg.start_soon(run, name)
+    for name in ("one", "two"):
+        version = versions[name]
+        assert version is not None
+        assert version.content_count == 3
+        assert await paths_in(any_workspace, name) == expected
+    one = await content_artifacts(any_workspace, "one")
+    two = await content_artifacts(any_workspace, "two")
+    assert {p: ca.content.pk for p, ca in one.items()} == {
+        p: ca.content.pk for p, ca in two.items()
+    }
