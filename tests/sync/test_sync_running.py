@@ -66,8 +66,9 @@ def test_wrong_arguments_are_refused_when_the_sync_is_made(workspace: Workspace)
     for name in ("max_concurrent_content", "batch_size"):
         with pytest.raises(StageConfigurationError, match=name):
             DeclarativeVersion(first, repository, workspace=workspace, **{name: 0})  # type: ignore[arg-type]
-    with pytest.raises(StageConfigurationError, match="lock_timeout"):
-        DeclarativeVersion(first, repository, workspace=workspace, lock_timeout=-1)
+    for wrong in (-1, "60", float("nan")):
+        with pytest.raises(StageConfigurationError, match="lock_timeout"):
+            DeclarativeVersion(first, repository, workspace=workspace, lock_timeout=wrong)  # type: ignore[arg-type]
     with pytest.raises(StageConfigurationError, match="first_stage"):
         DeclarativeVersion(object(), repository, workspace=workspace)  # type: ignore[arg-type]
     with pytest.raises(StageConfigurationError, match="Repository"):

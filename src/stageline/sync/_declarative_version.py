@@ -123,7 +123,11 @@ class DeclarativeVersion:
                 "DeclarativeVersion(acs=True): alternate content sources are not supported "
                 "by this version of stageline; leave acs False"
             )
-        if lock_timeout is not None and not lock_timeout >= 0:
+        if lock_timeout is not None and (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, int | float)
+            or not lock_timeout >= 0
+        ):
             raise StageConfigurationError(
                 f"lock_timeout must be None or a number >= 0, got {lock_timeout!r}"
             )
