@@ -25,6 +25,7 @@ from ._exceptions import (
     HTTPStatusError,
     MalformedDigestError,
     PipelineError,
+    RepositoryBusyError,
     SchemaVersionError,
     SizeMismatch,
     StageConfigurationError,
@@ -32,11 +33,13 @@ from ._exceptions import (
     StorageError,
     StoreArgumentError,
     StoreError,
+    SyncError,
     UnsafeURLError,
     redact_url,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
+from .sync import DeclarativeVersion, Workspace
 
 __version__ = "0.1.0.dev0"
 
@@ -48,6 +51,7 @@ __all__ = [
     "DatabaseURLError",
     "DeclarativeArtifact",
     "DeclarativeContent",
+    "DeclarativeVersion",
     "DigestMismatch",
     "DownloadConnectionError",
     "DownloadError",
@@ -62,6 +66,7 @@ __all__ = [
     "HTTPStatusError",
     "MalformedDigestError",
     "PipelineError",
+    "RepositoryBusyError",
     "SchemaVersionError",
     "SizeMismatch",
     "Stage",
@@ -70,7 +75,9 @@ __all__ = [
     "StorageError",
     "StoreArgumentError",
     "StoreError",
+    "SyncError",
     "UnsafeURLError",
+    "Workspace",
     "__version__",
     "create_pipeline",
     "redact_url",

@@ -112,8 +112,10 @@ class DeclarativeArtifact:
         remote: the remote whose settings the download uses; required unless the
             artifact already has a file (then nothing needs downloading).
         extra_data: free-form data for the plugin's own stages.
-        deferred_download: True to record where the file is without downloading it
-            (on-demand and streamed policies).
+        deferred_download: whether to record where the file is without downloading it.
+            None (the default) follows the remote's policy: deferred when it is
+            ``on_demand`` or ``streamed``. False downloads it whatever the policy (an index
+            file the first stage must read); True never downloads it during the sync.
 
     Raises:
         ValueError: when a rule above is broken; the message names the argument.
@@ -127,7 +129,7 @@ class DeclarativeArtifact:
     relative_path: str = attrs.field(validator=_required("relative_path"))
     remote: Remote | None = None
     extra_data: dict[str, Any] = attrs.field(factory=dict)
-    deferred_download: bool = False
+    deferred_download: bool | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.url is not None and self.urls is not None:

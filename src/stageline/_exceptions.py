@@ -9,7 +9,9 @@ The tree::
     │   ├── DatabaseURLError          (also ValueError) unknown or malformed database URL
     │   ├── StoreArgumentError        (also ValueError) a store call got an argument it cannot use
     │   ├── SchemaVersionError        the database was made by another schema version
-    │   └── ContentTypeError          (also TypeError) a content type is declared wrongly
+    │   ├── ContentTypeError          (also TypeError) a content type is declared wrongly
+    │   └── RepositoryBusyError       another sync kept the repository locked too long
+    ├── SyncError                     a first stage's declarations contradict saved content
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
     ├── MalformedDigestError          (also ValueError) a digest is not hex of its kind's length
@@ -55,6 +57,7 @@ __all__ = [
     "HTTPStatusError",
     "MalformedDigestError",
     "PipelineError",
+    "RepositoryBusyError",
     "SchemaVersionError",
     "SizeMismatch",
     "StageConfigurationError",
@@ -62,6 +65,7 @@ __all__ = [
     "StorageError",
     "StoreArgumentError",
     "StoreError",
+    "SyncError",
     "UnsafeURLError",
     "redact_url",
 ]
@@ -125,6 +129,16 @@ class SchemaVersionError(StoreError):
 
 class ContentTypeError(StoreError, TypeError):
     """A content type was declared incorrectly (e.g. without natural key fields)."""
+
+
+class RepositoryBusyError(StoreError):
+    """Another sync kept building a new version of the repository for longer than the
+    time this one was willing to wait for it."""
+
+
+class SyncError(StagelineError):
+    """A sync cannot go on: what its first stage declared contradicts the saved content
+    (e.g. an artifact at a relative path the saved unit does not have)."""
 
 
 class StorageError(StagelineError):

@@ -1,0 +1,82 @@
+"""The last stages: resolve each item, then put the saved content into the new version."""
+
+from __future__ import annotations
+
+from .._stage import Stage
+from ..store import NewVersion
+from ._query import DEFAULT_BATCH_SIZE, check_batch_size
+
+__all__ = ["ContentAssociation", "ContentUnassociation", "ResolveContentFutures"]
+
+
+class ResolveContentFutures(Stage):
+    """Resolves every item (its waiters get the saved unit) and passes it on."""
+
+    async def run(self) -> None:
+        """Resolve and pass on each item, in order."""
+        async for d in self.items():
+            d.resolve()
+            await self.put(d)
+
+
+class ContentAssociation(Stage):
+    """Adds each batch's saved content to the new version, then passes the items on.
+
+    A unit already in the version stays as it is; one with the same repository key as
+    a unit in the version replaces it (the later of two in one sync wins).
+
+    Args:
+        new_version: the version being built (:meth:`~stageline.store.Store.new_version`).
+        batch_size: items per store call.
+
+    Raises:
+        StageConfigurationError: (a ``ValueError``) ``batch_size`` < 1.
+    """
+
+    def __init__(self, new_version: NewVersion, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.new_version = new_version
+        self.batch_size = check_batch_size(batch_size)
+
+    async def run(self) -> None:
+        """Add each batch, then pass its items on in order.
+
+        Raises:
+            ValueError: a unit is not saved (``ContentSaver`` must come before).
+            StoreError: the version is not open, or the database failed.
+        """
+        async for batch in self.batches(self.batch_size):
+            await self.new_version.add_content([d.content for d in batch])
+            for d in batch:
+                await self.put(d)
+
+
+class ContentUnassociation(Stage):
+    """Mirror mode: removes from the new version every unit the stream did not bring.
+
+    Put it after :class:`ContentAssociation`. It passes every item on, remembering its
+    unit's primary key, and once its input has ended removes the rest of the version's
+    content. A unit the sync skipped (its download failed) is not in the stream, so the
+    unit it would have replaced is removed as well.
+
+    Memory: the primary keys of the units seen are held until the end (8 bytes and a
+    set entry each).
+
+    Args:
+        new_version: the version being built.
+    """
+
+    def __init__(self, new_version: NewVersion) -> None:
+        self.new_version = new_version
+
+    async def run(self) -> None:
+        """Pass every item on, then remove what was not seen.
+
+        Raises:
+            StoreError: the version is not open, or the database failed.
+        """
+        seen: set[int] = set()
+        async for d in self.items():
+            if d.content.pk is not None:
+                seen.add(d.content.pk)
+            await self.put(d)
+        await self.new_version.remove_content_except(seen)

@@ -1,0 +1,167 @@
+"""``ArtifactDownloader``: download what a sync needs and does not have yet."""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from typing import Final
+
+import anyio
+
+from .._declarative import DeclarativeArtifact, DeclarativeContent
+from ..download import DownloaderFactory
+from ..models import Artifact, DownloadPolicy
+from ._failures import DownloadFailurePolicy
+from ._generic import DEFAULT_MAX_CONCURRENT_CONTENT, GenericDownloader, run_all
+
+__all__ = ["ArtifactDownloader", "is_deferred"]
+
+#: Finished downloads remembered by sha256, so that a later unit declaring the same file
+#: gets it without a second download. A later unit can miss the saved artifact only if
+#: it passed ``QueryExistingArtifacts`` before the file was saved, which bounds how far
+#: behind it can be by the buffers and batches between the two stages (a few thousand
+#: units with the defaults); forgetting one costs a download, never correctness.
+_REMEMBERED_DOWNLOADS: Final = 10_000
+
+
+def is_deferred(d_artifact: DeclarativeArtifact) -> bool:
+    """Whether a declared artifact is left to be fetched later rather than during the sync.
+
+    An explicit ``deferred_download`` decides; None follows the remote's policy
+    (deferred for ``on_demand`` and ``streamed``).
+    """
+    if d_artifact.deferred_download is not None:
+        return d_artifact.deferred_download
+    remote = d_artifact.remote
+    return remote is not None and remote.policy is not DownloadPolicy.IMMEDIATE
+
+
+def _needs_download(d_artifact: DeclarativeArtifact) -> bool:
+    artifact = d_artifact.artifact
+    return not artifact.saved and artifact.file is None and not is_deferred(d_artifact)
+
+
+def _expects_the_same(declared: Artifact, downloaded: Artifact) -> bool:
+    """Whether a file downloaded for one declaration meets another's expectations."""
+    if declared.size is not None and declared.size != downloaded.size:
+        return False
+    return all(getattr(downloaded, kind) == value for kind, value in declared.digests().items())
+
+
+class _SharedDownload:
+    """One file's download, which every unit declaring its sha256 waits for."""
+
+    __slots__ = ("artifact", "done", "error")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.artifact: Artifact | None = None
+        self.error: Exception | None = None
+
+
+class ArtifactDownloader(GenericDownloader):
+    """Downloads each declared artifact that is not saved, has no file and is not deferred.
+
+    Deferred means ``deferred_download=True``, or None with a remote whose policy is
+    ``on_demand`` or ``streamed``. Each download uses the artifact's known size and
+    digests as expectations, tries the mirrors in order, and replaces
+    ``d_artifact.artifact`` with the downloaded (unsaved) artifact, whose file is in the
+    sync's temporary area; :class:`ArtifactSaver` stores and saves it. A file declared
+    by several units of one sync (the same sha256 and expectations) is downloaded once,
+    and every one of those units gets the same artifact.
+
+    Args:
+        downloader_factory: makes the downloaders (an open factory; the sync's).
+        max_concurrent_content: at most this many units downloading at once.
+        failure_policy: what a failed download does (see :class:`DownloadFailurePolicy`).
+
+    Raises:
+        StageConfigurationError: (a ``ValueError``) ``max_concurrent_content`` < 1.
+    """
+
+    def __init__(
+        self,
+        downloader_factory: DownloaderFactory,
+        max_concurrent_content: int = DEFAULT_MAX_CONCURRENT_CONTENT,
+        *,
+        failure_policy: DownloadFailurePolicy | None = None,
+    ) -> None:
+        super().__init__(max_concurrent_content, failure_policy=failure_policy)
+        self.downloader_factory = downloader_factory
+        self._downloads: OrderedDict[str, _SharedDownload] = OrderedDict()
+
+    def _needs_handling(self, d_content: DeclarativeContent) -> bool:
+        return any(_needs_download(da) for da in d_content.d_artifacts)
+
+    def _unit_urls(self, d_content: DeclarativeContent) -> tuple[str, ...]:
+        return tuple(
+            url for da in d_content.d_artifacts if _needs_download(da) for url in da.all_urls
+        )
+
+    async def _handle_content_unit(self, d_content: DeclarativeContent) -> int:
+        """Download the unit's missing artifacts, at once.
+
+        Returns:
+            How many files were downloaded for it (a file another unit downloaded for
+            this sync does not count).
+
+        Raises:
+            DownloadError: a file could not be downloaded (the first failure; the unit's
+                other downloads are cancelled).
+        """
+        counts: list[int] = []
+
+        async def fetch(d_artifact: DeclarativeArtifact) -> None:
+            counts.append(await self._fetch_shared(d_artifact))
+
+        await run_all(
+            [functools.partial(fetch, da) for da in d_content.d_artifacts if _needs_download(da)]
+        )
+        return sum(counts)
+
+    async def _fetch_shared(self, d_artifact: DeclarativeArtifact) -> int:
+        """Download one artifact, or wait for the download of the same file."""
+        sha256 = d_artifact.artifact.sha256
+        if sha256 is None:
+            await self._download(d_artifact)
+            return 1
+        shared = self._downloads.get(sha256)
+        if shared is not None:
+            self._downloads.move_to_end(sha256)
+            await shared.done.wait()
+            if shared.artifact is not None and _expects_the_same(
+                d_artifact.artifact, shared.artifact
+            ):
+                d_artifact.artifact = shared.artifact
+                return 0
+            if shared.error is not None and shared.artifact is None:
+                raise shared.error
+            # Other expectations than the file that came (conflicting metadata): a
+            # download of its own reports how they differ.
+            await self._download(d_artifact)
+            return 1
+        shared = self._downloads[sha256] = _SharedDownload()
+        while len(self._downloads) > _REMEMBERED_DOWNLOADS:
+            oldest = next(iter(self._downloads))
+            if not self._downloads[oldest].done.is_set():
+                break  # in flight: bounded by the concurrency, kept until it ends
+            del self._downloads[oldest]
+        try:
+            await self._download(d_artifact)
+            shared.artifact = d_artifact.artifact
+        except Exception as exc:
+            # The units waiting for it fail with the same error; one declaring the file
+            # later tries a download of its own (the entry is forgotten below).
+            shared.error = exc
+            raise
+        finally:
+            if shared.artifact is None and self._downloads.get(sha256) is shared:
+                del self._downloads[sha256]
+            shared.done.set()
+        return 1
+
+    async def _download(self, d_artifact: DeclarativeArtifact) -> None:
+        """Download one artifact with this stage's factory."""
+        # The sync opens ``downloader_factory`` around the pipeline, so it is the factory
+        # ``download()`` uses; pass it explicitly once ``download(factory)`` takes one.
+        await d_artifact.download()

@@ -1,0 +1,197 @@
+"""The saving stages: artifact files into storage and rows, then content and its files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from .._declarative import DeclarativeArtifact, DeclarativeContent
+from .._stage import Stage
+from ..models import Artifact, Content, ContentArtifact
+from ..storage import ArtifactStorage
+from ..store import Store
+from ._query import DEFAULT_BATCH_SIZE, check_batch_size
+
+__all__ = ["ArtifactSaver", "ContentSaver"]
+
+
+class ArtifactSaver(Stage):
+    """Stores downloaded files and saves their artifacts, in bulk per batch.
+
+    Every declared artifact that is unsaved and has a file (downloaded, or given by the
+    first stage) is put into the storage (moved from the temporary area, copied
+    otherwise) and saved in one store call per batch; ``d_artifact.artifact`` then is
+    the saved artifact. An artifact whose sha256 is saved already (by an earlier or a
+    concurrent sync) becomes that saved artifact. Other declared artifacts (saved,
+    deferred, or never downloaded) pass untouched.
+
+    Args:
+        store: where artifacts are saved.
+        storage: where their files go.
+        batch_size: items per store call.
+
+    Raises:
+        StageConfigurationError: (a ``ValueError``) ``batch_size`` < 1.
+    """
+
+    def __init__(
+        self, store: Store, storage: ArtifactStorage, *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.batch_size = check_batch_size(batch_size)
+
+    async def run(self) -> None:
+        """Store and save each batch's files, then pass its items on in order.
+
+        Raises:
+            ValueError: an artifact with a file has no sha256.
+            StorageError: a file could not be stored.
+            StoreError: the database failed.
+        """
+        async for batch in self.batches(self.batch_size):
+            declared = [
+                da
+                for d in batch
+                for da in d.d_artifacts
+                if not da.artifact.saved and da.artifact.file is not None
+            ]
+            if declared:
+                await self._save(declared)
+            for d in batch:
+                await self.put(d)
+
+    async def _save(self, declared: list[DeclarativeArtifact]) -> None:
+        # A file declared twice (one download shared by two units) is stored once.
+        unique: dict[int, Artifact] = {id(da.artifact): da.artifact for da in declared}
+        artifacts = list(unique.values())
+        await self.storage.store(artifacts)
+        saved = await self.store.save_artifacts(artifacts)
+        replacement = {id(a): s for a, s in zip(artifacts, saved, strict=True)}
+        for da in declared:
+            da.artifact = replacement[id(da.artifact)]
+
+
+class _ContentWrites(Protocol):
+    """The store calls a batch of content is saved with: the store's, or a unit of work's."""
+
+    async def save_content(
+        self, units: Sequence[Content], content_artifacts: Sequence[ContentArtifact] = ...
+    ) -> list[Content]: ...
+
+    async def find_content_artifacts(self, units: Sequence[Content]) -> list[ContentArtifact]: ...
+
+    async def update_content_artifacts(
+        self, content_artifacts: Sequence[ContentArtifact]
+    ) -> int: ...
+
+
+class ContentSaver(Stage):
+    """Saves new content and its content artifacts, one batch at a time.
+
+    For each batch: units not saved yet are saved with a content artifact per declared
+    artifact (its saved artifact, or none while the file is deferred); the store writes
+    their rows in natural-key order, so that concurrent PostgreSQL writers take their
+    locks in the same order. A saved unit whose content artifact has no artifact yet
+    (first synced on demand) gets the declared artifact, once that one is saved (a
+    later immediate sync). Then every item is passed on, in order, its ``content`` the
+    saved unit.
+
+    Subclass it to save more with each batch: override :meth:`_pre_save` and
+    :meth:`_post_save`, which run around the batch's save.
+
+    Args:
+        store: where the content is saved.
+        batch_size: items per batch.
+
+    Raises:
+        StageConfigurationError: (a ``ValueError``) ``batch_size`` < 1.
+    """
+
+    def __init__(self, store: Store, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.store = store
+        self.batch_size = check_batch_size(batch_size)
+
+    async def run(self) -> None:
+        """Save each batch, then pass its items on in order.
+
+        Raises:
+            ContentTypeError: a unit's class is not a declared content type.
+            StoreError: the database failed.
+            Exception: what a hook raised.
+        """
+        async for batch in self.batches(self.batch_size):
+            await self._save_batch(batch)
+            for d in batch:
+                await self.put(d)
+
+    async def _pre_save(self, batch: list[DeclarativeContent]) -> None:
+        """Extension point: runs before the batch is saved. Does nothing by default.
+
+        Args:
+            batch: the batch, in stream order; new units are not saved yet.
+        """
+
+    async def _post_save(self, batch: list[DeclarativeContent]) -> None:
+        """Extension point: runs once the batch is saved. Does nothing by default.
+
+        Args:
+            batch: the batch, in stream order; every ``d.content`` is the saved unit.
+        """
+
+    async def _save_batch(self, batch: list[DeclarativeContent]) -> None:
+        async with self._unit_of_work() as writes:
+            await self._pre_save(batch)
+            new = [d for d in batch if not d.content.saved]
+            if new:
+                content_artifacts = [
+                    ContentArtifact(
+                        content=d.content,
+                        artifact=da.artifact if da.artifact.saved else None,
+                        relative_path=da.relative_path,
+                    )
+                    for d in new
+                    for da in d.d_artifacts
+                ]
+                saved = await writes.save_content([d.content for d in new], content_artifacts)
+                for d, unit in zip(new, saved, strict=True):
+                    d.content = unit
+            new_ids = {id(d) for d in new}
+            await self._fill_deferred(writes, [d for d in batch if id(d) not in new_ids])
+            await self._post_save(batch)
+
+    @asynccontextmanager
+    async def _unit_of_work(self) -> AsyncIterator[_ContentWrites]:
+        """Where a batch's writes go: one transaction for the batch and its hooks.
+
+        Until the store offers ``unit_of_work()`` each store call is its own transaction.
+        """
+        yield self.store
+
+    @staticmethod
+    async def _fill_deferred(writes: _ContentWrites, existing: list[DeclarativeContent]) -> None:
+        """Give saved units' artifact-less content artifacts the now saved declared files."""
+        candidates = [d for d in existing if any(da.artifact.saved for da in d.d_artifacts)]
+        if not candidates:
+            return
+        found = await writes.find_content_artifacts(_unique_units(candidates))
+        declared: dict[tuple[int | None, str], Artifact] = {
+            (d.content.pk, da.relative_path): da.artifact
+            for d in candidates
+            for da in d.d_artifacts
+            if da.artifact.saved
+        }
+        fill = []
+        for ca in found:
+            artifact = declared.get((ca.content.pk, ca.relative_path))
+            if ca.artifact is None and artifact is not None:
+                ca.artifact = artifact
+                fill.append(ca)
+        if fill:
+            await writes.update_content_artifacts(fill)
+
+
+def _unique_units(items: list[DeclarativeContent]) -> list[Content]:
+    units: dict[int | None, Content] = {d.content.pk: d.content for d in items}
+    return list(units.values())
