@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from tests.sync._plugin import SyncFile, file_unit, sha256_of
 
-from stageline import DeclarativeArtifact, DeclarativeContent, PipelineError, SyncError
+from stageline import DeclarativeArtifact, DeclarativeContent, PipelineError, StoreError, SyncError
 from stageline.models import Artifact, ContentArtifact, Remote
 from stageline.stages import ArtifactSaver, ContentSaver, RemoteArtifactSaver
 from stageline.storage import ArtifactStorage
@@ -114,6 +114,34 @@ async def test_content_saver_hooks_run_once_per_batch(store: Store) -> None:
     await run_stage(stage, items, maxsize=0)
     assert [name for name, _ in stage.calls] == ["pre", "post", "pre", "post"]
     assert sum(len(saved) for _, saved in stage.calls) == 6
+
+
+class FailingAfterSave(ContentSaver):
+    """Writes a row of its own in _pre_save, then fails in _post_save."""
+
+    async def _pre_save(self, batch: list[DeclarativeContent]) -> None:
+        assert self.unit_of_work is not None
+        await self.unit_of_work.run_sync(
+            lambda conn: conn.exec_driver_sql(
+                "INSERT INTO repositories (name, description) VALUES ('plugin row', '')"
+            )
+        )
+
+    async def _post_save(self, batch: list[DeclarativeContent]) -> None:
+        assert all(d.content.saved for d in batch)
+        raise RuntimeError("the plugin's own post-save failed")
+
+
+async def test_content_saver_hooks_share_the_batch_transaction(store: Store) -> None:
+    """A failing _post_save rolls back the batch's content and the hook's own writes."""
+    items = [unit(name, name.encode()) for name in ("a", "b")]
+    stage = FailingAfterSave(store)
+    with pytest.raises(RuntimeError, match="post-save failed"):
+        await run_stage(stage, items)
+    assert stage.unit_of_work is None
+    assert await store.find_content([d.content for d in items]) == [None, None]
+    with pytest.raises(StoreError, match="no repository named"):
+        await store.get_repository("plugin row")
 
 
 async def test_content_saver_fills_in_the_file_of_a_unit_first_synced_on_demand(

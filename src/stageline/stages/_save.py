@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
 
 from .._declarative import DeclarativeArtifact, DeclarativeContent
 from .._stage import Stage
 from ..models import Artifact, Content, ContentArtifact
 from ..storage import ArtifactStorage
-from ..store import Store
+from ..store import Store, UnitOfWork
 from ._query import DEFAULT_BATCH_SIZE, check_batch_size
 
 __all__ = ["ArtifactSaver", "ContentSaver"]
@@ -73,20 +72,6 @@ class ArtifactSaver(Stage):
             da.artifact = replacement[id(da.artifact)]
 
 
-class _ContentWrites(Protocol):
-    """The store calls a batch of content is saved with: the store's, or a unit of work's."""
-
-    async def save_content(
-        self, units: Sequence[Content], content_artifacts: Sequence[ContentArtifact] = ...
-    ) -> list[Content]: ...
-
-    async def find_content_artifacts(self, units: Sequence[Content]) -> list[ContentArtifact]: ...
-
-    async def update_content_artifacts(
-        self, content_artifacts: Sequence[ContentArtifact]
-    ) -> int: ...
-
-
 class ContentSaver(Stage):
     """Saves new content and its content artifacts, one batch at a time.
 
@@ -98,8 +83,15 @@ class ContentSaver(Stage):
     later immediate sync). Then every item is passed on, in order, its ``content`` the
     saved unit.
 
+    Each batch is saved in one unit of work (one database transaction), and so are the
+    hooks around it: if a hook or the save fails, or the sync is cancelled, nothing of
+    the batch is written.
+
     Subclass it to save more with each batch: override :meth:`_pre_save` and
-    :meth:`_post_save`, which run around the batch's save.
+    :meth:`_post_save`, which run around the batch's save, inside its transaction. While
+    they run, :attr:`unit_of_work` is the open :class:`~stageline.store.UnitOfWork`:
+    write through it (``await self.unit_of_work.run_sync(fn)`` for a plugin's own
+    tables), not through the store, whose own writes wait for this transaction.
 
     Args:
         store: where the content is saved.
@@ -112,6 +104,8 @@ class ContentSaver(Stage):
     def __init__(self, store: Store, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.store = store
         self.batch_size = check_batch_size(batch_size)
+        #: The batch's open unit of work while it is being saved (hooks included), else None.
+        self.unit_of_work: UnitOfWork | None = None
 
     async def run(self) -> None:
         """Save each batch, then pass its items on in order.
@@ -162,15 +156,17 @@ class ContentSaver(Stage):
             await self._post_save(batch)
 
     @asynccontextmanager
-    async def _unit_of_work(self) -> AsyncIterator[_ContentWrites]:
-        """Where a batch's writes go: one transaction for the batch and its hooks.
-
-        Until the store offers ``unit_of_work()`` each store call is its own transaction.
-        """
-        yield self.store
+    async def _unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """One transaction for the batch and its hooks, open as :attr:`unit_of_work`."""
+        async with self.store.unit_of_work() as unit_of_work:
+            self.unit_of_work = unit_of_work
+            try:
+                yield unit_of_work
+            finally:
+                self.unit_of_work = None
 
     @staticmethod
-    async def _fill_deferred(writes: _ContentWrites, existing: list[DeclarativeContent]) -> None:
+    async def _fill_deferred(writes: UnitOfWork, existing: list[DeclarativeContent]) -> None:
         """Give saved units' artifact-less content artifacts the now saved declared files."""
         candidates = [d for d in existing if any(da.artifact.saved for da in d.d_artifacts)]
         if not candidates:
