@@ -10,7 +10,7 @@ The tree::
     │   ├── StoreArgumentError        (also ValueError) a store call got an argument it cannot use
     │   ├── SchemaVersionError        the database was made by another schema version
     │   ├── ContentTypeError          (also TypeError) a content type is declared wrongly
-    │   └── RepositoryBusyError       another sync kept the repository locked too long
+    │   └── RepositoryBusyError       another sync is building a version of the repository
     ├── SyncError                     a first stage's declarations contradict saved content
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
@@ -132,8 +132,9 @@ class ContentTypeError(StoreError, TypeError):
 
 
 class RepositoryBusyError(StoreError):
-    """Another sync kept building a new version of the repository for longer than the
-    time this one was willing to wait for it."""
+    """Another sync (of this or another process) is building a new version of the
+    repository: raised at once by ``store.new_version()``, and by a sync that waited for
+    the other one longer than its ``lock_timeout``."""
 
 
 class SyncError(StagelineError):

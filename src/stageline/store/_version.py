@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 
-from .._exceptions import StoreArgumentError, StoreError
+from .._exceptions import RepositoryBusyError, StoreArgumentError, StoreError
 from ..models import Content, Repository, RepositoryVersion
 from . import _schema as t
 from ._codec import repo_key_of
@@ -125,7 +125,7 @@ class NewVersion:
             ) from exc
         if lock is None:
             self._state = "failed"
-            raise StoreError(
+            raise RepositoryBusyError(
                 f"repository {self.repository.name!r} already has a new version being built "
                 "by another sync (this or another process); wait for it to finish"
             )

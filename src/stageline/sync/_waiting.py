@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 
 import anyio
 
-from .._exceptions import RepositoryBusyError, StoreError
+from .._exceptions import RepositoryBusyError
 from ..models import Repository
 from ..store import NewVersion, Store
 
@@ -20,14 +20,6 @@ logger = logging.getLogger("stageline.sync")
 # the last, so a short wait ends soon after the other sync and a long one costs little.
 _FIRST_RETRY = 0.05
 _LAST_RETRY = 2.0
-
-
-def _is_busy(error: StoreError) -> bool:
-    """Whether the store refused a new version because another sync is building one."""
-    # The store raises a plain StoreError for this today; its message is the only mark.
-    return isinstance(error, RepositoryBusyError) or "already has a new version being built" in str(
-        error
-    )
 
 
 async def enter_new_version(
@@ -56,9 +48,7 @@ async def enter_new_version(
     while True:
         try:
             return await stack.enter_async_context(store.new_version(repository))
-        except StoreError as exc:
-            if not _is_busy(exc):
-                raise
+        except RepositoryBusyError as exc:
             left = deadline - anyio.current_time()
             if left <= 0:
                 raise RepositoryBusyError(
