@@ -5,7 +5,7 @@ Open one with :func:`open_store`; group calls in one transaction with
 ``docs/store.md``.
 """
 
-from ._home import default_database_path, default_home
+from ._home import HOME_ENV, create_home, default_database_path, default_home
 from ._ranges import Change
 from ._schema import SCHEMA_VERSION
 from ._store import Store, open_store
@@ -13,11 +13,13 @@ from ._unit_of_work import UnitOfWork
 from ._version import NewVersion
 
 __all__ = [
+    "HOME_ENV",
     "SCHEMA_VERSION",
     "Change",
     "NewVersion",
     "Store",
     "UnitOfWork",
+    "create_home",
     "default_database_path",
     "default_home",
     "open_store",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .._exceptions import StoreError
 
-__all__ = ["HOME_ENV", "default_database_path", "default_home"]
+__all__ = ["HOME_ENV", "create_home", "default_database_path", "default_home"]
 
 #: The environment variable that names stageline's home folder.
 HOME_ENV = "STAGELINE_HOME"
@@ -30,7 +30,7 @@ def _user_data_folder() -> Path:
     return Path.home() / ".local" / "share"
 
 
-def default_home() -> Path:
+def default_home(*, create: bool = True) -> Path:
     """stageline's home folder, created on demand, readable by its owner only.
 
     ``$STAGELINE_HOME`` when set, else ``stageline`` in the platform's per-user data
@@ -41,8 +41,12 @@ def default_home() -> Path:
     This is the only folder stageline creates on its own: an explicit database path must
     be in a folder that exists.
 
+    Args:
+        create: False to only compute the path (a caller that creates the folder when it
+            first writes there).
+
     Returns:
-        The absolute path of the folder, which exists.
+        The absolute path of the folder, which exists unless ``create`` is False.
 
     Raises:
         StoreError: the folder cannot be created (the message names it and the variable
@@ -52,6 +56,21 @@ def default_home() -> Path:
     home = (
         Path(configured).expanduser() if configured else _user_data_folder() / "stageline"
     ).absolute()
+    return create_home(home) if create else home
+
+
+def create_home(home: Path) -> Path:
+    """Create stageline's home folder ``home`` when missing, readable by its owner only.
+
+    Missing parents are created too; an existing folder is used as it is.
+
+    Returns:
+        ``home``.
+
+    Raises:
+        StoreError: the folder cannot be created (the message names it and the variable
+            that chooses another).
+    """
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:

@@ -15,26 +15,9 @@ import sqlalchemy as sa
 from .._exceptions import StoreError
 from ..download import DownloaderFactory
 from ..storage import ArtifactStorage
-from ..store import Store, open_store
+from ..store import HOME_ENV, Store, create_home, default_home, open_store
 
 __all__ = ["HOME_ENV", "Workspace"]
-
-#: The environment variable naming stageline's home folder.
-HOME_ENV = "STAGELINE_HOME"
-
-
-def _default_home() -> Path:
-    """stageline's own folder: ``$STAGELINE_HOME``, else the XDG data folder.
-
-    That is ``$XDG_DATA_HOME/stageline``, else ``~/.local/share/stageline``.
-    """
-    configured = os.environ.get(HOME_ENV)
-    if configured:
-        return Path(configured).expanduser().absolute()
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "share"
-    )
-    return Path(data).absolute() / "stageline"
 
 
 def _shown(database: str | os.PathLike[str]) -> str:
@@ -46,17 +29,6 @@ def _shown(database: str | os.PathLike[str]) -> str:
         return sa.make_url(text).render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
         return "<a database url that does not parse>"
-
-
-def _create_private_folder(path: Path) -> None:
-    """Create stageline's default home, readable by its owner only (blocking call)."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot create stageline's home folder {path}: {exc}; set {HOME_ENV} to a "
-            "writable folder, or give Workspace(home=...)"
-        ) from exc
 
 
 class Workspace:
@@ -106,7 +78,7 @@ class Workspace:
         downloader_factory: Callable[[], DownloaderFactory] = DownloaderFactory,
         max_threads: int = 4,
     ) -> None:
-        folder = _default_home() if home is None else Path(home).absolute()
+        folder = default_home(create=False) if home is None else Path(home).absolute()
         # Only stageline's own default home is created, and only when something is in it.
         self._create_home = home is None and (database is None or artifacts is None)
         self.home = folder
@@ -152,7 +124,7 @@ class Workspace:
             yield self._store
             return
         if self._create_home:
-            await anyio.to_thread.run_sync(_create_private_folder, self.home)
+            await anyio.to_thread.run_sync(create_home, self.home)
         async with open_store(self.database, max_threads=self.max_threads) as store:
             yield store
 
