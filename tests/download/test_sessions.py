@@ -99,3 +99,15 @@ async def test_the_run_factory_keys_sessions_by_identity_too(
     second = Remote(url=server.url("/"), download_concurrency=1, pk=9)
     await _download_all(current_downloader_factory(), [(first, urls[0]), (second, urls[1])])
     assert server.state.max_in_flight == 1
+
+
+async def test_a_remote_saved_during_a_sync_keeps_its_session(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """A named remote that gets its pk mid-sync (RemoteArtifactSaver) keeps one session."""
+    remote = Remote(url=server.url("/"), name="upstream")
+    async with DownloaderFactory() as factory:
+        before = factory.session(remote)
+        remote.pk = 12
+        assert factory.session(remote) is before
+        assert factory.session(Remote(url=server.url("/"), name="upstream", pk=12)) is before

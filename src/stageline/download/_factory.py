@@ -1,7 +1,7 @@
 """Which downloader handles a url, and the per-remote state downloaders share.
 
-A :class:`DownloaderFactory` keeps, for each remote (by its saved primary key, else its
-name), a :class:`RemoteSession`: the HTTP client and its connection pool, the
+A :class:`DownloaderFactory` keeps, for each remote (by its name, else its saved primary
+key), a :class:`RemoteSession`: the HTTP client and its connection pool, the
 concurrency limiter and the rate limiter. Open one around a sync, hand it to what
 downloads, and every download from a remote shares them; the clients are closed when
 the block ends::
@@ -100,12 +100,18 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 
 def _identity(remote: Remote) -> Hashable | None:
-    """What makes two Remote objects the same remote: its saved primary key, else its
-    (unique) name; None for an unsaved, unnamed remote, known only as a Python object."""
-    if remote.pk is not None:
-        return ("pk", remote.pk)
+    """What makes two Remote objects the same remote: its (unique) name, else its saved
+    primary key; None for an unsaved, unnamed remote, known only as a Python object.
+
+    The name comes first because it does not change when a sync saves the remote: a
+    remote whose downloads began before ``RemoteArtifactSaver`` gave it a pk keeps its
+    session (and its concurrency and rate limits) afterwards. The store refuses to save a
+    remote without a name, so every saved remote has one.
+    """
     if remote.name:
         return ("name", remote.name)
+    if remote.pk is not None:
+        return ("pk", remote.pk)
     return None
 
 
@@ -118,7 +124,7 @@ def _user_agent() -> str:
 class RemoteSession:
     """The state every download from one remote shares (within one factory).
 
-    One remote is one saved primary key, else one name; an unsaved, unnamed remote is
+    One remote is one name, else one saved primary key; an unsaved, unnamed remote is
     one Python object. The first ``Remote`` object a factory sees for a remote configures
     its session (client settings, limits).
 
@@ -494,7 +500,7 @@ class DownloaderFactory:
         """The shared state for ``remote`` in this factory (made on first use).
 
         Keyed by the remote's identity, not the Python object: two ``Remote`` objects
-        with the same primary key (or, unsaved, the same name) share one connection pool,
+        with the same name (or, unnamed, the same primary key) share one connection pool,
         one concurrency limit and one rate limit, as the same upstream must. An unsaved
         remote without a name is only itself.
 

@@ -162,6 +162,4 @@ class ArtifactDownloader(GenericDownloader):
 
     async def _download(self, d_artifact: DeclarativeArtifact) -> None:
         """Download one artifact with this stage's factory."""
-        # The sync opens ``downloader_factory`` around the pipeline, so it is the factory
-        # ``download()`` uses; pass it explicitly once ``download(factory)`` takes one.
-        await d_artifact.download()
+        await d_artifact.download(self.downloader_factory)
