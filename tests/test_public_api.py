@@ -46,3 +46,12 @@ def test_every_stageline_exception_derives_from_the_root() -> None:
         value = getattr(stageline, name)
         if isinstance(value, type) and issubclass(value, BaseException):
             assert issubclass(value, stageline.StagelineError), name
+
+
+def test_the_version_is_the_one_pyproject_declares() -> None:
+    """``stageline.__version__`` (kept beside the engine) equals pyproject.toml's version."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert stageline.__version__ == pyproject["project"]["version"]

@@ -4,6 +4,7 @@ Public names are re-exported here; everything in modules whose name starts with 
 underscore is private.
 """
 
+from ._about import VERSION
 from ._declarative import (
     DeclarativeArtifact,
     DeclarativeContent,
@@ -41,7 +42,7 @@ from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
 from .sync import DeclarativeVersion, Workspace
 
-__version__ = "0.1.0.dev0"
+__version__ = VERSION
 
 __all__ = [
     "CHECKPOINT_INTERVAL",

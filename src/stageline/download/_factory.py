@@ -39,6 +39,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 
+from .._about import VERSION
 from .._declarative import DownloaderFactoryLike, downloader_factory_var
 from .._exceptions import DownloaderFactoryClosed, DownloadError, UnsafeURLError, redact_url
 from ._base import BaseDownloader
@@ -116,9 +117,8 @@ def _identity(remote: Remote) -> Hashable | None:
 
 
 def _user_agent() -> str:
-    from .. import __version__
 
-    return f"stageline/{__version__}"
+    return f"stageline/{VERSION}"
 
 
 class RemoteSession:

@@ -30,8 +30,8 @@ from .._exceptions import (
     StorageError,
     redact_url,
 )
+from .._tempdir import temp_dir_path
 from ..models import DIGEST_FIELDS
-from ..storage._temp import temp_dir_path
 
 __all__ = [
     "DEFAULT_ALLOWED_DIGESTS",

@@ -16,11 +16,10 @@ import anyio
 import anyio.to_thread
 
 from .._exceptions import StorageError
+from .._tempdir import active_temp_dir, use_temp_dir
 from ..models import DIGEST_FIELDS, Artifact
 from ._areas import Scratch, create_area, remove_area
 from ._integrity import FileReader, Measured, verify
-from ._temp import _current as _current_temp
-from ._temp import use_temp_dir
 
 __all__ = ["ArtifactStorage"]
 
@@ -117,7 +116,7 @@ class ArtifactStorage:
         # Temporary files are moved: this storage's areas, and wherever current_temp_dir()
         # points in this context (downloads made outside temporary_area()).
         temporary = [self.temp_root]
-        current = _current_temp.get()
+        current = active_temp_dir()
         if current is not None:
             temporary.append(current)
 

@@ -1,5 +1,10 @@
 """The temporary area where downloads are written before they are stored.
 
+It sits at the bottom of the layers, beside the engine, because two parts that may not
+import each other share it: the download layer writes there and the storage layer sets
+it (``ArtifactStorage.temporary_area()``) and moves files out of it. Like the running
+pipeline, it is ambient: a context variable the tasks of a sync inherit.
+
 Downloads write into :func:`current_temp_dir`. A sync sets it (with
 :func:`use_temp_dir`) to a directory on the same filesystem as the artifact storage, so
 that a finished download can be renamed into place, and empties it when the sync ends.
@@ -14,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["current_temp_dir", "use_temp_dir"]
+__all__ = ["active_temp_dir", "current_temp_dir", "temp_dir_path", "use_temp_dir"]
 
 _current: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "stageline_temp_dir", default=None
@@ -26,6 +31,11 @@ def current_temp_dir() -> Path:
     path = temp_dir_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def active_temp_dir() -> Path | None:
+    """The directory :func:`use_temp_dir` set in this context, None outside one."""
+    return _current.get()
 
 
 def temp_dir_path() -> Path:
