@@ -385,6 +385,21 @@ async def test_wrong_size_is_a_size_mismatch(server: LocalServer, temp_dir: Path
     assert url in str(info.value)
 
 
+async def test_body_shorter_than_expected_fails_in_the_writers_own_check(
+    server: LocalServer, temp_dir: Path
+) -> None:
+    """With no Content-Length to compare first, a short body fails the writer's size check."""
+    url = server.route("/a.bin", chunked(DATA))
+    async with DownloaderFactory() as factory:
+        with pytest.raises(SizeMismatch, match="has the wrong size") as info:
+            await factory.get_downloader(
+                remote_for(server, max_retries=0), url=url, expected_size=len(DATA) + 7
+            ).run()
+    assert "the server announced" not in str(info.value)
+    assert (info.value.expected, info.value.actual) == (len(DATA) + 7, len(DATA))
+    assert files_in(temp_dir) == []
+
+
 async def test_body_longer_than_expected_stops_early(server: LocalServer, temp_dir: Path) -> None:
     """Without a Content-Length to check up front, receiving stops once past the size."""
     url = server.route("/a.bin", chunked(DATA))
