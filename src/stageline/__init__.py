@@ -23,6 +23,7 @@ from ._exceptions import (
     StoreError,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
+from ._resolvable import PipelineHandle, PipelineItem, Resolvable, current_pipeline
 from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
 
 __version__ = "0.1.0.dev0"
@@ -42,6 +43,9 @@ __all__ = [
     "ForbiddenDigestError",
     "HTTPStatusError",
     "PipelineError",
+    "PipelineHandle",
+    "PipelineItem",
+    "Resolvable",
     "SchemaVersionError",
     "SizeMismatch",
     "Stage",
@@ -51,4 +55,5 @@ __all__ = [
     "StoreError",
     "__version__",
     "create_pipeline",
+    "current_pipeline",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -134,21 +134,13 @@ class DeclarativeArtifact:
         raise last_error
 
 
-def _list_or_empty(value: Iterable[DeclarativeArtifact] | None) -> list[DeclarativeArtifact]:
-    return [] if value is None else list(value)
-
-
-def _dict_or_empty(value: dict[str, Any] | None) -> dict[str, Any]:
-    return {} if value is None else value
-
-
-@attrs.define(eq=False, slots=True)
+@attrs.define(eq=False, slots=True, init=False)
 class DeclarativeContent(Resolvable):
     """A content unit found upstream, with the artifacts it needs.
 
     Args:
         content: the (usually unsaved) content unit; required.
-        d_artifacts: its declarative artifacts.
+        d_artifacts: its declarative artifacts (copied into a new list).
         extra_data: free-form data for the plugin's own stages.
 
     ``await d.resolution()`` returns the saved content once the item has passed
@@ -159,9 +151,25 @@ class DeclarativeContent(Resolvable):
         ValueError: when ``content`` is None.
     """
 
-    content: Content = attrs.field(validator=_required("content"))
-    d_artifacts: list[DeclarativeArtifact] = attrs.field(factory=list, converter=_list_or_empty)
-    extra_data: dict[str, Any] = attrs.field(factory=dict, converter=_dict_or_empty)
+    content: Content
+    d_artifacts: list[DeclarativeArtifact]
+    extra_data: dict[str, Any]
+
+    # Written by hand rather than generated: a first stage makes one per unit inside the
+    # sync's timed path, and attrs' validator, converters and per-field setattr hooks
+    # cost several times the rest (docs/benchmarks.md, "Items made in the timed region").
+    def __init__(
+        self,
+        content: Content,
+        d_artifacts: Iterable[DeclarativeArtifact] | None = None,
+        extra_data: dict[str, Any] | None = None,
+    ) -> None:
+        if content is None:
+            raise ValueError("DeclarativeContent: content is required, got None")
+        self.content = content
+        self.d_artifacts = [] if d_artifacts is None else list(d_artifacts)
+        self.extra_data = {} if extra_data is None else extra_data
+        _resolvable_init(self)
 
     async def resolution(self) -> Content:
         """Wait until this item is resolved and return its (saved) content.
@@ -170,5 +178,9 @@ class DeclarativeContent(Resolvable):
             PipelineError: the pipeline ended (finished, failed or was cancelled) without
                 resolving this item; ``__cause__`` holds the pipeline's error, if any.
         """
-        await self._wait_resolved()
+        await self.wait_resolved()
         return self.content
+
+
+#: Resolvable's own (attrs-generated) initializer, called without a super() lookup.
+_resolvable_init: Final = Resolvable.__init__
