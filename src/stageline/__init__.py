@@ -14,6 +14,8 @@ from ._exceptions import (
     DownloadTimeout,
     ForbiddenDigestError,
     HTTPStatusError,
+    InvalidValueError,
+    MalformedDigestError,
     PipelineError,
     SchemaVersionError,
     SizeMismatch,
@@ -21,6 +23,7 @@ from ._exceptions import (
     StagelineError,
     StorageError,
     StoreError,
+    UnsafePathError,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from ._resolvable import PipelineHandle, PipelineItem, Resolvable, current_pipeline
@@ -42,6 +45,8 @@ __all__ = [
     "EndStage",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "InvalidValueError",
+    "MalformedDigestError",
     "PipelineError",
     "PipelineHandle",
     "PipelineItem",
@@ -53,6 +58,7 @@ __all__ = [
     "StagelineError",
     "StorageError",
     "StoreError",
+    "UnsafePathError",
     "__version__",
     "create_pipeline",
     "current_pipeline",

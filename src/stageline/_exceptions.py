@@ -10,6 +10,9 @@ The tree::
     │   ├── SchemaVersionError        the database was made by another schema version
     │   └── ContentTypeError          (also TypeError) a content type is declared wrongly
     ├── StorageError                  artifact storage (files on disk) failed
+    ├── InvalidValueError             (also ValueError) a model or declarative value was refused
+    │   ├── MalformedDigestError      a digest is not lowercase hex of its kind's length
+    │   └── UnsafePathError           a relative path is absolute, climbs out or is not portable
     └── DownloadError                 a download failed; ``url`` names it
         ├── DigestMismatch            the bytes differ from the expected digest
         ├── SizeMismatch              the body length differs from the expected size
@@ -37,6 +40,8 @@ __all__ = [
     "DownloadTimeout",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "InvalidValueError",
+    "MalformedDigestError",
     "PipelineError",
     "SchemaVersionError",
     "SizeMismatch",
@@ -44,6 +49,7 @@ __all__ = [
     "StagelineError",
     "StorageError",
     "StoreError",
+    "UnsafePathError",
 ]
 
 
@@ -77,6 +83,27 @@ class ContentTypeError(StoreError, TypeError):
 
 class StorageError(StagelineError):
     """Artifact storage on disk failed (write, move, read)."""
+
+
+class InvalidValueError(StagelineError, ValueError):
+    """A model or a declarative object was given a value it cannot hold (a missing content,
+    ``urls`` given as one string, a negative size, …); the message names the argument."""
+
+
+class MalformedDigestError(InvalidValueError):
+    """A digest is not hex of its kind's length (a truncated sha256, a sha512 given as the
+    sha256, …): no bytes could ever match it."""
+
+
+class UnsafePathError(InvalidValueError):
+    """A relative path could reach outside the folder it is meant for, or be read
+    differently on another system: it is absolute, has an empty, ``.`` or ``..`` segment,
+    or holds a backslash, NUL or another control character.
+
+    Relative paths come from upstream metadata, which is untrusted: they are checked where
+    a declarative or content artifact is made (:func:`stageline.models.check_relative_path`),
+    so that exporting or serving a repository can rely on them.
+    """
 
 
 class DownloadError(StagelineError):
