@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
+import attrs
 import pytest
 
-from stageline import DeclarativeArtifact, DeclarativeContent
+from stageline import (
+    DeclarativeArtifact,
+    DeclarativeContent,
+    InvalidValueError,
+    StagelineError,
+    UnsafePathError,
+)
 from stageline.models import Artifact, Remote
 
 from .stages import Node
@@ -168,3 +176,96 @@ def test_mirrors_are_kept_in_order() -> None:
     )
     assert da.all_urls == ("http://m1/a", "http://m2/a")
     assert da.deferred_download
+
+
+def _declare(**kwargs: Any) -> DeclarativeArtifact:
+    """A DeclarativeArtifact with a remote and relative path "a", plus ``kwargs``."""
+    kwargs.setdefault("relative_path", "a")
+    return DeclarativeArtifact(artifact=_artifact(), remote=Remote(url="http://m1"), **kwargs)
+
+
+@pytest.mark.parametrize("urls", ["http://m1/a", b"http://m1/a"])
+def test_urls_given_as_one_string_is_refused(urls: Any) -> None:
+    """urls="http://…" is an error that says to pass a list, not one mirror per character."""
+    with pytest.raises(InvalidValueError, match="urls must be a list of urls, got the string"):
+        _declare(urls=urls)
+
+
+@pytest.mark.parametrize("urls", [[], ()])
+def test_empty_urls_is_refused(urls: Any) -> None:
+    """urls=[] names no mirror: refused, with or without url."""
+    with pytest.raises(InvalidValueError, match="urls is empty"):
+        _declare(urls=urls)
+    with pytest.raises(InvalidValueError, match="urls is empty"):
+        _declare(url="http://m1/a", urls=urls)
+
+
+@pytest.mark.parametrize("bad", ["", None, 3, b"http://m2/a"])
+def test_every_mirror_must_be_a_non_empty_str(bad: Any) -> None:
+    """A mirror that is not a non-empty str is refused, naming it."""
+    with pytest.raises(InvalidValueError, match="every url in urls must be a non-empty str"):
+        _declare(urls=["http://m1/a", bad])
+
+
+@pytest.mark.parametrize("url", ["", 3, ["http://m1/a"]])
+def test_url_must_be_a_non_empty_str(url: Any) -> None:
+    """url is one url string."""
+    with pytest.raises(InvalidValueError, match="url must be a non-empty str"):
+        _declare(url=url)
+
+
+def test_url_reads_as_the_first_mirror() -> None:
+    """With mirrors, url is the first of them, as plugins written for the documented API expect."""
+    da = _declare(urls=["http://m1/a", "http://m2/a"])
+    assert da.url == "http://m1/a"
+    assert da.urls == da.all_urls == ("http://m1/a", "http://m2/a")
+
+
+def test_a_single_url_is_the_only_mirror() -> None:
+    """With url, urls and all_urls hold just that url."""
+    da = _declare(url="http://m1/a")
+    assert da.url == "http://m1/a"
+    assert da.urls == da.all_urls == ("http://m1/a",)
+
+
+def test_setting_url_or_urls_keeps_the_other_in_step() -> None:
+    """A stage that rewrites url or urls later sees both agree (and bad values refused)."""
+    da = _declare(urls=["http://m1/a", "http://m2/a"])
+    da.url = "http://m3/a"
+    assert da.all_urls == ("http://m3/a",)
+    da.urls = ["http://m4/a", "http://m5/a"]  # type: ignore[assignment]
+    assert da.url == "http://m4/a"
+    assert da.all_urls == ("http://m4/a", "http://m5/a")
+    with pytest.raises(InvalidValueError, match="got the string"):
+        da.urls = "http://m6/a"  # type: ignore[assignment]
+    with pytest.raises(InvalidValueError, match="url must be a non-empty str"):
+        da.url = ""
+    assert da.all_urls == ("http://m4/a", "http://m5/a")
+
+
+def test_evolve_keeps_the_mirrors() -> None:
+    """attrs.evolve passes url and urls back in; that is not "both"."""
+    da = _declare(urls=["http://m1/a", "http://m2/a"])
+    again = attrs.evolve(da, relative_path="b")
+    assert again.all_urls == da.all_urls
+    assert again.relative_path == "b"
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc/passwd", "../up", "a/../../b", "a//b", "a\\b", "a\x00b", "./a", "a/"]
+)
+def test_declarative_artifact_refuses_an_unsafe_relative_path(path: str) -> None:
+    """An upstream path that could leave the repository is refused where it is declared."""
+    with pytest.raises(UnsafePathError, match=r"DeclarativeArtifact\.relative_path") as info:
+        _declare(url="http://m1/a", relative_path=path)
+    assert repr(path) in str(info.value)
+
+
+def test_declarative_errors_are_stageline_errors() -> None:
+    """Argument errors of declarative objects are both ValueError and StagelineError."""
+    with pytest.raises(StagelineError):
+        DeclarativeContent(None)  # type: ignore[arg-type]
+    with pytest.raises(StagelineError):
+        _declare()
+    with pytest.raises(ValueError, match="a remote is required"):
+        DeclarativeArtifact(artifact=_artifact(), url="http://x/a", relative_path="a")
