@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import attrs
@@ -77,13 +81,90 @@ def test_key_naming_a_missing_field_is_refused() -> None:
 
 def test_type_name_declared_twice_is_refused() -> None:
     """Two classes cannot claim the same type_name."""
-    with pytest.raises(ContentTypeError, match="declared twice"):
+    with pytest.raises(ContentTypeError, match=r"'models-test\.deb' is taken by .*\.Deb"):
 
         @attrs.define(eq=False, kw_only=True)
         class Other(Content):
             type_name: ClassVar[str] = "models-test.deb"
             natural_key_fields: ClassVar[tuple[str, ...]] = ("name",)
             name: str
+
+
+PLUGIN_MODULE = """
+from typing import ClassVar
+
+import attrs
+
+from stageline.models import Content
+
+
+@attrs.define(eq=False, kw_only=True)
+class Unit(Content):
+    type_name: ClassVar[str] = {type_name!r}
+    natural_key_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    name: str
+"""
+
+
+@pytest.fixture
+def plugin_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str], ModuleType]]:
+    """Writes and imports plugin modules declaring a content type ``Unit``; forgets them after."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    imported: list[str] = []
+
+    def declare(module_name: str, type_name: str) -> ModuleType:
+        (tmp_path / f"{module_name}.py").write_text(PLUGIN_MODULE.format(type_name=type_name))
+        imported.append(module_name)
+        return importlib.import_module(module_name)
+
+    yield declare
+    for name in imported:
+        sys.modules.pop(name, None)
+
+
+def test_same_class_name_in_two_modules_cannot_share_a_type_name(
+    plugin_modules: Callable[[str, str], ModuleType],
+) -> None:
+    """Two plugins' ``Unit`` classes (same qualified name, other modules) claiming one
+    type_name is an error naming both; the first keeps the name."""
+    first = plugin_modules("models_test_plugin_a", "models-test.shared-unit")
+    with pytest.raises(ContentTypeError) as info:
+        plugin_modules("models_test_plugin_b", "models-test.shared-unit")
+    message = str(info.value)
+    assert "models_test_plugin_a.Unit" in message
+    assert "models_test_plugin_b.Unit" in message
+    assert content_types()["models-test.shared-unit"] is first.Unit
+
+
+def test_a_reloaded_module_declares_its_type_again(
+    plugin_modules: Callable[[str, str], ModuleType],
+) -> None:
+    """Re-running the same class statement (a module reload) replaces the class."""
+    module = plugin_modules("models_test_plugin_reloaded", "models-test.reloaded")
+    old = module.Unit
+    module = importlib.reload(module)
+    assert module.Unit is not old
+    assert content_types()["models-test.reloaded"] is module.Unit
+
+
+def test_a_type_declared_in_a_function_can_be_declared_on_every_call() -> None:
+    """A class statement inside a function (as tests write them) may run more than once."""
+
+    def declare() -> type[Content]:
+        @attrs.define(eq=False, kw_only=True)
+        class Local(Content):
+            type_name: ClassVar[str] = "models-test.local"
+            natural_key_fields: ClassVar[tuple[str, ...]] = ("name",)
+            name: str
+
+        return Local
+
+    first, second = declare(), declare()
+    assert first is not second
+    assert content_types()["models-test.local"] is second
 
 
 def test_objects_are_unsaved_until_they_have_a_pk() -> None:
