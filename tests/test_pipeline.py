@@ -127,9 +127,42 @@ async def test_unbuffered_streams_work() -> None:
 
 
 async def test_an_end_stage_is_appended_only_when_missing() -> None:
-    """The last user stage may put freely: an EndStage drains it; a given EndStage is used."""
-    await create_pipeline([Feed(range(1000)), PassItems()], maxsize=1)
-    await create_pipeline([Feed(range(1000)), PassItems(), EndStage()], maxsize=1)
+    """The last user stage may put freely: an EndStage drains it; a given EndStage is used
+    as the last stage, with nothing appended after it."""
+
+    class CountPuts(PassItems):
+        def __init__(self) -> None:
+            self.puts = 0
+
+        async def put(self, item: Any) -> None:
+            await super().put(item)
+            self.puts += 1
+
+    class LastEnd(EndStage):
+        """Drains like EndStage, then checks that no stage follows it."""
+
+        def __init__(self) -> None:
+            self.drained = 0
+            self.put_error: PipelineError | None = None
+
+        async def run(self) -> None:
+            async for _ in self.items():
+                self.drained += 1
+            try:
+                await self.put("after the end")
+            except PipelineError as exc:
+                self.put_error = exc
+
+    with anyio.fail_after(10):  # without a drain, the 1000 puts into a buffer of 1 hang
+        last_user_stage = CountPuts()
+        await create_pipeline([Feed(range(1000)), last_user_stage], maxsize=1)
+        assert last_user_stage.puts == 1000
+
+        given = LastEnd()
+        await create_pipeline([Feed(range(1000)), PassItems(), given], maxsize=1)
+    assert given.drained == 1000
+    assert given.put_error is not None
+    assert "has no output" in str(given.put_error)
 
 
 async def test_a_stage_instance_can_run_again_after_its_pipeline_ended() -> None:
