@@ -18,7 +18,7 @@ from stageline import (
 )
 from stageline.models import Artifact, Remote
 
-from .stages import Node
+from .stages import HANG_TIMEOUT, Node
 
 
 def test_content_is_required() -> None:
@@ -42,19 +42,20 @@ def test_defaults_are_fresh_containers() -> None:
 @pytest.mark.anyio
 async def test_resolve_wakes_every_waiter_with_the_content() -> None:
     """Every task awaiting resolution() gets the content once resolve() is called."""
-    d = DeclarativeContent(Node(name="n"))
-    got: list[object] = []
+    with anyio.fail_after(HANG_TIMEOUT):
+        d = DeclarativeContent(Node(name="n"))
+        got: list[object] = []
 
-    async def wait() -> None:
-        got.append(await d.resolution())
+        async def wait() -> None:
+            got.append(await d.resolution())
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(3):
-            tg.start_soon(wait)
-        await anyio.wait_all_tasks_blocked()
-        assert got == []
-        d.resolve()
-    assert got == [d.content] * 3
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            assert got == []
+            d.resolve()
+        assert got == [d.content] * 3
 
 
 @pytest.mark.anyio
@@ -64,50 +65,53 @@ async def test_resolving_twice_is_harmless_and_later_awaits_return_at_once() -> 
     d.resolve()
     d.resolve()
     assert d.resolved
-    with anyio.fail_after(1):
+    with anyio.fail_after(HANG_TIMEOUT):
         assert await d.resolution() is d.content
 
 
 @pytest.mark.anyio
 async def test_resolution_returns_the_content_as_it_is_when_resolved() -> None:
     """A stage that swaps in saved content before resolving hands that content to waiters."""
-    d = DeclarativeContent(Node(name="unsaved"))
-    saved = Node(name="unsaved", pk=7)
-    got: list[Node] = []
+    with anyio.fail_after(HANG_TIMEOUT):
+        d = DeclarativeContent(Node(name="unsaved"))
+        saved = Node(name="unsaved", pk=7)
+        got: list[Node] = []
 
-    async def wait() -> None:
-        got.append(await d.resolution())  # type: ignore[arg-type]
+        async def wait() -> None:
+            got.append(await d.resolution())  # type: ignore[arg-type]
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(wait)
-        await anyio.wait_all_tasks_blocked()
-        d.content = saved
-        d.resolve()
-    assert got == [saved]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            d.content = saved
+            d.resolve()
+        assert got == [saved]
 
 
 @pytest.mark.anyio
 async def test_does_batch_is_false_only_while_awaited_and_unresolved() -> None:
     """does_batch turns False when someone awaits the item and True again once resolved."""
-    d = DeclarativeContent(Node(name="n"))
-    assert d.does_batch
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(d.resolution)
-        await anyio.wait_all_tasks_blocked()
-        assert not d.does_batch
-        d.resolve()
+    with anyio.fail_after(HANG_TIMEOUT):
+        d = DeclarativeContent(Node(name="n"))
         assert d.does_batch
-    assert d.does_batch
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(d.resolution)
+            await anyio.wait_all_tasks_blocked()
+            assert not d.does_batch
+            d.resolve()
+            assert d.does_batch
+        assert d.does_batch
 
 
 @pytest.mark.anyio
 async def test_cancelled_waiter_no_longer_holds_back_batching() -> None:
     """A waiter that is cancelled stops counting: does_batch is True again."""
-    d = DeclarativeContent(Node(name="n"))
-    with anyio.move_on_after(0.01):
-        await d.resolution()
-    assert d.does_batch
-    assert not d.resolved
+    with anyio.fail_after(HANG_TIMEOUT):
+        d = DeclarativeContent(Node(name="n"))
+        with anyio.move_on_after(0.01):
+            await d.resolution()
+        assert d.does_batch
+        assert not d.resolved
 
 
 def _artifact(file: Path | None = None) -> Artifact:

@@ -20,12 +20,18 @@ from stageline import (
     current_pipeline,
 )
 
-from .stages import Collect, Feed, Node, PassBatches, PassItems, RecordBatches, Resolve
+from .stages import (
+    HANG_TIMEOUT,
+    Collect,
+    Feed,
+    Node,
+    PassBatches,
+    PassItems,
+    RecordBatches,
+    Resolve,
+)
 
 pytestmark = pytest.mark.anyio
-
-#: Every test here could only fail by hanging: it is bounded well below pytest's timeout.
-TIMEOUT = 10
 
 
 class FeedThenHold(Stage):
@@ -121,7 +127,7 @@ async def test_an_item_class_whose_does_batch_is_false_makes_its_batch_go_at_onc
     urgent = Urgent()
     first = FeedThenHold([1, 2, urgent])
     record = RecordBatches(minsize=1000)
-    with anyio.fail_after(TIMEOUT):
+    with anyio.fail_after(HANG_TIMEOUT):
         async with anyio.create_task_group() as tg:
             tg.start_soon(create_pipeline, [first, record, Collect()])
             await anyio.wait_all_tasks_blocked()
@@ -140,7 +146,7 @@ async def test_an_item_subclass_with_its_own_does_batch_is_asked() -> None:
     index = IndexItem(Node(name="repodata"))
     first = FeedThenHold([index])
     record = RecordBatches(minsize=1000)
-    with anyio.fail_after(TIMEOUT):
+    with anyio.fail_after(HANG_TIMEOUT):
         async with anyio.create_task_group() as tg:
             tg.start_soon(create_pipeline, [first, record, Collect()])
             await anyio.wait_all_tasks_blocked()
@@ -154,7 +160,7 @@ async def test_a_plugin_item_awaited_in_a_pending_batch_wakes_it_through_the_pro
     tickets = [Ticket("a"), Ticket("b")]
     first = FeedThenHold(tickets)
     record = RecordBatches(minsize=1000)
-    with anyio.fail_after(TIMEOUT):
+    with anyio.fail_after(HANG_TIMEOUT):
         async with anyio.create_task_group() as tg:
             tg.start_soon(create_pipeline, [first, record, Finish()])
             await anyio.wait_all_tasks_blocked()
@@ -175,7 +181,7 @@ async def test_a_plugin_item_dropped_unfinished_is_told_when_the_pipeline_ends()
             async for _ in self.items():
                 pass
 
-    with anyio.fail_after(TIMEOUT):
+    with anyio.fail_after(HANG_TIMEOUT):
         async with anyio.create_task_group() as tg:
             tg.start_soon(ticket.wait)
             await anyio.wait_all_tasks_blocked()
@@ -193,7 +199,7 @@ async def test_a_plugin_item_made_in_a_stage_belongs_to_its_pipeline_from_birth(
             await self.put(made[0])
 
     assert current_pipeline() is None
-    with anyio.fail_after(TIMEOUT):
+    with anyio.fail_after(HANG_TIMEOUT):
         await create_pipeline([Make(), PassItems()])
     assert made[0].pipeline is not None
     assert made[0].calls == []  # born in the pipeline: nothing to enter
@@ -208,7 +214,7 @@ async def test_plain_objects_are_left_alone() -> None:
 
     things = [Frozen(1), "text", 3, (4,), Frozen(5)]
     collect = Collect()
-    with anyio.fail_after(TIMEOUT):
+    with anyio.fail_after(HANG_TIMEOUT):
         await create_pipeline([Feed(things), PassBatches(minsize=2), PassItems(), collect])
     assert collect.items_seen == things
 
@@ -230,7 +236,7 @@ async def test_a_resolvable_subclass_with_validated_fields_works() -> None:
             await jobs[2].wait_resolved()
             got.append(jobs[2].name)
 
-    with anyio.fail_after(TIMEOUT):
+    with anyio.fail_after(HANG_TIMEOUT):
         await create_pipeline([PutThenAwait(), PassBatches(minsize=100), Resolve()])
     assert got == ["2"]
     assert all(job.resolved for job in jobs)
