@@ -273,3 +273,32 @@ def test_declarative_errors_are_stageline_errors() -> None:
         _declare()
     with pytest.raises(ValueError, match="a remote is required"):
         DeclarativeArtifact(artifact=_artifact(), url="http://x/a", relative_path="a")
+
+
+@pytest.mark.anyio
+async def test_a_plugin_attrs_subclass_of_declarative_content_works() -> None:
+    """An attrs subclass with a field of its own takes the usual arguments and defaults,
+    still refuses a missing content, and resolves like DeclarativeContent."""
+
+    @attrs.define(eq=False)
+    class Package(DeclarativeContent):
+        arch: str = "noarch"
+
+    package = Package(Node(name="p"))
+    assert (package.d_artifacts, package.extra_data, package.arch) == ([], {}, "noarch")
+    with pytest.raises(InvalidValueError, match="Package: content is required"):
+        Package(None)  # type: ignore[arg-type]
+    package.resolve()
+    with anyio.fail_after(HANG_TIMEOUT):
+        assert await package.resolution() is package.content
+
+
+def test_evolve_copies_a_declarative_content() -> None:
+    """attrs.evolve makes a new, unresolved item with the same content and extra data."""
+    d = DeclarativeContent(Node(name="n"), extra_data={"k": 1})
+    d.resolve()
+    copy = attrs.evolve(d)
+    assert copy is not d
+    assert copy.content is d.content
+    assert copy.extra_data == {"k": 1}
+    assert not copy.resolved

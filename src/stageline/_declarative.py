@@ -205,9 +205,13 @@ class DeclarativeContent(Resolvable):
         InvalidValueError: (a ``ValueError``) when ``content`` is None.
     """
 
+    # No validators or converters on the fields: they would give every instance attrs'
+    # __setattr__ hook, a Python call on each assignment, the engine's included. The
+    # defaults serve plugins' attrs subclasses, whose generated __init__ then calls
+    # __attrs_post_init__ for the check this class's own __init__ makes inline.
     content: Content
-    d_artifacts: list[DeclarativeArtifact]
-    extra_data: dict[str, Any]
+    d_artifacts: list[DeclarativeArtifact] = attrs.field(factory=list)
+    extra_data: dict[str, Any] = attrs.field(factory=dict)
 
     # Written by hand rather than generated: a first stage makes one per unit inside the
     # sync's timed path, and attrs' validator, converters and per-field setattr hooks
@@ -224,6 +228,10 @@ class DeclarativeContent(Resolvable):
         self.d_artifacts = [] if d_artifacts is None else list(d_artifacts)
         self.extra_data = {} if extra_data is None else extra_data
         _resolvable_init(self)
+
+    def __attrs_post_init__(self) -> None:
+        if self.content is None:
+            raise InvalidValueError(f"{type(self).__name__}: content is required, got None")
 
     async def resolution(self) -> Content:
         """Wait until this item is resolved and return its (saved) content.

@@ -210,18 +210,20 @@ class _Items:
     finalization, and each step is a single coroutine call.
     """
 
-    __slots__ = ("_receive", "_stage")
+    __slots__ = ("_receive", "_receive_nowait", "_stage")
 
     def __init__(self, stage: Stage, receive: MemoryObjectReceiveStream[Any]) -> None:
         self._stage = stage
         self._receive = receive
+        # Bound once, not per item: the fast path is this call and little else.
+        self._receive_nowait = receive.receive_nowait
 
     def __aiter__(self) -> _Items:
         return self
 
     async def __anext__(self) -> Any:
         try:
-            item = self._receive.receive_nowait()
+            item = self._receive_nowait()
         except anyio.WouldBlock:
             try:
                 item = await self._receive.receive()
