@@ -240,3 +240,22 @@ async def test_a_resolvable_subclass_with_validated_fields_works() -> None:
         await create_pipeline([PutThenAwait(), PassBatches(minsize=100), Resolve()])
     assert got == ["2"]
     assert all(job.resolved for job in jobs)
+
+
+async def test_each_batching_member_is_optional() -> None:
+    """A class with enter_batch but no does_batch still gets the waker, and waking it makes
+    the pending batch go."""
+
+    class WakesAtOnce:
+        def enter_batch(self, wake: Callable[[], None]) -> None:
+            wake()
+
+    item = WakesAtOnce()
+    first = FeedThenHold([1, item])
+    record = RecordBatches(minsize=1000)
+    with anyio.fail_after(HANG_TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(create_pipeline, [first, record, Collect()])
+            await anyio.wait_all_tasks_blocked()
+            assert record.seen == [[1, item]]
+            first.release.set()

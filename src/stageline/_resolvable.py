@@ -121,7 +121,7 @@ def current_pipeline() -> PipelineHandle | None:
 
 #: How the engine's batching looks at an item class: (reads ``does_batch``, calls
 #: ``enter_batch``). Worked out once per class, since a failed attribute lookup per item
-#: would cost more than the rest of the batching.
+#: would cost more than the rest of the batching. Classes are few, so it is never pruned.
 BATCH_HOOKS: Final[dict[type, tuple[bool, bool]]] = {}
 
 

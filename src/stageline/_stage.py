@@ -287,12 +287,11 @@ class _Batches:
                     break
                 append(item)
                 # The item protocol, inline (see _join_batch): the per-item cost of batches().
-                hooks = hooks_of(type(item)) or batch_hooks(type(item))
-                if hooks[0]:
-                    if not item.does_batch:
-                        waker.thawed = True
-                    if hooks[1]:
-                        item.enter_batch(wake)
+                reads, enters = hooks_of(type(item)) or batch_hooks(type(item))
+                if reads and not item.does_batch:
+                    waker.thawed = True
+                if enters:
+                    item.enter_batch(wake)
             if self._ended:
                 if batch:
                     return batch
@@ -325,12 +324,11 @@ class _Batches:
 
 def _join_batch(item: Any, waker: _BatchWaker) -> None:
     """The item protocol's side of an item joining the pending batch of ``waker``."""
-    does_batch, enters_batch = batch_hooks(type(item))
-    if does_batch:
-        if not item.does_batch:
-            waker.thawed = True
-        if enters_batch:
-            item.enter_batch(waker.wake)
+    reads, enters = batch_hooks(type(item))
+    if reads and not item.does_batch:
+        waker.thawed = True
+    if enters:
+        item.enter_batch(waker.wake)
 
 
 async def _receive_or_wake(
