@@ -220,9 +220,10 @@ async def test_plain_objects_are_left_alone() -> None:
 
 
 async def test_a_resolvable_subclass_with_validated_fields_works() -> None:
-    """A plugin's attrs subclass of Resolvable, with validators, is awaited and resolved."""
+    """A plugin's attrs subclass of Resolvable, with validators and attrs' own __eq__
+    (which makes it unhashable), is awaited, watched and resolved."""
 
-    @attrs.define(eq=False)
+    @attrs.define
     class Job(Resolvable):
         name: str = attrs.field(validator=attrs.validators.instance_of(str))
 

@@ -29,7 +29,9 @@ class _Pipeline:
     __slots__ = ("_ended", "_watched")
 
     def __init__(self) -> None:
-        self._watched: set[PipelineItem] = set()
+        # By identity: an item class may define __eq__ (attrs does by default), which
+        # would make its items unhashable, or equal to one another.
+        self._watched: dict[int, PipelineItem] = {}
         self._ended: tuple[str, BaseException | None] | None = None
 
     def watch(self, item: PipelineItem) -> None:
@@ -38,10 +40,10 @@ class _Pipeline:
             # close() has already run, so tell the waiter now instead of never.
             item.pipeline_ended(*self._ended)
             return
-        self._watched.add(item)
+        self._watched[id(item)] = item
 
     def unwatch(self, item: PipelineItem) -> None:
-        self._watched.discard(item)
+        self._watched.pop(id(item), None)
 
     def close(self, message: str, failure: BaseException | None) -> None:
         """Wake every waiter of an item the pipeline did not resolve; they get an error.
@@ -49,8 +51,8 @@ class _Pipeline:
         Whoever starts waiting for such an item later gets the same error at once.
         """
         self._ended = (message, failure)
-        watched, self._watched = self._watched, set()
-        for item in watched:
+        watched, self._watched = self._watched, {}
+        for item in watched.values():
             item.pipeline_ended(message, failure)
 
 

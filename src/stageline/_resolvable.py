@@ -37,6 +37,7 @@ __all__ = [
     "PipelineHandle",
     "PipelineItem",
     "Resolvable",
+    "batch_hooks",
     "current_pipeline",
     "pipeline_context",
 ]
