@@ -60,9 +60,10 @@ class PipelineHandle(Protocol):
 class PipelineItem(Protocol):
     """The item protocol: what the engine reads and calls on an item.
 
-    Every member is optional, and is looked for on the item's class (a class attribute, a
-    property, a slot or a method): a plain object without them flows through the pipeline
-    untouched. A class with ``does_batch`` alone decides whether its batch waits for more
+    Every member is optional. ``does_batch`` and ``enter_batch`` are looked for on the
+    item's class (a class attribute, a property, a slot or a method), once per class;
+    ``pipeline`` is read from the item itself. A plain object without them flows through
+    the pipeline untouched. A class with ``does_batch`` alone decides whether its batch waits for more
     items; an item somebody can await implements all of them, as :class:`Resolvable` does.
     """
 
