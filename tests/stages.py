@@ -11,6 +11,11 @@ import attrs
 from stageline import DeclarativeContent, Stage
 from stageline.models import Content
 
+#: Seconds a test that could only fail by hanging waits before it fails with TimeoutError:
+#: far above what any of them takes, far below pytest's own timeout (pyproject.toml), so
+#: a regression fails in seconds with a message naming the test.
+HANG_TIMEOUT = 10
+
 
 @attrs.define(eq=False, kw_only=True)
 class Node(Content):

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
+import attrs
 import pytest
 
-from stageline import DeclarativeArtifact, DeclarativeContent
+from stageline import (
+    DeclarativeArtifact,
+    DeclarativeContent,
+    InvalidValueError,
+    StagelineError,
+    UnsafePathError,
+)
 from stageline.models import Artifact, Remote
 
-from .stages import Node
+from .stages import HANG_TIMEOUT, Node
 
 
 def test_content_is_required() -> None:
@@ -34,19 +42,20 @@ def test_defaults_are_fresh_containers() -> None:
 @pytest.mark.anyio
 async def test_resolve_wakes_every_waiter_with_the_content() -> None:
     """Every task awaiting resolution() gets the content once resolve() is called."""
-    d = DeclarativeContent(Node(name="n"))
-    got: list[object] = []
+    with anyio.fail_after(HANG_TIMEOUT):
+        d = DeclarativeContent(Node(name="n"))
+        got: list[object] = []
 
-    async def wait() -> None:
-        got.append(await d.resolution())
+        async def wait() -> None:
+            got.append(await d.resolution())
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(3):
-            tg.start_soon(wait)
-        await anyio.wait_all_tasks_blocked()
-        assert got == []
-        d.resolve()
-    assert got == [d.content] * 3
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            assert got == []
+            d.resolve()
+        assert got == [d.content] * 3
 
 
 @pytest.mark.anyio
@@ -56,50 +65,53 @@ async def test_resolving_twice_is_harmless_and_later_awaits_return_at_once() -> 
     d.resolve()
     d.resolve()
     assert d.resolved
-    with anyio.fail_after(1):
+    with anyio.fail_after(HANG_TIMEOUT):
         assert await d.resolution() is d.content
 
 
 @pytest.mark.anyio
 async def test_resolution_returns_the_content_as_it_is_when_resolved() -> None:
     """A stage that swaps in saved content before resolving hands that content to waiters."""
-    d = DeclarativeContent(Node(name="unsaved"))
-    saved = Node(name="unsaved", pk=7)
-    got: list[Node] = []
+    with anyio.fail_after(HANG_TIMEOUT):
+        d = DeclarativeContent(Node(name="unsaved"))
+        saved = Node(name="unsaved", pk=7)
+        got: list[Node] = []
 
-    async def wait() -> None:
-        got.append(await d.resolution())  # type: ignore[arg-type]
+        async def wait() -> None:
+            got.append(await d.resolution())  # type: ignore[arg-type]
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(wait)
-        await anyio.wait_all_tasks_blocked()
-        d.content = saved
-        d.resolve()
-    assert got == [saved]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            d.content = saved
+            d.resolve()
+        assert got == [saved]
 
 
 @pytest.mark.anyio
 async def test_does_batch_is_false_only_while_awaited_and_unresolved() -> None:
     """does_batch turns False when someone awaits the item and True again once resolved."""
-    d = DeclarativeContent(Node(name="n"))
-    assert d.does_batch
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(d.resolution)
-        await anyio.wait_all_tasks_blocked()
-        assert not d.does_batch
-        d.resolve()
+    with anyio.fail_after(HANG_TIMEOUT):
+        d = DeclarativeContent(Node(name="n"))
         assert d.does_batch
-    assert d.does_batch
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(d.resolution)
+            await anyio.wait_all_tasks_blocked()
+            assert not d.does_batch
+            d.resolve()
+            assert d.does_batch
+        assert d.does_batch
 
 
 @pytest.mark.anyio
 async def test_cancelled_waiter_no_longer_holds_back_batching() -> None:
     """A waiter that is cancelled stops counting: does_batch is True again."""
-    d = DeclarativeContent(Node(name="n"))
-    with anyio.move_on_after(0.01):
-        await d.resolution()
-    assert d.does_batch
-    assert not d.resolved
+    with anyio.fail_after(HANG_TIMEOUT):
+        d = DeclarativeContent(Node(name="n"))
+        with anyio.move_on_after(0.01):
+            await d.resolution()
+        assert d.does_batch
+        assert not d.resolved
 
 
 def _artifact(file: Path | None = None) -> Artifact:
@@ -168,3 +180,125 @@ def test_mirrors_are_kept_in_order() -> None:
     )
     assert da.all_urls == ("http://m1/a", "http://m2/a")
     assert da.deferred_download
+
+
+def _declare(**kwargs: Any) -> DeclarativeArtifact:
+    """A DeclarativeArtifact with a remote and relative path "a", plus ``kwargs``."""
+    kwargs.setdefault("relative_path", "a")
+    return DeclarativeArtifact(artifact=_artifact(), remote=Remote(url="http://m1"), **kwargs)
+
+
+@pytest.mark.parametrize("urls", ["http://m1/a", b"http://m1/a"])
+def test_urls_given_as_one_string_is_refused(urls: Any) -> None:
+    """urls="http://…" is an error that says to pass a list, not one mirror per character."""
+    with pytest.raises(InvalidValueError, match="urls must be a list of urls, got the string"):
+        _declare(urls=urls)
+
+
+@pytest.mark.parametrize("urls", [[], ()])
+def test_empty_urls_is_refused(urls: Any) -> None:
+    """urls=[] names no mirror: refused, with or without url."""
+    with pytest.raises(InvalidValueError, match="urls is empty"):
+        _declare(urls=urls)
+    with pytest.raises(InvalidValueError, match="urls is empty"):
+        _declare(url="http://m1/a", urls=urls)
+
+
+@pytest.mark.parametrize("bad", ["", None, 3, b"http://m2/a"])
+def test_every_mirror_must_be_a_non_empty_str(bad: Any) -> None:
+    """A mirror that is not a non-empty str is refused, naming it."""
+    with pytest.raises(InvalidValueError, match="every url in urls must be a non-empty str"):
+        _declare(urls=["http://m1/a", bad])
+
+
+@pytest.mark.parametrize("url", ["", 3, ["http://m1/a"]])
+def test_url_must_be_a_non_empty_str(url: Any) -> None:
+    """url is one url string."""
+    with pytest.raises(InvalidValueError, match="url must be a non-empty str"):
+        _declare(url=url)
+
+
+def test_url_reads_as_the_first_mirror() -> None:
+    """With mirrors, url is the first of them, as plugins written for the documented API expect."""
+    da = _declare(urls=["http://m1/a", "http://m2/a"])
+    assert da.url == "http://m1/a"
+    assert da.urls == da.all_urls == ("http://m1/a", "http://m2/a")
+
+
+def test_a_single_url_is_the_only_mirror() -> None:
+    """With url, urls and all_urls hold just that url."""
+    da = _declare(url="http://m1/a")
+    assert da.url == "http://m1/a"
+    assert da.urls == da.all_urls == ("http://m1/a",)
+
+
+def test_setting_url_or_urls_keeps_the_other_in_step() -> None:
+    """A stage that rewrites url or urls later sees both agree (and bad values refused)."""
+    da = _declare(urls=["http://m1/a", "http://m2/a"])
+    da.url = "http://m3/a"
+    assert da.all_urls == ("http://m3/a",)
+    da.urls = ["http://m4/a", "http://m5/a"]  # type: ignore[assignment]
+    assert da.url == "http://m4/a"
+    assert da.all_urls == ("http://m4/a", "http://m5/a")
+    with pytest.raises(InvalidValueError, match="got the string"):
+        da.urls = "http://m6/a"  # type: ignore[assignment]
+    with pytest.raises(InvalidValueError, match="url must be a non-empty str"):
+        da.url = ""
+    assert da.all_urls == ("http://m4/a", "http://m5/a")
+
+
+def test_evolve_keeps_the_mirrors() -> None:
+    """attrs.evolve passes url and urls back in; that is not "both"."""
+    da = _declare(urls=["http://m1/a", "http://m2/a"])
+    again = attrs.evolve(da, relative_path="b")
+    assert again.all_urls == da.all_urls
+    assert again.relative_path == "b"
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc/passwd", "../up", "a/../../b", "a//b", "a\\b", "a\x00b", "./a", "a/"]
+)
+def test_declarative_artifact_refuses_an_unsafe_relative_path(path: str) -> None:
+    """An upstream path that could leave the repository is refused where it is declared."""
+    with pytest.raises(UnsafePathError, match=r"DeclarativeArtifact\.relative_path") as info:
+        _declare(url="http://m1/a", relative_path=path)
+    assert repr(path) in str(info.value)
+
+
+def test_declarative_errors_are_stageline_errors() -> None:
+    """Argument errors of declarative objects are both ValueError and StagelineError."""
+    with pytest.raises(StagelineError):
+        DeclarativeContent(None)  # type: ignore[arg-type]
+    with pytest.raises(StagelineError):
+        _declare()
+    with pytest.raises(ValueError, match="a remote is required"):
+        DeclarativeArtifact(artifact=_artifact(), url="http://x/a", relative_path="a")
+
+
+@pytest.mark.anyio
+async def test_a_plugin_attrs_subclass_of_declarative_content_works() -> None:
+    """An attrs subclass with a field of its own takes the usual arguments and defaults,
+    still refuses a missing content, and resolves like DeclarativeContent."""
+
+    @attrs.define(eq=False)
+    class Package(DeclarativeContent):
+        arch: str = "noarch"
+
+    package = Package(Node(name="p"))
+    assert (package.d_artifacts, package.extra_data, package.arch) == ([], {}, "noarch")
+    with pytest.raises(InvalidValueError, match="Package: content is required"):
+        Package(None)  # type: ignore[arg-type]
+    package.resolve()
+    with anyio.fail_after(HANG_TIMEOUT):
+        assert await package.resolution() is package.content
+
+
+def test_evolve_copies_a_declarative_content() -> None:
+    """attrs.evolve makes a new, unresolved item with the same content and extra data."""
+    d = DeclarativeContent(Node(name="n"), extra_data={"k": 1})
+    d.resolve()
+    copy = attrs.evolve(d)
+    assert copy is not d
+    assert copy.content is d.content
+    assert copy.extra_data == {"k": 1}
+    assert not copy.resolved

@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from stageline import DeclarativeContent, PipelineError, Stage, create_pipeline
@@ -47,8 +47,20 @@ TIMEOUT = DEFAULT_TIMEOUT
 #: backend so that the whole module stays within seconds. For a long hunt, scale them:
 #: STAGELINE_PROPERTY_SCALE=20 bash scripts/test tests/test_properties.py --timeout=0
 SCALE = float(os.environ.get("STAGELINE_PROPERTY_SCALE", "1"))
-fast = settings(deadline=None, max_examples=max(1, int(60 * SCALE)))
-heavy = settings(deadline=None, max_examples=max(1, int(25 * SCALE)))
+
+#: Every example is bounded by TIMEOUT, but shrinking re-runs a failing example hundreds
+#: of times, and one that hangs costs TIMEOUT each time: unbounded, a deadlock would
+#: outlast pytest's timeout and end without a report. So by default a failure is reported
+#: as found, at most about two TIMEOUTs after it happens (Hypothesis prints the falsifying
+#: example and keeps it in its example database). To shrink it, run again with
+#: STAGELINE_PROPERTY_SHRINK=1 (and --timeout=0): the saved failure is replayed first.
+PHASES = (
+    tuple(Phase)
+    if os.environ.get("STAGELINE_PROPERTY_SHRINK")
+    else (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
+)
+fast = settings(deadline=None, max_examples=max(1, int(60 * SCALE)), phases=PHASES)
+heavy = settings(deadline=None, max_examples=max(1, int(25 * SCALE)), phases=PHASES)
 
 
 def plans_for_an_interrupted_pipeline(count: int) -> st.SearchStrategy[list[AwaitPlan]]:
@@ -638,3 +650,21 @@ async def test_items_made_in_a_stage_never_leave_outside_awaiters_hanging(
             assert fails
             assert isinstance(outcome, PipelineError)
             assert outcome.__cause__ is boom
+
+
+def test_a_failing_example_is_reported_without_a_long_shrink_phase() -> None:
+    """With this module's settings a failing example runs about twice (found, then replayed
+    for the report), so one that hangs fails the test after about two TIMEOUTs rather than
+    after a shrink phase of them (unless STAGELINE_PROPERTY_SHRINK asks for shrinking)."""
+    runs = 0
+
+    @settings(fast, database=None)
+    @given(values=st.lists(st.integers(), min_size=5))
+    def hangs(values: list[int]) -> None:
+        nonlocal runs
+        runs += 1
+        raise TimeoutError("stands for an example that reached its fail_after(TIMEOUT)")
+
+    with pytest.raises(TimeoutError):
+        hangs()
+    assert runs <= 2 or Phase.shrink in PHASES, f"the failing example ran {runs} times"

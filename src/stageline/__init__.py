@@ -24,6 +24,7 @@ from ._exceptions import (
     DownloadTimeout,
     ForbiddenDigestError,
     HTTPStatusError,
+    InvalidValueError,
     MalformedDigestError,
     PipelineError,
     RepositoryBusyError,
@@ -35,10 +36,12 @@ from ._exceptions import (
     StoreArgumentError,
     StoreError,
     SyncError,
+    UnsafePathError,
     UnsafeURLError,
     redact_url,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
+from ._resolvable import PipelineHandle, PipelineItem, Resolvable, current_pipeline
 from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
 from .sync import DeclarativeVersion, Workspace
 
@@ -65,9 +68,13 @@ __all__ = [
     "EndStage",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "InvalidValueError",
     "MalformedDigestError",
     "PipelineError",
+    "PipelineHandle",
+    "PipelineItem",
     "RepositoryBusyError",
+    "Resolvable",
     "SchemaVersionError",
     "SizeMismatch",
     "Stage",
@@ -77,9 +84,11 @@ __all__ = [
     "StoreArgumentError",
     "StoreError",
     "SyncError",
+    "UnsafePathError",
     "UnsafeURLError",
     "Workspace",
     "__version__",
     "create_pipeline",
+    "current_pipeline",
     "redact_url",
 ]

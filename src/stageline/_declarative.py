@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Final, Protocol, TypeVar, overload
 
 import attrs
 
@@ -13,10 +13,11 @@ from ._exceptions import (
     DownloaderFactoryError,
     DownloadError,
     ForbiddenDigestError,
+    InvalidValueError,
     redact_url,
 )
 from ._resolvable import Resolvable
-from .models import Artifact, Content, Remote
+from .models import Artifact, Content, Remote, check_relative_path
 
 __all__ = [
     "DeclarativeArtifact",
@@ -94,9 +95,55 @@ downloader_factory_var: contextvars.ContextVar[DownloaderFactoryLike[Any] | None
 def _required(name: str) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None:
-            raise ValueError(f"{type(instance).__name__}: {name} is required, got None")
+            raise InvalidValueError(f"{type(instance).__name__}: {name} is required, got None")
 
     return check
+
+
+def _one_url(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidValueError(f"DeclarativeArtifact: url must be a non-empty str, got {value!r}")
+    return value
+
+
+def _mirrors(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    """``urls`` as a tuple, refusing what cannot be a list of mirrors."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes):
+        # A str is iterable: it would become one "mirror" per character.
+        raise InvalidValueError(
+            f"DeclarativeArtifact: urls must be a list of urls, got the string {value!r}; "
+            "for a single url pass url=... (or urls=[...])"
+        )
+    urls = tuple(value)
+    if not urls:
+        raise InvalidValueError(
+            "DeclarativeArtifact: urls is empty; give at least one url (or pass url=...)"
+        )
+    for url in urls:
+        if not isinstance(url, str) or not url:
+            raise InvalidValueError(
+                f"DeclarativeArtifact: every url in urls must be a non-empty str, got {url!r} "
+                f"in {urls!r}"
+            )
+    return urls
+
+
+def _url_set(instance: DeclarativeArtifact, attribute: object, value: str) -> str:
+    """Setting ``url`` makes it the only mirror."""
+    object.__setattr__(instance, "urls", (_one_url(value),))
+    return value
+
+
+def _urls_set(
+    instance: DeclarativeArtifact, attribute: object, value: tuple[str, ...] | None
+) -> tuple[str, ...]:
+    """Setting ``urls`` (already converted) makes ``url`` read as the first of them."""
+    if value is None:
+        raise InvalidValueError("DeclarativeArtifact: urls cannot be set to None")
+    object.__setattr__(instance, "url", value[0])
+    return value
 
 
 @attrs.define(eq=False, slots=True, kw_only=True)
@@ -106,9 +153,14 @@ class DeclarativeArtifact:
     Args:
         artifact: the (usually unsaved) artifact, with whatever size and digests the
             upstream metadata told; they become expectations for the download.
-        url: where to download it.
-        urls: mirrors, tried in order; give either ``url`` or ``urls``, not both.
-        relative_path: the path of the file inside the content unit.
+        url: where to download it; afterwards it reads as the first of ``urls``.
+        urls: mirrors, tried in order (a list or tuple of url strings, not one string);
+            give either ``url`` or ``urls``, not both (unless ``url`` is the first of
+            ``urls``, as ``attrs.evolve`` passes them). Afterwards it holds every url:
+            ``(url,)`` when ``url`` was given. Setting either attribute later keeps the
+            other in step.
+        relative_path: the path of the file inside the content unit; it must be a safe
+            relative path (see :func:`stageline.models.check_relative_path`).
         remote: the remote whose settings the download uses; required unless the
             artifact already has a file (then nothing needs downloading).
         extra_data: free-form data for the plugin's own stages.
@@ -122,9 +174,11 @@ class DeclarativeArtifact:
     """
 
     artifact: Artifact = attrs.field(validator=_required("artifact"))
-    url: str | None = None
-    urls: Sequence[str] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple)
+    url: str | None = attrs.field(default=None, on_setattr=_url_set)
+    urls: tuple[str, ...] | None = attrs.field(
+        default=None,
+        converter=_mirrors,
+        on_setattr=attrs.setters.pipe(attrs.setters.convert, _urls_set),
     )
     relative_path: str = attrs.field(validator=_required("relative_path"))
     remote: Remote | None = None
@@ -132,33 +186,34 @@ class DeclarativeArtifact:
     deferred_download: bool | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.url is not None and self.urls is not None:
-            raise ValueError(
-                "DeclarativeArtifact: give url or urls, not both "
-                f"(url={self.url!r}, urls={self.urls!r})"
-            )
-        if self.url is None and not self.urls:
-            raise ValueError(
+        url, urls = self.url, self.urls
+        if url is not None:
+            _one_url(url)
+            if urls is not None and urls[0] != url:
+                raise InvalidValueError(
+                    f"DeclarativeArtifact: give url or urls, not both (url={url!r}, urls={urls!r})"
+                )
+        # Set without the on_setattr hooks: each keeps the other in step only afterwards.
+        if urls is not None:
+            object.__setattr__(self, "url", urls[0])
+        elif url is not None:
+            object.__setattr__(self, "urls", (url,))
+        else:
+            raise InvalidValueError(
                 f"DeclarativeArtifact for {self.relative_path!r}: one of url or urls is required"
             )
-        if not isinstance(self.relative_path, str) or not self.relative_path:
-            raise ValueError(
-                "DeclarativeArtifact: relative_path must be a non-empty str, "
-                f"got {self.relative_path!r}"
-            )
+        check_relative_path(self.relative_path, context="DeclarativeArtifact.relative_path")
         if self.remote is None and self.artifact.file is None:
-            raise ValueError(
+            raise InvalidValueError(
                 f"DeclarativeArtifact for {self.relative_path!r}: a remote is required "
                 "unless the artifact already has a file"
             )
 
     @property
     def all_urls(self) -> tuple[str, ...]:
-        """The url, or the mirrors in the order they are tried."""
-        if self.url is not None:
-            return (self.url,)
-        assert self.urls is not None
-        return tuple(self.urls)
+        """The mirrors in the order they are tried (the same as :attr:`urls`)."""
+        assert self.urls is not None  # set by __attrs_post_init__
+        return self.urls
 
     @overload
     async def download(self, factory: None = None) -> DownloadResultLike: ...
@@ -242,21 +297,13 @@ class DeclarativeArtifact:
         raise last_error
 
 
-def _list_or_empty(value: Iterable[DeclarativeArtifact] | None) -> list[DeclarativeArtifact]:
-    return [] if value is None else list(value)
-
-
-def _dict_or_empty(value: dict[str, Any] | None) -> dict[str, Any]:
-    return {} if value is None else value
-
-
-@attrs.define(eq=False, slots=True)
+@attrs.define(eq=False, slots=True, init=False)
 class DeclarativeContent(Resolvable):
     """A content unit found upstream, with the artifacts it needs.
 
     Args:
         content: the (usually unsaved) content unit; required.
-        d_artifacts: its declarative artifacts.
+        d_artifacts: its declarative artifacts (copied into a new list).
         extra_data: free-form data for the plugin's own stages.
 
     ``await d.resolution()`` returns the saved content once the item has passed
@@ -264,12 +311,36 @@ class DeclarativeContent(Resolvable):
     waits in a partly filled batch makes that batch flush, so it never deadlocks.
 
     Raises:
-        ValueError: when ``content`` is None.
+        InvalidValueError: (a ``ValueError``) when ``content`` is None.
     """
 
-    content: Content = attrs.field(validator=_required("content"))
-    d_artifacts: list[DeclarativeArtifact] = attrs.field(factory=list, converter=_list_or_empty)
-    extra_data: dict[str, Any] = attrs.field(factory=dict, converter=_dict_or_empty)
+    # No validators or converters on the fields: they would give every instance attrs'
+    # __setattr__ hook, a Python call on each assignment, the engine's included. The
+    # defaults serve plugins' attrs subclasses, whose generated __init__ then calls
+    # __attrs_post_init__ for the check this class's own __init__ makes inline.
+    content: Content
+    d_artifacts: list[DeclarativeArtifact] = attrs.field(factory=list)
+    extra_data: dict[str, Any] = attrs.field(factory=dict)
+
+    # Written by hand rather than generated: a first stage makes one per unit inside the
+    # sync's timed path, and attrs' validator, converters and per-field setattr hooks
+    # cost several times the rest (docs/benchmarks.md, "Items made in the timed region").
+    def __init__(
+        self,
+        content: Content,
+        d_artifacts: Iterable[DeclarativeArtifact] | None = None,
+        extra_data: dict[str, Any] | None = None,
+    ) -> None:
+        if content is None:
+            raise InvalidValueError("DeclarativeContent: content is required, got None")
+        self.content = content
+        self.d_artifacts = [] if d_artifacts is None else list(d_artifacts)
+        self.extra_data = {} if extra_data is None else extra_data
+        _resolvable_init(self)
+
+    def __attrs_post_init__(self) -> None:
+        if self.content is None:
+            raise InvalidValueError(f"{type(self).__name__}: content is required, got None")
 
     async def resolution(self) -> Content:
         """Wait until this item is resolved and return its (saved) content.
@@ -278,5 +349,9 @@ class DeclarativeContent(Resolvable):
             PipelineError: the pipeline ended (finished, failed or was cancelled) without
                 resolving this item; ``__cause__`` holds the pipeline's error, if any.
         """
-        await self._wait_resolved()
+        await self.wait_resolved()
         return self.content
+
+
+#: Resolvable's own (attrs-generated) initializer, called without a super() lookup.
+_resolvable_init: Final = Resolvable.__init__

@@ -14,7 +14,9 @@ The tree::
     ├── SyncError                     a first stage's declarations contradict saved content
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
-    ├── MalformedDigestError          (also ValueError) a digest is not hex of its kind's length
+    ├── InvalidValueError             (also ValueError) a model or declarative value was refused
+    │   ├── MalformedDigestError      a digest is not lowercase hex of its kind's length
+    │   └── UnsafePathError           a relative path is absolute, climbs out or is not portable
     ├── DownloaderFactoryError        (also RuntimeError) no DownloaderFactory is open
     │   └── DownloaderFactoryClosed   (also RuntimeError) it closed before or while a download ran
     └── DownloadError                 a download failed; ``url`` names it
@@ -55,6 +57,7 @@ __all__ = [
     "DownloaderFactoryError",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "InvalidValueError",
     "MalformedDigestError",
     "PipelineError",
     "RepositoryBusyError",
@@ -66,6 +69,7 @@ __all__ = [
     "StoreArgumentError",
     "StoreError",
     "SyncError",
+    "UnsafePathError",
     "UnsafeURLError",
     "redact_url",
 ]
@@ -178,7 +182,12 @@ class ArtifactIntegrityError(StorageError):
         self.actual_size = actual_size
 
 
-class MalformedDigestError(StagelineError, ValueError):
+class InvalidValueError(StagelineError, ValueError):
+    """A model or a declarative object was given a value it cannot hold (a missing content,
+    ``urls`` given as one string, a negative size, …); the message names the argument."""
+
+
+class MalformedDigestError(InvalidValueError):
     """A digest is not hex of its kind's length (a truncated sha256, a sha512 given as the
     sha256, …): no bytes could ever match it."""
 
@@ -196,6 +205,17 @@ class DownloaderFactoryClosed(DownloaderFactoryError):
 
     Keep the factory open until every download made in it has finished (open it around
     the task group that runs them).
+    """
+
+
+class UnsafePathError(InvalidValueError):
+    """A relative path could reach outside the folder it is meant for, or be read
+    differently on another system: it is absolute, has an empty, ``.`` or ``..`` segment,
+    or holds a backslash, NUL or another control character.
+
+    Relative paths come from upstream metadata, which is untrusted: they are checked where
+    a declarative or content artifact is made (:func:`stageline.models.check_relative_path`),
+    so that exporting or serving a repository can rely on them.
     """
 
 

@@ -9,7 +9,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._exceptions import StageConfigurationError
-from ._resolvable import Resolvable, current_pipeline
+from ._resolvable import PipelineItem, pipeline_context
 from ._stage import EndStage, Stage
 
 __all__ = ["DEFAULT_MAXSIZE", "create_pipeline"]
@@ -21,24 +21,29 @@ DEFAULT_MAXSIZE: Final = 128
 
 
 class _Pipeline:
-    """What the engine keeps about one running pipeline: the items somebody awaits."""
+    """What the engine keeps about one running pipeline: the items somebody awaits.
+
+    The :class:`~stageline.PipelineHandle` that items are given by ``enter_pipeline``.
+    """
 
     __slots__ = ("_ended", "_watched")
 
     def __init__(self) -> None:
-        self._watched: set[Resolvable] = set()
+        # By identity: an item class may define __eq__ (attrs does by default), which
+        # would make its items unhashable, or equal to one another.
+        self._watched: dict[int, PipelineItem] = {}
         self._ended: tuple[str, BaseException | None] | None = None
 
-    def watch(self, item: Resolvable) -> None:
+    def watch(self, item: PipelineItem) -> None:
         if self._ended is not None:
             # Awaited only after the pipeline ended: nothing can resolve it any more, and
             # close() has already run, so tell the waiter now instead of never.
-            item._abandon(*self._ended)
+            item.pipeline_ended(*self._ended)
             return
-        self._watched.add(item)
+        self._watched[id(item)] = item
 
-    def unwatch(self, item: Resolvable) -> None:
-        self._watched.discard(item)
+    def unwatch(self, item: PipelineItem) -> None:
+        self._watched.pop(id(item), None)
 
     def close(self, message: str, failure: BaseException | None) -> None:
         """Wake every waiter of an item the pipeline did not resolve; they get an error.
@@ -46,9 +51,9 @@ class _Pipeline:
         Whoever starts waiting for such an item later gets the same error at once.
         """
         self._ended = (message, failure)
-        watched, self._watched = self._watched, set()
-        for item in watched:
-            item._abandon(message, failure)
+        watched, self._watched = self._watched, {}
+        for item in watched.values():
+            item.pipeline_ended(message, failure)
 
 
 async def create_pipeline(stages: Iterable[Stage], maxsize: int = DEFAULT_MAXSIZE) -> None:
@@ -164,7 +169,7 @@ def _connect(stages: list[Stage], pipeline: _Pipeline, maxsize: int) -> None:
 async def _run_stage(stage: Stage) -> None:
     send, receive = stage._output, stage._input
     # Set in this task's own context (and inherited by tasks the stage starts).
-    current_pipeline.set(stage._pipeline)
+    pipeline_context.set(stage._pipeline)
     try:
         await stage.run()
     finally:

@@ -10,6 +10,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._exceptions import PipelineError
+from ._resolvable import BATCH_HOOKS, batch_hooks
 
 if TYPE_CHECKING:
     from ._pipeline import _Pipeline
@@ -45,10 +46,6 @@ class _BatchWaker:
         if self.scope is not None:
             self.scope.cancel()
 
-
-#: Sets the engine's private attributes of a ``Resolvable`` item without attrs'
-#: ``__setattr__`` hook (a Python call per assignment for ``DeclarativeContent``).
-_set_attribute: Final = object.__setattr__
 
 _WOKEN: Final = object()
 _ENDED: Final = object()
@@ -162,13 +159,13 @@ class Stage:
         send = self._output
         if item is None or send is None:
             raise self._put_misuse(item)
-        try:
-            if item._pipeline is not self._pipeline:
-                # Usually the item's first put; also an item moving on from a pipeline
-                # that ended, whose waiters this pipeline must now answer for.
-                item._join(self._pipeline)
-        except AttributeError:
-            pass  # not a Resolvable item
+        pipeline = self._pipeline
+        # The item protocol's pipeline check; a plain object has no `pipeline` and is left
+        # alone (getattr's default costs no exception, unlike a failed attribute access).
+        if getattr(item, "pipeline", pipeline) is not pipeline:
+            # Usually the item's first put; also an item moving on from a pipeline that
+            # ended, whose waiters this pipeline must now answer for.
+            item.enter_pipeline(pipeline)
         try:
             send.send_nowait(item)
         except anyio.WouldBlock:
@@ -213,18 +210,20 @@ class _Items:
     finalization, and each step is a single coroutine call.
     """
 
-    __slots__ = ("_receive", "_stage")
+    __slots__ = ("_receive", "_receive_nowait", "_stage")
 
     def __init__(self, stage: Stage, receive: MemoryObjectReceiveStream[Any]) -> None:
         self._stage = stage
         self._receive = receive
+        # Bound once, not per item: the fast path is this call and little else.
+        self._receive_nowait = receive.receive_nowait
 
     def __aiter__(self) -> _Items:
         return self
 
     async def __anext__(self) -> Any:
         try:
-            item = self._receive.receive_nowait()
+            item = self._receive_nowait()
         except anyio.WouldBlock:
             try:
                 item = await self._receive.receive()
@@ -273,6 +272,8 @@ class _Batches:
         batch: list[Any] = []
         append = batch.append
         waker = _BatchWaker()
+        wake = waker.wake
+        hooks_of = BATCH_HOOKS.get
         size_at_checkpoint = 0
         while True:
             # Take everything available without blocking, up to minsize.
@@ -285,12 +286,12 @@ class _Batches:
                     self._ended = True
                     break
                 append(item)
-                try:
-                    if item._awaiters and not item._resolved:
-                        waker.thawed = True
-                    _set_attribute(item, "_waker", waker)
-                except AttributeError:
-                    pass  # not a Resolvable item: nobody can await it
+                # The item protocol, inline (see _join_batch): the per-item cost of batches().
+                reads, enters = hooks_of(type(item)) or batch_hooks(type(item))
+                if reads and not item.does_batch:
+                    waker.thawed = True
+                if enters:
+                    item.enter_batch(wake)
             if self._ended:
                 if batch:
                     return batch
@@ -317,17 +318,17 @@ class _Batches:
             if got is _ENDED:
                 self._ended = True
             elif got is not _WOKEN:
-                _add_to_batch(batch, got, waker)
+                append(got)
+                _join_batch(got, waker)
 
 
-def _add_to_batch(batch: list[Any], item: Any, waker: _BatchWaker) -> None:
-    batch.append(item)
-    try:
-        if item._awaiters and not item._resolved:
-            waker.thawed = True
-        _set_attribute(item, "_waker", waker)
-    except AttributeError:
-        pass  # not a Resolvable item: nobody can await it
+def _join_batch(item: Any, waker: _BatchWaker) -> None:
+    """The item protocol's side of an item joining the pending batch of ``waker``."""
+    reads, enters = batch_hooks(type(item))
+    if reads and not item.does_batch:
+        waker.thawed = True
+    if enters:
+        item.enter_batch(waker.wake)
 
 
 async def _receive_or_wake(

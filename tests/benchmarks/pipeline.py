@@ -4,9 +4,15 @@ Run it with ``.venv/bin/python tests/benchmarks/pipeline.py`` (``--help`` for op
 
 A first stage puts N items; K pass-through stages hand every item on; a last stage drains
 the stream. The items are ``DeclarativeContent`` objects wrapping a trivial ``Content``
-subclass, which is what real pipelines carry. They are created before the clock starts,
-afresh for every run, for the baseline and for stageline alike, so only the engine's cost
-is measured. Two kinds of pass-through stage are measured:
+subclass, which is what real pipelines carry. Where they are made is the ``--made`` axis:
+
+- ``before``: before the clock starts, afresh for every run, for the baseline and for
+  stageline alike, so only the engine's cost is measured;
+- ``in-stage``: by the first stage, inside the timed region, as a plugin's first stage
+  makes them (``DeclarativeContent(BenchContent(number=i))`` per item, for the baseline
+  and for stageline alike), so the cost of making an item counts too.
+
+Two kinds of pass-through stage are measured:
 
 - ``items``: ``async for d in self.items(): await self.put(d)``;
 - ``batches``: ``async for batch in self.batches(): for d in batch: await self.put(d)``,
@@ -19,7 +25,8 @@ that awaits ``get()`` until ``None``, and a ``batches()`` that waits with
 without blocking. It runs on asyncio only; stageline runs on asyncio and on trio, and both
 are compared with the asyncio baseline.
 
-The figure printed is items per second (N / wall time of the whole pipeline, from the
+The figure printed is items per second (N / wall time of the whole pipeline, or its CPU
+time with ``--clock cpu``, from the
 first put to the last item drained), the best of ``--repeats`` rounds; each round runs
 every configuration once, so a burst of load from other processes spoils one run of each
 configuration rather than all runs of one.
@@ -36,7 +43,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import version
 from typing import Any, ClassVar
 
@@ -61,6 +68,20 @@ class BenchContent(Content):
 def make_items(n: int) -> list[DeclarativeContent]:
     """Fresh items for one run (an item remembers the pipeline it travelled in)."""
     return [DeclarativeContent(BenchContent(number=i)) for i in range(n)]
+
+
+class Source:
+    """What the first stage puts: a list made before the clock starts, or ``count`` items
+    made one by one as they are put."""
+
+    def __init__(self, count: int, made: str) -> None:
+        self.count = count
+        self.made_before = make_items(count) if made == "before" else None
+
+    def __iter__(self) -> Iterator[DeclarativeContent]:
+        if self.made_before is not None:
+            return iter(self.made_before)
+        return (DeclarativeContent(BenchContent(number=i)) for i in range(self.count))
 
 
 # --------------------------------------------------------------------------------------
@@ -147,7 +168,7 @@ async def run_baseline(stages: list[BaselineStage]) -> None:
 
 
 class BaselineSource(BaselineStage):
-    def __init__(self, items: list[DeclarativeContent]) -> None:
+    def __init__(self, items: Source) -> None:
         self.source = items
 
     async def run(self) -> None:
@@ -182,8 +203,8 @@ class BaselineEnd(BaselineStage):
 # --------------------------------------------------------------------------------------
 
 
-class Source(Stage):
-    def __init__(self, items: list[DeclarativeContent]) -> None:
+class FirstStage(Stage):
+    def __init__(self, items: Source) -> None:
         self.source = items
 
     async def run(self) -> None:
@@ -218,22 +239,27 @@ class CountingEnd(EndStage):
 # --------------------------------------------------------------------------------------
 
 
-def time_baseline(n: int, k: int, variant: str) -> float:
-    items = make_items(n)
+def time_baseline(n: int, k: int, variant: str, made: str) -> float:
+    items = Source(n, made)
     passing = BaselineItemsPass if variant == "items" else BaselineBatchesPass
     end = BaselineEnd()
     stages: list[BaselineStage] = [BaselineSource(items), *(passing() for _ in range(k)), end]
 
     async def main() -> float:
-        start = time.perf_counter()
+        start = CLOCK()
         await run_baseline(stages)
-        return time.perf_counter() - start
+        return CLOCK() - start
 
     elapsed = asyncio.run(main())
     if end.count != n:
         raise AssertionError(f"baseline lost items: {end.count} of {n} arrived")
     return elapsed
 
+
+#: What a run is timed with: the wall clock by default; ``--clock cpu`` times this
+#: process's CPU time instead, which other processes on a shared machine disturb far less
+#: (the pipeline runs on one thread, so its CPU time is its cost).
+CLOCK = time.perf_counter
 
 #: How often the latency probe asks to be woken.
 PROBE_PERIOD: float = 0.001
@@ -244,6 +270,7 @@ def time_stageline(
     k: int,
     variant: str,
     backend: str,
+    made: str,
     maxsize: int | None,
     lateness: list[float] | None = None,
 ) -> float:
@@ -253,10 +280,10 @@ def time_stageline(
     long the pipeline's stages kept the event loop without passing through the scheduler.
     The worst lateness seen in the run is appended to ``lateness``.
     """
-    items = make_items(n)
+    items = Source(n, made)
     passing = ItemsPass if variant == "items" else BatchesPass
     end = CountingEnd()
-    stages: list[Stage] = [Source(items), *(passing() for _ in range(k)), end]
+    stages: list[Stage] = [FirstStage(items), *(passing() for _ in range(k)), end]
     worst = 0.0
 
     async def probe(done: anyio.Event) -> None:
@@ -273,7 +300,7 @@ def time_stageline(
             await create_pipeline(stages, maxsize=maxsize)
 
     async def main() -> float:
-        start = time.perf_counter()
+        start = CLOCK()
         if lateness is None:
             await run_pipeline()
         else:
@@ -282,7 +309,7 @@ def time_stageline(
                 tg.start_soon(probe, done)
                 await run_pipeline()
                 done.set()
-        return time.perf_counter() - start
+        return CLOCK() - start
 
     elapsed = anyio.run(main, backend=backend)
     if end.count != n:
@@ -314,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         "--variants", nargs="+", choices=["items", "batches"], default=["items", "batches"]
     )
     parser.add_argument(
+        "--made",
+        nargs="+",
+        choices=["before", "in-stage"],
+        default=["before", "in-stage"],
+        help="where the items are made: before the clock starts, or by the first stage",
+    )
+    parser.add_argument(
         "--backends", nargs="+", choices=["asyncio", "trio"], default=["asyncio", "trio"]
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
@@ -324,43 +358,60 @@ def main(argv: list[str] | None = None) -> int:
         "late it woke at worst in a run (the median over the runs): how long stages held "
         "the event loop; it costs a little throughput",
     )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="time runs by the wall clock (default) or by this process's CPU time, "
+        "steadier on a machine shared with other work",
+    )
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     n, k, repeats = args.items, args.stages, args.repeats
 
     print(describe_machine())
     print(
-        f"N={n} items, K={k} pass-through stages, best of {repeats}; "
+        f"N={n} items, K={k} pass-through stages, best of {repeats}, {args.clock} clock; "
         f"DEFAULT_MAXSIZE={stageline.DEFAULT_MAXSIZE}, "
         f"CHECKPOINT_INTERVAL={stageline.CHECKPOINT_INTERVAL}"
         + (f", maxsize={args.maxsize}" if args.maxsize is not None else "")
     )
     engines = ([] if args.no_baseline else ["baseline"]) + list(args.backends)
-    configs = [(variant, engine) for variant in args.variants for engine in engines]
-    best: dict[tuple[str, str], float] = {}
-    lateness: dict[tuple[str, str], list[float]] = {config: [] for config in configs}
+    configs = [
+        (made, variant, engine)
+        for made in args.made
+        for variant in args.variants
+        for engine in engines
+    ]
+    best: dict[tuple[str, str, str], float] = {}
+    lateness: dict[tuple[str, str, str], list[float]] = {config: [] for config in configs}
     # Each round runs every configuration once, so that a burst of load from other
     # processes spoils one run of each configuration rather than every run of one.
     for _ in range(repeats):
-        for variant, engine in configs:
+        for config in configs:
+            made, variant, engine = config
             gc.collect()
             if engine == "baseline":
-                elapsed = time_baseline(n, k, variant)
+                elapsed = time_baseline(n, k, variant, made)
             else:
-                probe = lateness[variant, engine] if args.latency else None
-                elapsed = time_stageline(n, k, variant, engine, args.maxsize, probe)
-            best[variant, engine] = min(best.get((variant, engine), float("inf")), elapsed)
+                probe = lateness[config] if args.latency else None
+                elapsed = time_stageline(n, k, variant, engine, made, args.maxsize, probe)
+            best[config] = min(best.get(config, float("inf")), elapsed)
 
-    print(f"{'variant':<9} {'engine':<20} {'items/s':>12} {'vs baseline':>12}")
-    for variant, engine in configs:
-        rate = n / best[variant, engine]
+    print(f"{'made':<9} {'variant':<9} {'engine':<20} {'items/s':>12} {'vs baseline':>12}")
+    for config in configs:
+        made, variant, engine = config
+        rate = n / best[config]
         if engine == "baseline":
-            print(f"{variant:<9} {'baseline (asyncio)':<20} {rate:>12,.0f} {'1.0x':>12}")
+            print(f"{made:<9} {variant:<9} {'baseline (asyncio)':<20} {rate:>12,.0f} {'1.0x':>12}")
             continue
-        base = best.get((variant, "baseline"))
+        base = best.get((made, variant, "baseline"))
         ratio = f"{rate / (n / base):.1f}x" if base else "-"
-        line = f"{variant:<9} {'stageline (' + engine + ')':<20} {rate:>12,.0f} {ratio:>12}"
+        name = f"stageline ({engine})"
+        line = f"{made:<9} {variant:<9} {name:<20} {rate:>12,.0f} {ratio:>12}"
         if args.latency:
-            worst = statistics.median(lateness[variant, engine])
+            worst = statistics.median(lateness[config])
             line += f"   probe lateness {worst * 1000:.2f} ms"
         print(line)
     return 0

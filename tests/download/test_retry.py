@@ -104,18 +104,36 @@ async def test_rate_limiter_gives_a_cancelled_waiters_start_back() -> None:
 
     Each waiter reserved a start time and kept it when cancelled: at 2/s, with five
     waiters cancelled, the next caller waited 3 s instead of the 0.5 s the rate asks.
-    The bounds are far apart (0.5 s against 3 s), so load cannot blur them.
+    No wall-clock bound from above: the next caller must start before a sleep of three
+    intervals begun after it (timers fire in deadline order whatever the load), and no
+    sooner than one interval after the first start.
     """
     limiter = RateLimiter(2)
-    await limiter.wait()  # the first start is free
-    started = anyio.current_time()
-    with anyio.move_on_after(0.05):
-        async with anyio.create_task_group() as task_group:
+    order: list[str] = []
+    next_start: list[float] = []
+
+    async def next_caller() -> None:
+        await limiter.wait()
+        next_start.append(anyio.current_time())
+        order.append("next caller")
+
+    async def three_intervals() -> None:
+        await anyio.sleep(3 / limiter.rate)
+        order.append("three intervals")
+
+    with anyio.fail_after(10):
+        await limiter.wait()  # the first start is free
+        started = anyio.current_time()
+        async with anyio.create_task_group() as waiters:
             for _ in range(5):
-                task_group.start_soon(limiter.wait)
-    await limiter.wait()
-    elapsed = anyio.current_time() - started
-    assert 0.4 <= elapsed < 2.0
+                waiters.start_soon(limiter.wait)
+            await anyio.wait_all_tasks_blocked()  # one sleeping, four queued
+            waiters.cancel_scope.cancel()
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(next_caller)
+            task_group.start_soon(three_intervals)
+    assert order == ["next caller", "three intervals"]
+    assert next_start[0] - started >= 0.4  # the rate still holds
 
 
 def test_rate_limiter_refuses_a_bad_rate() -> None:

@@ -3,13 +3,15 @@
 An object is unsaved until the store gives it a primary key (``pk``).
 """
 
-from ._artifact import DIGEST_FIELDS, Artifact, ContentArtifact, RemoteArtifact
+from ._artifact import DIGEST_FIELDS, DIGEST_LENGTHS, Artifact, ContentArtifact, RemoteArtifact
 from ._content import Content, content_types
+from ._paths import check_relative_path
 from ._remote import DownloadPolicy, Remote
 from ._repository import Repository, RepositoryVersion
 
 __all__ = [
     "DIGEST_FIELDS",
+    "DIGEST_LENGTHS",
     "Artifact",
     "Content",
     "ContentArtifact",
@@ -18,5 +20,6 @@ __all__ = [
     "RemoteArtifact",
     "Repository",
     "RepositoryVersion",
+    "check_relative_path",
     "content_types",
 ]

@@ -34,9 +34,15 @@ class Content:
 
     A unit is unsaved until the store gives it a primary key (``pk``).
 
+    A ``type_name`` belongs to one class: declaring another class under a name that is
+    taken is an error naming both. Declaring the same class again (its module reloaded,
+    or a class statement inside a function run twice) replaces the registered class.
+
     Raises:
         ContentTypeError: at class creation, when ``type_name`` is not a non-empty string,
-            when ``natural_key_fields`` is empty, or when a key names no field.
+            when ``natural_key_fields`` is empty, when a key names no field, or when
+            another class (another module or qualified name) already declared the
+            ``type_name``.
     """
 
     type_name: ClassVar[str] = ""
@@ -75,11 +81,12 @@ class Content:
                     f"{cls.__qualname__} (fields: {sorted(fields)!r})"
                 )
         other = _REGISTRY.get(name)
-        if other is not None and other.__qualname__ != cls.__qualname__:
-            first = f"{other.__module__}.{other.__qualname__}"
+        if other is not None and not _same_definition(other, cls):
             raise ContentTypeError(
-                f"content type name {name!r} is declared twice: by {first} "
-                f"and by {cls.__module__}.{cls.__qualname__}"
+                f"content type name {name!r} is taken by {_dotted(other)}; "
+                f"{_dotted(cls)} cannot declare it too. Type names are unique across "
+                "plugins: give one of the two classes another type_name (e.g. prefixed "
+                "with its plugin's name)"
             )
         _REGISTRY[name] = cls
 
@@ -99,6 +106,21 @@ class Content:
     def data(self) -> dict[str, Any]:
         """The unit's fields (without ``pk``) as a JSON-ready dict."""
         return {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name != "pk"}
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _same_definition(registered: type, new: type) -> bool:
+    """True when ``new`` is ``registered`` defined again, not another class.
+
+    The same module and qualified name is the same class statement run again: a module
+    reloaded (``importlib.reload``), or a class declared inside a function that runs more
+    than once (a test). The newer class then replaces the older one. Any other class is a
+    second claim on the type name.
+    """
+    return registered.__module__ == new.__module__ and registered.__qualname__ == new.__qualname__
 
 
 def content_types() -> dict[str, type[Content]]:

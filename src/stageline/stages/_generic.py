@@ -236,8 +236,8 @@ def _give_up_on(d_content: DeclarativeContent, error: Exception) -> None:
     awaiting it (multi-level discovery) would otherwise wait forever, since the pipeline
     cannot end while its first stage waits.
     """
-    # Resolvable's own abandon path, until the engine's public item protocol offers one.
-    d_content._abandon(
+    # The item protocol's way to wake waiters of an item nothing will resolve.
+    d_content.pipeline_ended(
         f"{d_content.content.type_name} {d_content.content.natural_key()!r} was skipped: "
         f"its download failed ({type(error).__name__}: {error})",
         error,
