@@ -55,3 +55,21 @@ def test_the_version_is_the_one_pyproject_declares() -> None:
 
     pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
     assert stageline.__version__ == pyproject["project"]["version"]
+
+
+def test_no_bare_builtin_errors_are_raised_on_purpose() -> None:
+    """stageline raises its own classes (also ValueError/TypeError/RuntimeError), never the
+    bare builtins, so ``except StagelineError`` catches every error it raises on purpose."""
+    import ast
+    from pathlib import Path
+
+    builtins = {"ValueError", "TypeError", "RuntimeError", "KeyError", "Exception"}
+    root = Path(stageline.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                if isinstance(func, ast.Name) and func.id in builtins:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} raises {func.id}")
+    assert not found, "\n".join(found)

@@ -24,6 +24,7 @@ from ._exceptions import (
     DownloadTimeout,
     ForbiddenDigestError,
     HTTPStatusError,
+    InvalidTypeError,
     InvalidValueError,
     MalformedDigestError,
     PipelineError,
@@ -38,6 +39,7 @@ from ._exceptions import (
     SyncError,
     UnsafePathError,
     UnsafeURLError,
+    UsageError,
     redact_url,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
@@ -68,6 +70,7 @@ __all__ = [
     "EndStage",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "InvalidTypeError",
     "InvalidValueError",
     "MalformedDigestError",
     "PipelineError",
@@ -86,6 +89,7 @@ __all__ = [
     "SyncError",
     "UnsafePathError",
     "UnsafeURLError",
+    "UsageError",
     "Workspace",
     "__version__",
     "create_pipeline",

@@ -253,7 +253,7 @@ class DeclarativeArtifact:
                 download ran (no other mirror is tried).
         """
         if self.remote is None:
-            raise ValueError(
+            raise InvalidValueError(
                 f"DeclarativeArtifact for {self.relative_path!r} has no remote to download with"
             )
         if factory is None:

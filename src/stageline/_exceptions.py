@@ -14,9 +14,11 @@ The tree::
     ├── SyncError                     a first stage's declarations contradict saved content
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
-    ├── InvalidValueError             (also ValueError) a model or declarative value was refused
+    ├── InvalidValueError             (also ValueError) an argument's value was refused
     │   ├── MalformedDigestError      a digest is not lowercase hex of its kind's length
     │   └── UnsafePathError           a relative path is absolute, climbs out or is not portable
+    ├── InvalidTypeError              (also TypeError) an argument's type was refused
+    ├── UsageError                    (also RuntimeError) a call at a moment it is not allowed
     ├── DownloaderFactoryError        (also RuntimeError) no DownloaderFactory is open
     │   └── DownloaderFactoryClosed   (also RuntimeError) it closed before or while a download ran
     └── DownloadError                 a download failed; ``url`` names it
@@ -57,6 +59,7 @@ __all__ = [
     "DownloaderFactoryError",
     "ForbiddenDigestError",
     "HTTPStatusError",
+    "InvalidTypeError",
     "InvalidValueError",
     "MalformedDigestError",
     "PipelineError",
@@ -71,6 +74,7 @@ __all__ = [
     "SyncError",
     "UnsafePathError",
     "UnsafeURLError",
+    "UsageError",
     "redact_url",
 ]
 
@@ -183,8 +187,19 @@ class ArtifactIntegrityError(StorageError):
 
 
 class InvalidValueError(StagelineError, ValueError):
-    """A model or a declarative object was given a value it cannot hold (a missing content,
-    ``urls`` given as one string, a negative size, …); the message names the argument."""
+    """An argument has a value stageline cannot use (a missing content, ``urls`` given as
+    one string, a negative size, a batch size of 0, …); the message names the argument and
+    the value received."""
+
+
+class InvalidTypeError(StagelineError, TypeError):
+    """An argument is of a type stageline cannot use (a clock that is not callable, a
+    reporter without the reporter methods, …); the message names the argument."""
+
+
+class UsageError(StagelineError, RuntimeError):
+    """A call came at a moment it is not allowed (a progress report updated after it
+    finished, a reporter closed twice, …); the message says what to do instead."""
 
 
 class MalformedDigestError(InvalidValueError):

@@ -9,7 +9,7 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._exceptions import PipelineError
+from ._exceptions import InvalidValueError, PipelineError
 from ._resolvable import BATCH_HOOKS, batch_hooks
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Stage:
             PipelineError: when the stage has no input.
         """
         if isinstance(minsize, bool) or not isinstance(minsize, int) or minsize < 1:
-            raise ValueError(f"batches(minsize=...) must be an int >= 1, got {minsize!r}")
+            raise InvalidValueError(f"batches(minsize=...) must be an int >= 1, got {minsize!r}")
         return _Batches(self, self._require_input(), minsize, flush_event)
 
     async def put(self, item: Any) -> None:

@@ -41,7 +41,13 @@ import httpx
 
 from .._about import VERSION
 from .._declarative import DownloaderFactoryLike, downloader_factory_var
-from .._exceptions import DownloaderFactoryClosed, DownloadError, UnsafeURLError, redact_url
+from .._exceptions import (
+    DownloaderFactoryClosed,
+    DownloadError,
+    InvalidValueError,
+    UnsafeURLError,
+    redact_url,
+)
 from ._base import BaseDownloader
 from ._retry import RateLimiter, RetrySettings
 from ._validation import DEFAULT_ALLOWED_DIGESTS, DEFAULT_BATCH_SIZE, check_allowed_digests
@@ -457,7 +463,7 @@ class DownloaderFactory:
             }
         self._classes: dict[str, DownloaderClass] = dict(downloader_classes)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"DownloaderFactory: batch_size must be an int >= 1, got {batch_size!r}"
             )
         self.batch_size = batch_size

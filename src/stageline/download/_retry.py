@@ -25,6 +25,7 @@ from .._exceptions import (
     DownloadError,
     DownloadTimeout,
     HTTPStatusError,
+    InvalidValueError,
     SizeMismatch,
 )
 
@@ -44,7 +45,9 @@ logger.addHandler(logging.NullHandler())
 
 def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"RetrySettings.{attribute.name} must be a number >= 0, got {value!r}")
+        raise InvalidValueError(
+            f"RetrySettings.{attribute.name} must be a number >= 0, got {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -134,7 +137,7 @@ class RateLimiter:
 
     def __init__(self, rate: float) -> None:
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
-            raise ValueError(f"RateLimiter: rate must be a number > 0, got {rate!r}")
+            raise InvalidValueError(f"RateLimiter: rate must be a number > 0, got {rate!r}")
         self.rate = float(rate)
         self._interval = 1.0 / self.rate
         self._next_start = -math.inf

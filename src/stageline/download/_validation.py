@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .._exceptions import (
     DigestMismatch,
     ForbiddenDigestError,
+    InvalidValueError,
     MalformedDigestError,
     SizeMismatch,
     StorageError,
@@ -133,12 +134,12 @@ def check_allowed_digests(allowed_digests: Iterable[str]) -> frozenset[str]:
     allowed = frozenset(allowed_digests)
     unknown = allowed - set(DIGEST_FIELDS)
     if unknown:
-        raise ValueError(
+        raise InvalidValueError(
             f"allowed_digests: unknown digest kinds {sorted(unknown)}; "
             f"choose among {list(DIGEST_FIELDS)}"
         )
     if "sha256" not in allowed:
-        raise ValueError(
+        raise InvalidValueError(
             f"allowed_digests must contain 'sha256' (artifacts are identified by it), "
             f"got {sorted(allowed)}"
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from .._exceptions import SECRET_MASK, redact_url
+from .._exceptions import SECRET_MASK, InvalidValueError, redact_url
 
 __all__ = ["DownloadPolicy", "Remote"]
 
@@ -28,24 +28,26 @@ class DownloadPolicy(enum.StrEnum):
 
 def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"Remote.{attribute.name} must be an int >= 1, got {value!r}")
+        raise InvalidValueError(f"Remote.{attribute.name} must be an int >= 1, got {value!r}")
 
 
 def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"Remote.{attribute.name} must be an int >= 0, got {value!r}")
+        raise InvalidValueError(f"Remote.{attribute.name} must be an int >= 0, got {value!r}")
 
 
 def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"Remote.{attribute.name} must be a number > 0 or None, got {value!r}")
+        raise InvalidValueError(
+            f"Remote.{attribute.name} must be a number > 0 or None, got {value!r}"
+        )
 
 
 def _bool(instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"Remote.{attribute.name} must be True or False, got {value!r}")
+        raise InvalidValueError(f"Remote.{attribute.name} must be True or False, got {value!r}")
 
 
 def _repr_url(url: str | None) -> str:
@@ -59,7 +61,7 @@ def _repr_headers(headers: Mapping[str, str]) -> str:
 
 def _non_empty_url(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"Remote.url must be a non-empty str, got {value!r}")
+        raise InvalidValueError(f"Remote.url must be a non-empty str, got {value!r}")
 
 
 @attrs.define(eq=False, kw_only=True)

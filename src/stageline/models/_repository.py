@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import attrs
 
+from .._exceptions import InvalidValueError
+
 __all__ = ["Repository", "RepositoryVersion"]
 
 
 def _non_empty_name(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"Repository.name must be a non-empty str, got {value!r}")
+        raise InvalidValueError(f"Repository.name must be a non-empty str, got {value!r}")
 
 
 @attrs.define(eq=False, kw_only=True)

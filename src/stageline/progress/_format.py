@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 
+from .._exceptions import InvalidValueError
 from ._snapshot import ProgressSnapshot
 
 __all__ = [
@@ -29,7 +30,7 @@ def check_line_interval(owner: str, interval: object) -> None:
         or math.isnan(interval)
         or interval < 0
     ):
-        raise ValueError(f"{owner}: interval must be a number >= 0, got {interval!r}")
+        raise InvalidValueError(f"{owner}: interval must be a number >= 0, got {interval!r}")
 
 
 class LineThrottle:

@@ -6,6 +6,7 @@ import threading
 
 import attrs
 
+from .._exceptions import InvalidValueError
 from ._reporting import EventKind
 from ._snapshot import ProgressSnapshot
 
@@ -100,7 +101,7 @@ class MemoryReporter:
             seen = sorted(set(self.codes))
             raise LookupError(f"no progress report with code {code!r} was received; seen: {seen}")
         if len(found) > 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"{len(found)} progress reports had code {code!r}; use finals({code!r}) to "
                 "read each of them"
             )

@@ -7,6 +7,7 @@ import math
 from types import TracebackType
 from typing import Final, Self
 
+from .._exceptions import InvalidValueError, UsageError
 from ._reporting import _Reporting, current_reporting
 from ._snapshot import ProgressSnapshot, ProgressState
 
@@ -20,7 +21,7 @@ _WAITING: Final = ProgressState.WAITING
 
 def _check_text(name: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"ProgressReport: {name} must be a non-empty str, got {value!r}")
+        raise InvalidValueError(f"ProgressReport: {name} must be a non-empty str, got {value!r}")
     return value
 
 
@@ -29,7 +30,7 @@ def _check_count(where: str, name: str, value: object, *, none_allowed: bool = F
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         kind = "an int >= 0 or None" if none_allowed else "an int >= 0"
-        raise ValueError(f"ProgressReport{where}: {name} must be {kind}, got {value!r}")
+        raise InvalidValueError(f"ProgressReport{where}: {name} must be {kind}, got {value!r}")
 
 
 def _ending_state(exc: BaseException | None) -> ProgressState:
@@ -201,7 +202,7 @@ class ProgressReport:
         if self._state is not _RUNNING:
             done, total = self._published
             self._done, self._total = done, total  # the final snapshot stays the truth
-            raise RuntimeError(
+            raise UsageError(
                 f"the progress report {self._message!r} [{self._code}] has finished "
                 f"({self._state}); it cannot be updated any more. Update a report only "
                 "inside its block, and wait for the tasks that update it before it ends"
@@ -224,7 +225,7 @@ class ProgressReport:
             RuntimeError: when the report has not started.
         """
         if self._state is _WAITING:
-            raise RuntimeError(
+            raise UsageError(
                 f"the progress report {self._message!r} [{self._code}] has not started; "
                 "enter its block (or call start()) first"
             )
@@ -257,7 +258,7 @@ class ProgressReport:
             RuntimeError: when the report was already started.
         """
         if self._state is not _WAITING:
-            raise RuntimeError(
+            raise UsageError(
                 f"the progress report {self._message!r} [{self._code}] was already started "
                 f"(it is {self._state}); make a new ProgressReport for new work"
             )
@@ -299,12 +300,12 @@ class ProgressReport:
         except ValueError:
             final = None
         if final is None or not final.is_final:
-            raise ValueError(
+            raise InvalidValueError(
                 "ProgressReport.finish: state must be 'completed', 'failed' or 'canceled', "
                 f"got {state!r}"
             )
         if self._state is not _RUNNING:
-            raise RuntimeError(
+            raise UsageError(
                 f"the progress report {self._message!r} [{self._code}] cannot finish: it is "
                 f"{self._state}, not running"
             )

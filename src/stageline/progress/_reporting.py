@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Final, Literal, Protocol, runtime_checkable
 
+from .._exceptions import InvalidTypeError, InvalidValueError, UsageError
 from ._snapshot import ProgressSnapshot
 
 __all__ = ["DEFAULT_UPDATE_INTERVAL", "ProgressReporter", "reporting_to"]
@@ -137,7 +138,7 @@ class _ReportingBlock(AbstractContextManager[None]):
 
     def __enter__(self) -> None:
         if self._token is not None:
-            raise RuntimeError(
+            raise UsageError(
                 "this reporting_to() block is already entered; call reporting_to() again "
                 "for another block"
             )
@@ -201,7 +202,7 @@ def reporting_to(
     """
     for position, reporter in enumerate(reporters, start=1):
         if not isinstance(reporter, ProgressReporter):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"reporting_to: reporter {position} ({reporter!r}) is not a ProgressReporter: "
                 "it needs started(), updated() and finished() methods"
             )
@@ -211,7 +212,11 @@ def reporting_to(
         or math.isnan(interval)
         or interval < 0
     ):
-        raise ValueError(f"reporting_to: interval must be a number >= 0 or None, got {interval!r}")
+        raise InvalidValueError(
+            f"reporting_to: interval must be a number >= 0 or None, got {interval!r}"
+        )
     if clock is not None and not callable(clock):
-        raise TypeError(f"reporting_to: clock must be a callable returning seconds, got {clock!r}")
+        raise InvalidTypeError(
+            f"reporting_to: clock must be a callable returning seconds, got {clock!r}"
+        )
     return _ReportingBlock(reporters, interval, clock)

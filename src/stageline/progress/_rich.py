@@ -6,6 +6,7 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
+from .._exceptions import UsageError
 from ._format import LineThrottle, check_line_interval, finished_line, started_line, updated_line
 from ._snapshot import ProgressSnapshot, ProgressState
 
@@ -74,7 +75,7 @@ class RichReporter:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(
+            raise UsageError(
                 "this RichReporter is closed; make a new one for reports started later"
             )
 

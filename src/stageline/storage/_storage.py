@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from .._exceptions import StorageError
+from .._exceptions import InvalidValueError, StorageError
 from .._tempdir import active_temp_dir, use_temp_dir
 from ..models import DIGEST_FIELDS, Artifact
 from ._areas import Scratch, create_area, remove_area
@@ -74,7 +74,7 @@ class ArtifactStorage:
             ValueError: ``sha256`` is not 64 lower-case hex digits.
         """
         if _SHA256.fullmatch(sha256) is None:
-            raise ValueError(f"sha256 must be 64 lower-case hex digits, got {sha256!r}")
+            raise InvalidValueError(f"sha256 must be 64 lower-case hex digits, got {sha256!r}")
         return self.artifacts_dir / sha256[:2] / sha256[2:]
 
     # -- writing ---------------------------------------------------------------------------
@@ -107,7 +107,7 @@ class ArtifactStorage:
         jobs: list[tuple[Artifact, str, Path, Path]] = []
         for artifact in artifacts:
             if artifact.sha256 is None or artifact.file is None:
-                raise ValueError(
+                raise InvalidValueError(
                     f"an artifact needs a sha256 and a file to be stored: {artifact!r}"
                 )
             target = self.path_for(artifact.sha256)
@@ -180,7 +180,7 @@ class ArtifactStorage:
 
     def _stored_path(self, artifact: Artifact) -> Path:
         if artifact.sha256 is None:
-            raise ValueError(f"an artifact needs a sha256 to be read: {artifact!r}")
+            raise InvalidValueError(f"an artifact needs a sha256 to be read: {artifact!r}")
         return self.path_for(artifact.sha256)
 
     async def open(self, artifact: Artifact) -> anyio.AsyncFile[bytes]:

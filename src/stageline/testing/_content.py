@@ -7,6 +7,7 @@ from typing import ClassVar
 import attrs
 
 from .._declarative import DeclarativeContent
+from .._exceptions import InvalidValueError
 from ..models import Content
 
 __all__ = ["SampleContent", "sample_items"]
@@ -29,5 +30,5 @@ def sample_items(count: int, *, prefix: str = "") -> list[DeclarativeContent]:
         ValueError: when ``count`` is negative.
     """
     if count < 0:
-        raise ValueError(f"sample_items(count=...) must be >= 0, got {count!r}")
+        raise InvalidValueError(f"sample_items(count=...) must be >= 0, got {count!r}")
     return [DeclarativeContent(SampleContent(name=f"{prefix}{i}")) for i in range(count)]

@@ -18,7 +18,7 @@ import anyio.abc
 import attrs
 
 from .._declarative import DeclarativeContent
-from .._exceptions import PipelineError
+from .._exceptions import InvalidValueError, PipelineError
 from .._resolvable import Resolvable
 from .._stage import Stage
 from ..models import Content
@@ -46,12 +46,14 @@ class _FailingStage(Stage):
 
     def __init__(self, *, fail_after: int | None = None, error: Exception | None = None) -> None:
         if (fail_after is None) != (error is None):
-            raise ValueError(
+            raise InvalidValueError(
                 f"{type(self).__name__}: give both fail_after and error, or neither "
                 f"(got fail_after={fail_after!r}, error={error!r})"
             )
         if fail_after is not None and fail_after < 0:
-            raise ValueError(f"{type(self).__name__}: fail_after must be >= 0, got {fail_after!r}")
+            raise InvalidValueError(
+                f"{type(self).__name__}: fail_after must be >= 0, got {fail_after!r}"
+            )
         self.fail_after = fail_after
         self.error = error
         #: How many items this stage has passed on so far.
@@ -333,13 +335,15 @@ class AwaitPlan:
 
     def __attrs_post_init__(self) -> None:
         if self.index < 0:
-            raise ValueError(f"AwaitPlan.index must be >= 0, got {self.index!r}")
+            raise InvalidValueError(f"AwaitPlan.index must be >= 0, got {self.index!r}")
         if self.awaiter not in ("first_stage", "stage_task", "outside_task"):
-            raise ValueError(f"AwaitPlan.awaiter: unknown kind {self.awaiter!r}")
+            raise InvalidValueError(f"AwaitPlan.awaiter: unknown kind {self.awaiter!r}")
         if self.moment not in ("before_put", "after_put", "in_batch"):
-            raise ValueError(f"AwaitPlan.moment: unknown moment {self.moment!r}")
+            raise InvalidValueError(f"AwaitPlan.moment: unknown moment {self.moment!r}")
         if self.awaiter == "first_stage" and self.moment == "before_put":
-            raise ValueError("AwaitPlan: the first stage cannot await an item before putting it")
+            raise InvalidValueError(
+                "AwaitPlan: the first stage cannot await an item before putting it"
+            )
 
 
 _MOMENTS: tuple[AwaitMoment, ...] = ("before_put", "after_put", "in_batch")
@@ -379,12 +383,12 @@ class PlannedAwaits(Feeder):
         self.outside = outside
         for plan in self.plans:
             if plan.index >= len(self.items_to_put):
-                raise ValueError(
+                raise InvalidValueError(
                     f"PlannedAwaits: {plan!r} names item {plan.index}, "
                     f"but there are {len(self.items_to_put)} items"
                 )
             if plan.awaiter == "outside_task" and outside is None:
-                raise ValueError(f"PlannedAwaits: {plan!r} needs the outside task group")
+                raise InvalidValueError(f"PlannedAwaits: {plan!r} needs the outside task group")
         #: One record per planned await, in the order they started.
         self.awaiters: list[Awaiter] = []
 

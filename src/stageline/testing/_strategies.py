@@ -13,6 +13,7 @@ import attrs
 from hypothesis import strategies as st
 
 from .._declarative import DeclarativeContent
+from .._exceptions import InvalidValueError
 from ..models import Content
 from ._content import SampleContent
 from ._stages import AwaiterKind, AwaitMoment, AwaitPlan, DiscoveryNode, PassThrough
@@ -92,7 +93,7 @@ def minsizes(*, max_minsize: int = 10_000) -> st.SearchStrategy[int]:
     of input, an awaiter or a flush.
     """
     if max_minsize < 1:
-        raise ValueError(f"max_minsize must be >= 1, got {max_minsize!r}")
+        raise InvalidValueError(f"max_minsize must be >= 1, got {max_minsize!r}")
     return st.one_of(
         st.integers(1, min(8, max_minsize)),
         st.integers(1, max_minsize),
@@ -183,7 +184,7 @@ def discovery_trees(
         ValueError: when ``max_depth`` or ``max_width`` is negative.
     """
     if max_depth < 0 or max_width < 0:
-        raise ValueError(
+        raise InvalidValueError(
             f"discovery_trees: max_depth and max_width must be >= 0, "
             f"got {max_depth!r} and {max_width!r}"
         )
@@ -222,7 +223,9 @@ def await_plans(
         if not (kind == "first_stage" and moment == "before_put")
     ]
     if not combos:
-        raise ValueError(f"await_plans: no valid combination of {awaiters!r} and {moments!r}")
+        raise InvalidValueError(
+            f"await_plans: no valid combination of {awaiters!r} and {moments!r}"
+        )
     plan = st.builds(
         lambda index, combo: AwaitPlan(index, combo[0], combo[1]),
         st.integers(0, item_count - 1),
@@ -247,7 +250,7 @@ def failure_plans(stage_count: int, *, max_items: int) -> st.SearchStrategy[Fail
         ValueError: when ``stage_count`` is not positive.
     """
     if stage_count < 1:
-        raise ValueError(f"failure_plans: stage_count must be >= 1, got {stage_count!r}")
+        raise InvalidValueError(f"failure_plans: stage_count must be >= 1, got {stage_count!r}")
     return st.builds(
         FailurePlan,
         stage_index=st.integers(0, stage_count - 1),
