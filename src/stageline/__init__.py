@@ -14,6 +14,8 @@ from ._declarative import (
 )
 from ._exceptions import (
     ArtifactIntegrityError,
+    ContentNotFound,
+    ContentRangeError,
     ContentTypeError,
     DatabaseURLError,
     DigestMismatch,
@@ -48,6 +50,8 @@ __all__ = [
     "CHECKPOINT_INTERVAL",
     "DEFAULT_MAXSIZE",
     "ArtifactIntegrityError",
+    "ContentNotFound",
+    "ContentRangeError",
     "ContentTypeError",
     "DatabaseURLError",
     "DeclarativeArtifact",
