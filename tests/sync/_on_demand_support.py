@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from stageline import Workspace
@@ -39,16 +40,26 @@ async def read_file(
         return await opened.read(), opened.fetched_from
 
 
-def gated(data: bytes, gate: threading.Event) -> Behaviour:
-    """Answer ``data`` once ``gate`` is set (or the server stops)."""
+def gated(data: bytes, gate: threading.Event, *, code: int = 200) -> Behaviour:
+    """Answer ``data`` (with status ``code``) once ``gate`` is set, or the server stops."""
 
     def run(handler: _Handler) -> None:
         stop = handler.server.state.stop
         while not gate.wait(0.02) and not stop.is_set():
             pass
-        handler.send_body(data)
+        handler.send_body(data, code)
 
     return run
+
+
+def wait_for_a_file(area: Path, limit: float = 10.0) -> None:
+    """Block until a download has written a file in ``area`` (a blocking call, for a
+    worker thread: the writer is in other threads, with no event to wait for)."""
+    deadline = time.monotonic() + limit
+    while not files_in_area(area):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no download wrote a file in {area} within {limit} s")
+        time.sleep(0.005)
 
 
 def files_in_area(area: Path) -> list[str]:

@@ -304,3 +304,21 @@ async def test_open_content_opens_one_file(workspace: Workspace, upstream: Upstr
         assert opened.fetched_from is None
     assert upstream.file_requests() == ["/repo/dir/sub/c"]
     assert leftover_temporary_files(workspace) == []
+
+
+async def test_a_file_that_cannot_be_stored_fails_and_leaves_no_temporary_file(
+    workspace: Workspace, upstream: Upstream
+) -> None:
+    """A fetched file the storage refuses is a StorageError; the download is removed."""
+    await synced(workspace, upstream)
+    # A plain file where the artifact's folder must go: the storage cannot put it there.
+    folder = anyio.Path(workspace.storage.path_for(sha256_of(FILES["a"]))).parent
+    await folder.parent.mkdir(parents=True, exist_ok=True)
+    await folder.write_bytes(b"in the way")
+    async with open_content_fetcher(workspace) as fetcher:
+        with pytest.raises(StorageError, match="could not store"):
+            await read_file(fetcher, "a")
+        assert files_in_area(fetcher.temporary_area) == []
+    assert (await content_artifacts(workspace))["a"].artifact is None
+    async with workspace.open_store() as store:
+        assert await store.find_artifacts([sha256_of(FILES["a"])]) == {}
