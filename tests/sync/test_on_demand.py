@@ -322,3 +322,20 @@ async def test_a_file_that_cannot_be_stored_fails_and_leaves_no_temporary_file(
     assert (await content_artifacts(workspace))["a"].artifact is None
     async with workspace.open_store() as store:
         assert await store.find_artifacts([sha256_of(FILES["a"])]) == {}
+
+
+async def test_the_url_a_file_was_fetched_from_is_shown_without_its_password(
+    workspace: Workspace, upstream: Upstream
+) -> None:
+    """fetched_from (and the opened file's repr) mask the credentials of the url."""
+    await synced(workspace, upstream)
+    [remote_artifact] = (await remote_artifacts(workspace))["a"]
+    remote_artifact.url = remote_artifact.url.replace("http://", "http://alice:s3cret@")
+    async with workspace.open_store() as store:
+        await store.save_remote_artifacts([remote_artifact])
+    async with (
+        open_content_fetcher(workspace) as fetcher,
+        fetcher.open_path("files", None, "a") as opened,
+    ):
+        assert opened.fetched_from == upstream.url("a").replace("http://", "http://alice:[secure]@")
+        assert "s3cret" not in repr(opened)

@@ -18,7 +18,13 @@ from pathlib import Path
 
 import anyio
 
-from .._exceptions import ContentNotFound, DownloadError, StorageError, StoreArgumentError
+from .._exceptions import (
+    ContentNotFound,
+    DownloadError,
+    StorageError,
+    StoreArgumentError,
+    redact_url,
+)
 from ..download import DownloaderFactory, DownloadResult
 from ..models import Artifact, ContentArtifact, DownloadPolicy, RemoteArtifact, RepositoryVersion
 from ..storage import ArtifactStorage, use_temp_dir
@@ -243,14 +249,14 @@ class ContentFetcher:
         except OSError as exc:
             raise StorageError(
                 f"the file of {content_artifact.relative_path!r} (artifact {sha256}) is "
-                f"missing from {path} ({exc}); it was removed outside stageline: sync the "
-                "repository again with an immediate remote to restore it"
+                f"missing from {path} ({exc}): it was removed outside stageline, and a "
+                "sync will not fetch a saved artifact again; restore the storage from a backup"
             ) from exc
         if artifact.size is not None and size != artifact.size:
             raise StorageError(
                 f"the file of {content_artifact.relative_path!r} at {path} has {size} bytes, "
-                f"not the {artifact.size} of its artifact {sha256}; it was damaged outside "
-                "stageline: sync the repository again with an immediate remote to repair it"
+                f"not the {artifact.size} of its artifact {sha256}: it was damaged outside "
+                "stageline; restore the storage from a backup"
             )
         return OpenedContent(
             content_artifact,
@@ -341,7 +347,7 @@ class ContentFetcher:
             )
             return Fetched(
                 artifact=Artifact(**dict(result.artifact_attributes)),  # type: ignore[arg-type]
-                url=result.url,
+                url=redact_url(result.url),
                 copy=TemporaryCopy(result.path),
             )
         artifact = Artifact(file=result.path, **dict(result.artifact_attributes))  # type: ignore[arg-type]
@@ -360,7 +366,7 @@ class ContentFetcher:
             remote_artifact.remote.name,
             saved.sha256,
         )
-        return Fetched(artifact=saved, url=result.url)
+        return Fetched(artifact=saved, url=redact_url(result.url))
 
     async def _link(
         self, content_artifact: ContentArtifact, artifact: Artifact, *, save: bool = False

@@ -121,8 +121,9 @@ class OpenedContent:
         relative_path: the file's path in the version.
         size: the file's size in bytes.
         sha256: the file's sha256 (an ETag, say).
-        fetched_from: the url the file was downloaded from for this open (credentials
-            masked), or None when it was served from the storage.
+        fetched_from: the url the file was downloaded from to serve this open (by this
+            open or by a concurrent one whose download it shared; credentials masked), or
+            None when it was read from the storage without a download.
         saved: True when the file is in the artifact storage (and stays there); False for
             a streamed remote's copy, removed when the last of its readers closes.
     """
