@@ -14,6 +14,8 @@ from ._declarative import (
 )
 from ._exceptions import (
     ArtifactIntegrityError,
+    ContentNotFound,
+    ContentRangeError,
     ContentTypeError,
     DatabaseURLError,
     DigestMismatch,
@@ -53,6 +55,8 @@ __all__ = [
     "CHECKPOINT_INTERVAL",
     "DEFAULT_MAXSIZE",
     "ArtifactIntegrityError",
+    "ContentNotFound",
+    "ContentRangeError",
     "ContentTypeError",
     "DatabaseURLError",
     "DeclarativeArtifact",

@@ -12,6 +12,8 @@ The tree::
     │   ├── ContentTypeError          (also TypeError) a content type is declared wrongly
     │   └── RepositoryBusyError       another sync is building a version of the repository
     ├── SyncError                     a first stage's declarations contradict saved content
+    ├── ContentNotFound               (also LookupError) no such file, version or repository
+    ├── ContentRangeError             (also ValueError) a byte range that is not within the file
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
     ├── InvalidValueError             (also ValueError) an argument's value was refused
@@ -49,6 +51,8 @@ from typing import Final
 
 __all__ = [
     "ArtifactIntegrityError",
+    "ContentNotFound",
+    "ContentRangeError",
     "ContentTypeError",
     "DatabaseURLError",
     "DigestMismatch",
@@ -148,6 +152,52 @@ class RepositoryBusyError(StoreError):
 class SyncError(StagelineError):
     """A sync cannot go on: what its first stage declared contradicts the saved content
     (e.g. an artifact at a relative path the saved unit does not have)."""
+
+
+class ContentNotFound(StagelineError, LookupError):
+    """A repository version has no file at the path asked for, or there is no such version
+    or repository; or the file is deferred and nothing says where to fetch it.
+
+    Raised by :class:`~stageline.sync.ContentFetcher` (a content app's 404). The path is
+    looked up exactly as given, so a path that leaves the version (``../x``) is simply
+    not found.
+
+    Attributes:
+        repository: the repository's name (None when the file was opened by its
+            content artifact, not looked up).
+        version: the version's number, or None for the latest (or not looked up).
+        relative_path: the path asked for, or None when the repository or version itself
+            was not found.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        repository: str | None = None,
+        version: int | None = None,
+        relative_path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.repository = repository
+        self.version = version
+        self.relative_path = relative_path
+
+
+class ContentRangeError(StagelineError, ValueError):
+    """A byte range to read is not within the file (a content app's 416).
+
+    Attributes:
+        start: the first byte asked for.
+        end: the byte after the last one asked for.
+        size: the file's size.
+    """
+
+    def __init__(self, message: str, *, start: int, end: int, size: int) -> None:
+        super().__init__(message)
+        self.start = start
+        self.end = end
+        self.size = size
 
 
 class StorageError(StagelineError):

@@ -8,13 +8,33 @@ from typing import Any
 import sqlalchemy as sa
 
 from .._exceptions import StoreArgumentError, StoreError
-from ..models import Content, Repository, RepositoryVersion
+from ..models import Content, ContentArtifact, Repository, RepositoryVersion
 from . import _schema as t
+from ._artifacts import artifact_from_row
 from ._codec import decode_content
 from ._database import Runner, require_pk
 from ._ranges import Change, version_condition
 
 __all__ = ["RepositoryCalls", "iter_repository_content"]
+
+
+# The largest version number a row can hold (an INTEGER column on both databases).
+_NUMBER_MAX = 2**31 - 1
+
+
+def _storable(text: str) -> bool:
+    """Whether a row could hold ``text``: no NUL, and encodable as UTF-8.
+
+    Lookups of other text find nothing without asking the database, which would refuse
+    such a parameter (PostgreSQL, a NUL) or fail to encode it (a lone surrogate).
+    """
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _version_from_row(repository: Repository, row: Any) -> RepositoryVersion:
@@ -227,3 +247,138 @@ class RepositoryCalls:
             self._runner, require_pk(version.repository, "repository"), condition, chunk_size
         ):
             yield chunk
+
+    async def find_version(
+        self, repository: str, number: int | None = None
+    ) -> RepositoryVersion | None:
+        """A complete version of the repository named ``repository``, or None: one query.
+
+        For callers that answer "not found" themselves (a content app's 404), where
+        :meth:`get_repository` and :meth:`get_version` raise.
+
+        Args:
+            repository: the repository's name.
+            number: the version's number; None for the latest complete version.
+
+        Returns:
+            The version, its ``repository`` the saved repository; None when no
+            repository has that name or it has no complete version ``number``.
+
+        Raises:
+            StoreArgumentError: ``repository`` is not a str, or ``number`` is not an int
+                (nor None).
+            StoreError: the database failed.
+        """
+        if not isinstance(repository, str):
+            raise StoreArgumentError(
+                f"find_version: repository must be a repository's name (a str), got {repository!r}"
+            )
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+            raise StoreArgumentError(f"find_version: number must be an int or None, got {number!r}")
+        if not _storable(repository) or (number is not None and not 0 <= number <= _NUMBER_MAX):
+            return None
+        r, v = t.repositories, t.repository_versions
+        query = (
+            sa.select(v, r.c.name.label("repository_name"), r.c.description)
+            .select_from(v.join(r, r.c.id == v.c.repository_id))
+            .where(r.c.name == repository, v.c.complete.is_(True))
+        )
+        if number is None:
+            query = query.order_by(v.c.number.desc()).limit(1)
+        else:
+            query = query.where(v.c.number == number)
+        row = await self._runner.run(
+            f"look up a version of repository {repository!r}",
+            lambda conn: conn.execute(query).first(),
+            write=False,
+        )
+        if row is None:
+            return None
+        saved = Repository(
+            name=row.repository_name, description=row.description, pk=row.repository_id
+        )
+        return _version_from_row(saved, row)
+
+    async def find_content_artifacts_by_path(
+        self, version: RepositoryVersion, relative_path: str, *, limit: int = 10
+    ) -> list[ContentArtifact]:
+        """The content artifacts at ``relative_path`` of the units in ``version``.
+
+        The path is compared as it is, byte for byte: it is never normalised nor joined
+        to anything, so ``a/../b`` finds only a file saved under that very name. The
+        lookup starts from the content artifacts' index on relative_path, so it costs the
+        same whatever the size of the version; at most ``limit`` rows are read.
+
+        Args:
+            version: a saved version.
+            relative_path: the path of the file in the version.
+            limit: at most this many content artifacts are returned (>= 1). A version
+                normally has one file per path; more show units that share a path.
+
+        Returns:
+            The content artifacts, ordered by unit primary key: each with its unit (read
+            from the database) as ``content``, and its saved artifact, or None while the
+            file is deferred. Empty when no unit of the version has a file at that path.
+
+        Raises:
+            StoreArgumentError: the version or its repository is not saved, ``limit`` is
+                not an int >= 1, or ``relative_path`` is not a str.
+            ContentTypeError: a found unit's type is declared by no imported module.
+            StoreError: the database failed.
+        """
+        require_pk(version, "repository version")
+        repository_pk = require_pk(version.repository, "repository")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise StoreArgumentError(f"limit must be an int >= 1, got {limit!r}")
+        if not isinstance(relative_path, str):
+            raise StoreArgumentError(f"relative_path must be a str, got {relative_path!r}")
+        if not _storable(relative_path):
+            return []
+        cat, rc, c = t.content_artifacts, t.repository_content, t.content
+        # The version's rows are probed per content artifact (EXISTS), never joined: a
+        # planner without statistics (SQLite's) would otherwise start from the
+        # repository's rows and walk the whole version.
+        in_version = (
+            sa.select(rc.c.id)
+            .where(
+                rc.c.repository_id == repository_pk,
+                rc.c.content_id == cat.c.content_id,
+                version_condition(version.number, "present"),
+            )
+            .exists()
+        )
+        query = (
+            sa.select(cat.c.id, cat.c.content_id, cat.c.artifact_id, c.c.type, c.c.data)
+            .select_from(cat.join(c, c.c.id == cat.c.content_id))
+            .where(cat.c.relative_path == relative_path, in_version)
+            .order_by(cat.c.content_id)
+            .limit(limit)
+        )
+
+        def work(conn: sa.Connection) -> tuple[list[Any], dict[int, Any]]:
+            rows = list(conn.execute(query))
+            artifact_ids = sorted({row.artifact_id for row in rows if row.artifact_id is not None})
+            artifacts: dict[int, Any] = {}
+            if artifact_ids:
+                for row in conn.execute(
+                    sa.select(t.artifacts).where(t.artifacts.c.id.in_(artifact_ids))
+                ):
+                    artifacts[row.id] = row
+            return rows, artifacts
+
+        rows, artifact_rows = await self._runner.run(
+            "look up content artifacts by relative path", work, write=False
+        )
+        return [
+            ContentArtifact(
+                content=decode_content(row.type, row.data, row.content_id),
+                artifact=(
+                    None
+                    if row.artifact_id is None
+                    else artifact_from_row(artifact_rows[row.artifact_id])
+                ),
+                relative_path=relative_path,
+                pk=row.id,
+            )
+            for row in rows
+        ]

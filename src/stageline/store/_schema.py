@@ -62,6 +62,9 @@ content_artifacts = sa.Table(
     sa.Column("relative_path", sa.Text, nullable=False),
     sa.UniqueConstraint("content_id", "relative_path"),
     sa.Index("ix_content_artifacts_artifact", "artifact_id"),
+    # Serving a file of a version looks it up by path first, in content order
+    # (find_content_artifacts_by_path).
+    sa.Index("ix_content_artifacts_relative_path", "relative_path", "content_id"),
 )
 
 remotes = sa.Table(

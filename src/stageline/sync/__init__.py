@@ -1,12 +1,28 @@
-"""Running a sync: :class:`DeclarativeVersion` and the :class:`Workspace` it syncs into.
+"""Running a sync, and serving what it saved.
 
 ``DeclarativeVersion(first_stage, repository).create()`` runs a first stage and the
 default stages (:mod:`stageline.stages`) into a new repository version; a
 :class:`Workspace` says where the store and the artifact storage are and how downloads
-are made. See ``docs/plugin-writing.md``.
+are made. :class:`ContentFetcher` opens the files of a version, fetching deferred ones
+(on-demand and streamed remotes) when they are first asked for. See
+``docs/plugin-writing.md`` and ``docs/on-demand.md``.
 """
 
 from ._declarative_version import DEFAULT_LOCK_TIMEOUT, Backend, DeclarativeVersion
+from ._on_demand import ContentFetcher, open_content, open_content_fetcher
+from ._opened import DEFAULT_CHUNK_SIZE, ContentStream, OpenedContent
 from ._workspace import HOME_ENV, Workspace
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "HOME_ENV", "Backend", "DeclarativeVersion", "Workspace"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_LOCK_TIMEOUT",
+    "HOME_ENV",
+    "Backend",
+    "ContentFetcher",
+    "ContentStream",
+    "DeclarativeVersion",
+    "OpenedContent",
+    "Workspace",
+    "open_content",
+    "open_content_fetcher",
+]
