@@ -17,11 +17,11 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 from ..models import Remote, Repository
-from . import _schema as t
 from ._artifacts import ArtifactCalls
 from ._content import ContentCalls
 from ._database import Database, require_pk
-from ._engine import create_engine
+from ._engine import create_engine, translate_error
+from ._migrate import ensure_schema
 from ._remotes import RemoteCalls
 from ._repositories import Change, RepositoryCalls
 from ._version import NewVersion
@@ -73,7 +73,17 @@ class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls):
         return await self._database.run(what, fn, write=write)
 
     async def _setup(self) -> None:
-        await self._database.run("create or check the schema", t.ensure_schema, write=True)
+        engine = self._engine
+
+        def setup() -> None:
+            try:
+                ensure_schema(engine)
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate_error(
+                    exc, what="create or check the schema", url=engine.url
+                ) from exc
+
+        await self._database.run_blocking(setup)
 
     async def aclose(self) -> None:
         """Close every database connection. The store cannot be used afterwards."""
@@ -101,8 +111,8 @@ async def open_store(
 
     Use it as ``async with open_store("stageline.db") as store: ...``; connections are
     closed when the block ends. On first use the tables are created and the schema
-    version recorded; an existing database is checked (and migrated when a migration
-    exists).
+    revision recorded; a database made by an older stageline is upgraded (once, even when
+    several processes open it at the same moment), one made by a newer stageline refused.
 
     Args:
         url_or_path: a file path or ``sqlite:///PATH`` for SQLite (WAL mode, created if
@@ -117,8 +127,8 @@ async def open_store(
     Raises:
         ValueError: ``max_threads`` < 1.
         DatabaseURLError: the URL's scheme is not supported, or it names no SQLite file.
-        SchemaVersionError: the database was made by another schema version and cannot be
-            migrated.
+        SchemaVersionError: the database was made or upgraded by a newer stageline, or is
+            not a stageline database.
         StoreError: the database cannot be reached or created, or the PostgreSQL driver is
             missing.
     """
