@@ -199,8 +199,8 @@ async def test_remote_artifacts_insert_fix_url_and_find(store: Store) -> None:
     units = files(range(3))
     cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
     await store.save_content(units, cas)
-    r1 = await store.save_remote(Remote(url="http://one.test/"))
-    r2 = await store.save_remote(Remote(url="http://two.test/"))
+    r1 = await store.save_remote(Remote(url="http://one.test/", name="one"))
+    r2 = await store.save_remote(Remote(url="http://two.test/", name="two"))
     first = await store.save_remote_artifacts(
         [
             RemoteArtifact(
@@ -246,7 +246,7 @@ async def test_round_trips_do_not_grow_with_the_batch(store: Store, size: int) -
         await store.save_content(units, cas)
         await store.find_content(files(range(size)))
         await store.find_artifacts(a.sha256 or "" for a in artifacts)
-        remote = await store.save_remote(Remote(url="http://x.test/"))
+        remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
         await store.save_remote_artifacts(
             [
                 RemoteArtifact(url="http://x.test/a", content_artifact=ca, remote=remote)

@@ -18,14 +18,16 @@ from schema_v1 import create_version_1
 from sqlalchemy.pool import NullPool
 from store_support import FileUnit, sha, sync_engine
 
-from stageline import SchemaVersionError
+from stageline import SchemaVersionError, StoreError
 from stageline.models import Repository
+from stageline.storage import ArtifactStorage
 from stageline.store import SCHEMA_VERSION, open_store
 from stageline.store._codec import encode_content
 from stageline.store._migrate import BASELINE_REVISION, HEAD_REVISION, VERSION_TABLE, upgrade_to
 
 pytestmark = pytest.mark.anyio
 
+UPGRADE_LOG = f"Running upgrade {BASELINE_REVISION} -> {HEAD_REVISION}"
 STAMP_LOG = f"Running stamp_revision  -> {BASELINE_REVISION}"
 # A remote's settings as version 1 stored them (JSON; the omitted ones take their defaults).
 SETTINGS = '{"policy": "on_demand", "max_retries": 7}'
@@ -188,33 +190,72 @@ def schema_of(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
-async def test_baseline_database_is_recognised_and_keeps_its_data(database_url: str) -> None:
-    """A version-1 database made before Alembic is the baseline revision: every row is found."""
+async def test_baseline_database_is_upgraded_and_keeps_its_data(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A version-1 database is upgraded on open: every row survives, paths are derived."""
     fill_version_1(database_url)
-    async with open_store(database_url) as store:
-        found = await store.find_artifacts([sha(1)])
+    storage = ArtifactStorage(tmp_path / "storage")
+    async with open_store(database_url, storage=storage) as store:
+        found = await store.find_artifacts([sha(1), sha(2)])
         [unit, other] = await store.find_content(
             [FileUnit(path="a", digest=sha(1)), FileUnit(path="b", digest=sha(2))]
         )
         assert unit is not None
         assert other is not None
-        content_artifacts = await store.find_content_artifacts([unit])
+        content_artifacts = await store.find_content_artifacts([unit, other])
+        remote_artifacts = await store.find_remote_artifacts(content_artifacts)
         repository = await store.get_repository("repo")
         versions = await store.list_versions(repository)
         present = [u async for chunk in store.iter_content(versions[-1]) for u in chunk]
-    assert (found[sha(1)].size, found[sha(1)].md5) == (5, "a" * 32)
+        remote_names = [(await store.get_remote(pk)).name for pk in (1, 2, 3)]
+
+    assert found[sha(1)].size == 5
+    assert found[sha(1)].md5 == "a" * 32
+    # The stored path of another host is gone: the file is where this storage keeps it.
+    assert found[sha(1)].file == storage.path_for(sha(1))
+    # A negative size, which the new CHECK constraint forbids, became "unknown".
+    assert found[sha(2)].size is None
     assert [(ca.relative_path, ca.artifact and ca.artifact.pk) for ca in content_artifacts] == [
-        ("a", found[sha(1)].pk)
+        ("a", found[sha(1)].pk),
+        ("b", None),
     ]
+    assert [(ra.url, ra.size, ra.sha256, ra.remote.pk) for ra in remote_artifacts] == [
+        ("http://two.test/b", 7, sha(2), 2)
+    ]
+    assert repository.description == "kept"
     assert [(v.number, v.base_version, v.content_count) for v in versions] == [
         (0, None, 0),
         (1, 0, 2),
     ]
     assert sorted(u.pk for u in present if u.pk is not None) == [unit.pk, other.pk]
+    # Names made unique and non-empty; the oldest remote keeps a shared name.
+    assert remote_names == ["remote-1", "mirror", "mirror-3"]
     assert rows(database_url, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD_REVISION,)]
     assert rows(database_url, "SELECT key, value FROM stageline_meta") == [
         ("schema_version", str(SCHEMA_VERSION))
     ]
+
+
+async def test_upgraded_database_enforces_the_new_constraints(database_url: str) -> None:
+    """After the upgrade, negative sizes and counts and shared remote names cannot be written."""
+    fill_version_1(database_url)
+    async with open_store(database_url):
+        pass
+    refused = [
+        "UPDATE artifacts SET size = -1",
+        "UPDATE remote_artifacts SET size = -2",
+        "UPDATE repository_versions SET content_count = -1",
+        "UPDATE repository_versions SET number = -1 WHERE number = 0",
+        "UPDATE repository_content SET version_removed = version_added",
+        "UPDATE remotes SET name = 'mirror'",
+        "UPDATE remotes SET name = ''",
+    ]
+    for statement in refused:
+        with pytest.raises(sa.exc.IntegrityError):
+            run_sql(database_url, statement)
+    with pytest.raises(sa.exc.SQLAlchemyError, match="file"):
+        run_sql(database_url, "SELECT file FROM artifacts")
 
 
 async def test_upgraded_schema_is_the_schema_of_a_new_database(
@@ -228,6 +269,8 @@ async def test_upgraded_schema_is_the_schema_of_a_new_database(
         pass
     upgraded, new = schema_of(database_url), schema_of(fresh_database_url)
     assert upgraded == new
+    assert [name for name, _text in new["artifacts"]["checks"]] == ["ck_artifacts_size"]
+    assert "file" not in [column[0] for column in new["artifacts"]["columns"]]
 
 
 async def test_baseline_revision_is_the_frozen_version_1_schema(
@@ -246,6 +289,22 @@ async def test_baseline_revision_is_the_frozen_version_1_schema(
     assert rows(fresh_database_url, "SELECT key, value FROM stageline_meta") == [
         ("schema_version", "1")
     ]
+
+
+async def test_failed_upgrade_changes_nothing(database_url: str) -> None:
+    """A row the new constraints refuse fails the upgrade, naming it; the database stays v1."""
+    fill_version_1(database_url)
+    run_sql(database_url, "UPDATE repository_versions SET added_count = -3 WHERE number = 1")
+    with pytest.raises(StoreError, match="ck_repository_versions_counts"):
+        async with open_store(database_url):
+            pass
+    assert rows(database_url, "SELECT value FROM stageline_meta") == [("1",)]
+    assert rows(database_url, "SELECT count(*) FROM artifacts WHERE file IS NOT NULL") == [(2,)]
+    assert rows(database_url, "SELECT count(*) FROM remotes WHERE name = ''") == [(1,)]
+    run_sql(database_url, "UPDATE repository_versions SET added_count = 2 WHERE number = 1")
+    async with open_store(database_url) as store:
+        repository = await store.get_repository("repo")
+        assert (await store.latest_version(repository)).number == 1
 
 
 async def test_two_concurrent_opens_of_a_baseline_database_upgrade_it_once(
@@ -267,6 +326,7 @@ async def test_two_concurrent_opens_of_a_baseline_database_upgrade_it_once(
     assert [sorted(result) for result in found] == [[sha(1)], [sha(1)]]
     logged = [record.getMessage() for record in caplog.records]
     assert len([message for message in logged if STAMP_LOG in message]) == 1
+    assert len([message for message in logged if UPGRADE_LOG in message]) == 1
     assert rows(database_url, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD_REVISION,)]
 
 
@@ -301,6 +361,7 @@ async def test_reopening_an_upgraded_database_runs_no_revision(
             await store.create_repository(Repository(name="new"))
     logged = [record.getMessage() for record in caplog.records]
     assert len([message for message in logged if STAMP_LOG in message]) == 1
+    assert len([message for message in logged if UPGRADE_LOG in message]) == 1
 
 
 async def test_unknown_schema_version_without_revisions_is_refused(database_url: str) -> None:

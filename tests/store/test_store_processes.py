@@ -35,7 +35,7 @@ def start_worker(*args: str) -> subprocess.Popen[str]:
 async def test_two_processes_create_the_same_rows(database_url: str) -> None:
     """Two processes saving overlapping rows at once both succeed, agree on pks, no duplicates."""
     async with open_store(database_url) as store:
-        remote = await store.save_remote(Remote(url="http://shared.test/"))
+        remote = await store.save_remote(Remote(url="http://shared.test/", name="shared"))
     workers = [
         start_worker("overlap", database_url, str(seed), str(ROUNDS), str(remote.pk))
         for seed in (1, 2)

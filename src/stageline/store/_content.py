@@ -7,8 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..models import DIGEST_FIELDS, Artifact, Content, ContentArtifact
+from ..models import Content, ContentArtifact
 from . import _schema as t
+from ._artifacts import artifact_from_row
 from ._codec import ContentRow, check_declared, decode_content, encode_content, key_digest
 from ._database import Database, Runner, chunks, require_pk
 
@@ -262,6 +263,7 @@ class ContentCalls:
         by_pk = {require_pk(unit, "content"): unit for unit in units}
         pks = sorted(by_pk)
         cat, a = t.content_artifacts, t.artifacts
+        database = self._runner.database
 
         def work(conn: sa.Connection) -> list[Any]:
             rows: list[Any] = []
@@ -286,12 +288,7 @@ class ContentCalls:
         for row in rows:
             artifact = None
             if row.artifact_id is not None:
-                artifact = Artifact(
-                    size=row.size,
-                    **{name: getattr(row, name) for name in DIGEST_FIELDS},
-                    file=row.file,
-                    pk=row.artifact_id,
-                )
+                artifact = artifact_from_row(database, row, row.artifact_id)
             result.append(
                 ContentArtifact(
                     content=by_pk[row.content_id],

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql as _pg
 from sqlalchemy.dialects import sqlite as _sqlite
 
 from ._engine import WRITE_OPTION, describe_url, sqlite_path, translate_error
+from ._locator import ArtifactLocator
 
 __all__ = ["CHUNK", "Database", "Runner", "chunks", "require_pk"]
 
@@ -80,10 +81,15 @@ class Database:
     Args:
         engine: a SQLite or PostgreSQL engine made by ``create_engine``.
         max_threads: at most this many calls run in worker threads at once.
+        locator: where artifact files are stored, to set ``file`` on the artifacts read
+            back; None leaves their ``file`` None.
     """
 
-    def __init__(self, engine: sa.Engine, *, max_threads: int) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, max_threads: int, locator: ArtifactLocator | None = None
+    ) -> None:
         self._engine = engine
+        self._locator = locator
         self._url = engine.url
         self._postgresql = engine.dialect.name == "postgresql"
         self._sqlite_file = sqlite_path(engine.url)
@@ -120,6 +126,10 @@ class Database:
     def sqlite_file(self) -> Path | None:
         """The SQLite database file, None on PostgreSQL."""
         return self._sqlite_file
+
+    def artifact_file(self, sha256: str) -> Path | None:
+        """Where the stored file of ``sha256`` is, or None when the store has no locator."""
+        return None if self._locator is None else self._locator.path_for(sha256)
 
     # -- running work ----------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ __all__ = ["SCHEMA_VERSION", "metadata"]
 #: revision ("0002" is version 2). Also recorded in ``stageline_meta``, where releases
 #: from before Alembic look for it (and so refuse a newer database instead of failing
 #: on a missing column).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # SQLite only aliases the rowid (and so autoincrements) for "INTEGER PRIMARY KEY".
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -42,7 +42,9 @@ artifacts = sa.Table(
     sa.Column("sha224", sa.String(56)),
     sa.Column("sha384", sa.String(96)),
     sa.Column("sha512", _DIGEST),
-    sa.Column("file", sa.Text),
+    # No file path: a file's location is derived from its sha256 and the storage root
+    # (ArtifactStorage.path_for), so the storage can move and hosts can share the rows.
+    sa.CheckConstraint("size >= 0", name="ck_artifacts_size"),
 )
 
 content = sa.Table(
@@ -75,6 +77,8 @@ remotes = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("settings", sa.Text, nullable=False),
+    sa.UniqueConstraint("name", name="uq_remotes_name"),
+    sa.CheckConstraint("name <> ''", name="ck_remotes_name"),
 )
 
 remote_artifacts = sa.Table(
@@ -92,6 +96,7 @@ remote_artifacts = sa.Table(
     sa.Column("sha384", sa.String(96)),
     sa.Column("sha512", _DIGEST),
     sa.UniqueConstraint("content_artifact_id", "remote_id"),
+    sa.CheckConstraint("size >= 0", name="ck_remote_artifacts_size"),
 )
 
 repositories = sa.Table(
@@ -116,6 +121,14 @@ repository_versions = sa.Table(
     # host:pid of the process building an incomplete version, for people reading the table.
     sa.Column("owner", sa.Text, nullable=False, default=""),
     sa.UniqueConstraint("repository_id", "number"),
+    sa.CheckConstraint("number >= 0", name="ck_repository_versions_number"),
+    sa.CheckConstraint(
+        "base_version >= 0 AND base_version < number", name="ck_repository_versions_base"
+    ),
+    sa.CheckConstraint(
+        "content_count >= 0 AND added_count >= 0 AND removed_count >= 0",
+        name="ck_repository_versions_counts",
+    ),
 )
 
 # Versions as ranges: a row says "content_id is in every version number n of the repository
@@ -130,6 +143,9 @@ repository_content = sa.Table(
     sa.Column("repo_key_digest", sa.String(40)),
     sa.Column("version_added", sa.Integer, nullable=False),
     sa.Column("version_removed", sa.Integer),
+    # A row a version adds and removes again is deleted, never kept as an empty range.
+    sa.CheckConstraint("version_added >= 0", name="ck_repository_content_added"),
+    sa.CheckConstraint("version_removed > version_added", name="ck_repository_content_range"),
     sa.Index("ix_repository_content_content", "repository_id", "content_id"),
     sa.Index("ix_repository_content_added", "repository_id", "version_added"),
     sa.Index("ix_repository_content_removed", "repository_id", "version_removed"),

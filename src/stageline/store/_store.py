@@ -21,6 +21,7 @@ from ._artifacts import ArtifactCalls
 from ._content import ContentCalls
 from ._database import Database, require_pk
 from ._engine import create_engine, translate_error
+from ._locator import ArtifactLocator
 from ._migrate import ensure_schema
 from ._remotes import RemoteCalls
 from ._repositories import Change, RepositoryCalls
@@ -46,8 +47,10 @@ class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls):
     subclass) when the database fails, with the underlying driver error as ``__cause__``.
     """
 
-    def __init__(self, engine: sa.Engine, *, max_threads: int) -> None:
-        self._database = Database(engine, max_threads=max_threads)
+    def __init__(
+        self, engine: sa.Engine, *, max_threads: int, storage: ArtifactLocator | None = None
+    ) -> None:
+        self._database = Database(engine, max_threads=max_threads, locator=storage)
         self._runner = self._database
         # The engine, for tests that watch the statements sent.
         self._engine = engine
@@ -106,6 +109,7 @@ async def open_store(
     url_or_path: str | os.PathLike[str],
     *,
     max_threads: int = 4,
+    storage: ArtifactLocator | None = None,
 ) -> AsyncIterator[Store]:
     """Open (creating on first use) the store at a SQLite file or a PostgreSQL database.
 
@@ -120,6 +124,11 @@ async def open_store(
             ``postgresql://`` means the same) for PostgreSQL.
         max_threads: at most this many database calls run at once (worker threads and
             pooled connections).
+        storage: where artifact files are stored, e.g. an
+            :class:`~stageline.storage.ArtifactStorage` (anything with ``path_for(sha256)
+            -> Path``). The database stores no file paths; with a storage, every artifact
+            the store returns has ``file = storage.path_for(sha256)``, without one
+            ``file`` is None on artifacts read from the database.
 
     Yields:
         The open :class:`Store`.
@@ -137,7 +146,7 @@ async def open_store(
     engine = await anyio.to_thread.run_sync(
         lambda: create_engine(url_or_path, pool_size=max_threads)
     )
-    store = Store(engine, max_threads=max_threads)
+    store = Store(engine, max_threads=max_threads, storage=storage)
     try:
         await store._setup()
         yield store
