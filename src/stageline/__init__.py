@@ -20,6 +20,7 @@ from ._exceptions import (
     StageConfigurationError,
     StagelineError,
     StorageError,
+    StoreArgumentError,
     StoreError,
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
@@ -48,6 +49,7 @@ __all__ = [
     "StageConfigurationError",
     "StagelineError",
     "StorageError",
+    "StoreArgumentError",
     "StoreError",
     "__version__",
     "create_pipeline",

@@ -7,6 +7,7 @@ The tree::
     │   └── StageConfigurationError   (also ValueError) bad stage list, same stage twice
     ├── StoreError                    the database refused or failed an operation
     │   ├── DatabaseURLError          (also ValueError) unknown or malformed database URL
+    │   ├── StoreArgumentError        (also ValueError) a store call got an argument it cannot use
     │   ├── SchemaVersionError        the database was made by another schema version
     │   └── ContentTypeError          (also TypeError) a content type is declared wrongly
     ├── StorageError                  artifact storage (files on disk) failed
@@ -43,6 +44,7 @@ __all__ = [
     "StageConfigurationError",
     "StagelineError",
     "StorageError",
+    "StoreArgumentError",
     "StoreError",
 ]
 
@@ -65,6 +67,19 @@ class StoreError(StagelineError):
 
 class DatabaseURLError(StoreError, ValueError):
     """A database URL has a scheme stageline does not support, or is malformed."""
+
+
+class StoreArgumentError(StoreError, ValueError):
+    """A store call was given an argument it cannot use.
+
+    An unsaved object where a saved one is needed, content to remove that is not in the
+    version, a remote without a name, a chunk size below 1. Nothing was written.
+
+    Also a value that a database column cannot hold, refused before it reaches the
+    database so that SQLite and PostgreSQL refuse it alike: text with a NUL character or
+    that is not valid Unicode, a name, relative path or digest too long for its column or
+    index, an integer beyond its column's range, NaN or infinity in a content key.
+    """
 
 
 class SchemaVersionError(StoreError):

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from ..models import DIGEST_FIELDS, Artifact
 from . import _schema as t
 from ._database import Database, Runner, chunks
+from ._values import check_file_values
 
 __all__ = ["ArtifactCalls", "artifact_from_row"]
 
@@ -81,12 +82,14 @@ class ArtifactCalls:
 
         Raises:
             ValueError: an artifact has no sha256.
+            StoreArgumentError: an artifact's size or a digest does not fit the database.
             StoreError: the database failed.
         """
         by_sha: dict[str, Artifact] = {}
         for artifact in artifacts:
             if artifact.sha256 is None:
                 raise ValueError(f"an artifact needs a sha256 to be saved: {artifact!r}")
+            check_file_values(artifact, "artifact")
             by_sha.setdefault(artifact.sha256, artifact)
         if not by_sha:
             return []

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import sqlite as _sqlite
 
 from ._engine import WRITE_OPTION, describe_url, sqlite_path, translate_error
 from ._locator import ArtifactLocator
+from ._values import check_int
 
 __all__ = ["CHUNK", "Database", "Runner", "chunks", "require_pk"]
 
@@ -43,11 +44,15 @@ def require_pk(obj: Any, what: str) -> int:
 
     Raises:
         ValueError: ``obj`` has no ``pk`` yet; the message names ``what`` and the object.
+        StoreArgumentError: the pk is beyond the range of primary keys (it was not given by a
+            store).
     """
     pk = getattr(obj, "pk", None)
     if pk is None:
         raise ValueError(f"{what} must be saved first (it has no pk): {obj!r}")
-    return int(pk)
+    pk = int(pk)
+    check_int(pk, f"the pk of {what}")
+    return pk
 
 
 class Runner(Protocol):

@@ -12,6 +12,7 @@ from .._exceptions import StoreError
 from ..models import DIGEST_FIELDS, ContentArtifact, DownloadPolicy, Remote, RemoteArtifact
 from . import _schema as t
 from ._database import Runner, chunks, require_pk
+from ._values import NAME_MAX_CHARS, check_file_values, check_int, check_text
 
 __all__ = ["RemoteCalls"]
 
@@ -52,8 +53,12 @@ class RemoteCalls:
             ``remote``, with its ``pk`` set.
 
         Raises:
+            StoreArgumentError: the name or url holds a NUL character, or the name is longer
+                than 255 characters.
             StoreError: the database failed, or the remote's ``pk`` names no saved remote.
         """
+        check_text(remote.name, "remote name", max_chars=NAME_MAX_CHARS)
+        check_text(remote.url, "remote url")
         settings = {name: getattr(remote, name) for name in _REMOTE_SETTINGS}
         settings["policy"] = str(remote.policy)
         values = {"name": remote.name, "url": remote.url, "settings": json.dumps(settings)}
@@ -76,8 +81,10 @@ class RemoteCalls:
         """The saved remote with primary key ``pk``.
 
         Raises:
+            StoreArgumentError: ``pk`` is beyond the range of primary keys.
             StoreError: no such remote, or the database failed.
         """
+        check_int(pk, "remote pk")
         cached = self._remotes.get(pk)
         if cached is not None:
             return cached
@@ -112,6 +119,8 @@ class RemoteCalls:
 
         Raises:
             ValueError: a content artifact or remote is not saved.
+            StoreArgumentError: a url holds a NUL character, or a size or digest does not
+                fit the database.
             StoreError: the database failed.
         """
         latest: dict[tuple[int, int], RemoteArtifact] = {}
@@ -120,6 +129,8 @@ class RemoteCalls:
                 require_pk(ra.content_artifact, "content artifact"),
                 require_pk(ra.remote, "remote"),
             )
+            check_text(ra.url, "remote artifact url")
+            check_file_values(ra, "remote artifact")
             latest[key] = ra
         keys = sorted(latest)
         rows = [
