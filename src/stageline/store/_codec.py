@@ -57,8 +57,8 @@ def _key_json(type_name: str, values: tuple[Any, ...]) -> str:
     try:
         return _canonical_key(list(values))
     except ValueError as exc:
-        if "JSON compliant" not in str(exc):
-            raise
+        # Raises again, as it should, unless the only trouble was NaN or infinity.
+        _canonical(list(values))
         raise StoreArgumentError(
             f"content of type {type_name!r} with key {values!r} cannot be stored: a key "
             "field holds NaN or infinity, and NaN equals nothing, not even itself, so the "

@@ -167,10 +167,10 @@ def _ensure(conn: sa.Connection) -> bool:
     return True
 
 
-def _set_sqlite_foreign_keys(conn: sa.Connection, on: bool) -> None:
+def _sqlite_foreign_keys_off(conn: sa.Connection) -> None:
     # On the driver's connection, outside any transaction: the pragma is a no-op inside one.
     driver: Any = conn.connection.driver_connection
-    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    driver.execute("PRAGMA foreign_keys=OFF")
 
 
 def ensure_schema(engine: sa.Engine) -> None:
@@ -197,7 +197,7 @@ def ensure_schema(engine: sa.Engine) -> None:
         sqlite = conn.dialect.name == "sqlite"
         try:
             if sqlite:
-                _set_sqlite_foreign_keys(conn, on=False)
+                _sqlite_foreign_keys_off(conn)
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 upgraded = _ensure(conn)
