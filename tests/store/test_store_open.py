@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
+import sqlalchemy as sa
 from store_support import POSTGRESQL_ENV, FileUnit, postgresql_base_url, sha, sync_engine
 
 from stageline import DatabaseURLError, SchemaVersionError, StagelineError, StoreError
@@ -130,3 +135,47 @@ def test_postgresql_tests_fail_under_ci_without_a_server(monkeypatch: pytest.Mon
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI is set"):
         postgresql_base_url()
+
+
+async def test_sqlite_file_being_written_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Opening a file another connection writes waits for it: no "locked" while going WAL.
+
+    Switching a file to WAL needs its write lock, and SQLite answers "database is locked"
+    at once, without the busy timeout, when another connection holds it (as when two
+    processes open a new database at the same moment and both switch it). The store
+    waits for the lock instead.
+    """
+    path = tmp_path / "busy.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE other_tool (x INTEGER)")
+    writer.execute("BEGIN IMMEDIATE")
+    waiting = threading.Event()
+
+    def watch(dbapi_connection: Any, connection_record: Any) -> None:
+        def trace(statement: str) -> None:
+            if statement.startswith("BEGIN IMMEDIATE"):
+                waiting.set()
+
+        dbapi_connection.set_trace_callback(trace)
+
+    opened: list[str] = []
+
+    async def open_it() -> None:
+        async with open_store(path) as store:
+            opened.append(store.url)
+
+    sa.event.listen(sa.pool.Pool, "connect", watch, insert=True)
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(open_it)
+                # The store waits for the writer's lock: let the writer finish then.
+                await anyio.to_thread.run_sync(waiting.wait, abandon_on_cancel=True)
+                writer.execute("COMMIT")
+    finally:
+        sa.event.remove(sa.pool.Pool, "connect", watch)
+        waiting.set()  # never leave a worker thread waiting when the open failed first
+        writer.close()
+    assert len(opened) == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)

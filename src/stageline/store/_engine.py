@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,33 @@ def create_engine(url_or_path: str | os.PathLike[str], *, pool_size: int) -> sa.
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
 
 
+#: How many times a connection waits for another one's write lock to switch the file to
+#: WAL: each wait lasts up to the busy timeout; a file that some other writer keeps
+#: taking back again after that is refused.
+_WAL_TRIES = 3
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the database file to WAL (it stays so), waiting for other writers.
+
+    The switch needs the file's write lock, and SQLite answers "database is locked" at
+    once, without the busy timeout, when another connection holds that lock: when two
+    processes open a new database at the same moment and both switch it, or a file not
+    yet in WAL mode is being written. ``BEGIN IMMEDIATE`` does wait, so wait for the
+    lock with it and switch again; a file the other connection switched meanwhile is
+    then in WAL mode already.
+    """
+    for attempt in range(_WAL_TRIES):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_TRIES - 1:
+                raise
+        cursor.execute("BEGIN IMMEDIATE")
+        cursor.execute("ROLLBACK")
+
+
 def _configure_sqlite(engine: sa.Engine) -> None:
     # The stdlib driver begins transactions lazily and commits before DDL; take control of
     # BEGIN instead (the recipe in SQLAlchemy's SQLite dialect documentation), so that
@@ -114,7 +142,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             # NORMAL is durable across application crashes in WAL mode; only a power loss
             # may drop the last transactions, never corrupt the file.
             cursor.execute("PRAGMA synchronous=NORMAL")
