@@ -156,12 +156,12 @@ CLAIMS = [
     ),
     Claim(
         "store.md",
-        rf"`open_store\(url_or_path, \*, max_threads=({NUMBER})\)`",
+        rf"`open_store\(url_or_path, \*, max_threads=({NUMBER}), storage=None\)`",
         lambda: (default_of(open_store, "max_threads"),),
     ),
     Claim(
         "store.md",
-        rf"`store\.iter_content\(version, change=\"present\", chunk_size=({NUMBER})\)`",
+        rf"store\.iter_content\(version, change=\"present\", chunk_size=({NUMBER})\)",
         lambda: (default_of(Store.iter_content, "chunk_size"),),
     ),
 ]

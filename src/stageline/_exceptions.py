@@ -132,6 +132,11 @@ class StoreArgumentError(StoreError, ValueError):
 
     An unsaved object where a saved one is needed, content to remove that is not in the
     version, a remote without a name, a chunk size below 1. Nothing was written.
+
+    Also a value that a database column cannot hold, refused before it reaches the
+    database so that SQLite and PostgreSQL refuse it alike: text with a NUL character or
+    that is not valid Unicode, a name, relative path or digest too long for its column or
+    index, an integer beyond its column's range, NaN or infinity in a content key.
     """
 
 

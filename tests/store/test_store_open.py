@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
+import sqlalchemy as sa
 from store_support import POSTGRESQL_ENV, FileUnit, postgresql_base_url, sha, sync_engine
 
 from stageline import DatabaseURLError, SchemaVersionError, StagelineError, StoreError
@@ -161,29 +166,39 @@ async def test_reopening_keeps_the_data(database_url: str) -> None:
     assert found is not None
 
 
-def set_schema_version(url: str, value: str) -> None:
+def execute(url: str, *statements: str) -> None:
+    """Run SQL statements on the database behind the store's back, in one transaction."""
     engine = sync_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE stageline_meta SET value = '{value}'")
+        for statement in statements:
+            conn.exec_driver_sql(statement)
     engine.dispose()
 
 
 async def test_newer_schema_is_refused(database_url: str) -> None:
-    """A database of a newer schema version is refused, saying to upgrade stageline."""
+    """A database at a revision this code does not know is refused, naming both revisions."""
     async with open_store(database_url):
         pass
-    set_schema_version(database_url, str(SCHEMA_VERSION + 1))
-    with pytest.raises(SchemaVersionError, match=r"newer stageline.*upgrade stageline"):
+    execute(database_url, "UPDATE stageline_alembic_version SET version_num = '0099'")
+    with pytest.raises(SchemaVersionError) as info:
         async with open_store(database_url):
             pass
+    message = str(info.value)
+    assert "revision 0099" in message
+    assert f"revision {SCHEMA_VERSION:04d}" in message
+    assert "upgrade stageline" in message
 
 
-async def test_older_schema_without_migration_is_refused(database_url: str) -> None:
-    """A database of an older schema version that cannot be migrated says what to do."""
+async def test_version_record_without_revision_is_refused(database_url: str) -> None:
+    """A schema version other than 1 without a revision table is damage: refused, untouched."""
     async with open_store(database_url):
         pass
-    set_schema_version(database_url, "0")
-    with pytest.raises(SchemaVersionError, match=r"older stageline.*new, empty database"):
+    execute(
+        database_url,
+        "DROP TABLE stageline_alembic_version",
+        "UPDATE stageline_meta SET value = '0'",
+    )
+    with pytest.raises(SchemaVersionError, match=r"schema version 0 but no schema revision"):
         async with open_store(database_url):
             pass
 
@@ -210,29 +225,6 @@ async def test_unreachable_server_is_a_store_error() -> None:
     assert "running and reachable" in str(info.value)
 
 
-async def test_older_schema_is_migrated_step_by_step(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A registered migration brings an older database to the current schema version."""
-    from stageline.store import _schema
-
-    path = str(tmp_path / "old.db")
-    async with open_store(path):
-        pass
-    set_schema_version(path, str(SCHEMA_VERSION - 1))
-    ran: list[int] = []
-
-    def step(conn: object) -> None:
-        ran.append(SCHEMA_VERSION - 1)
-
-    monkeypatch.setitem(_schema._MIGRATIONS, SCHEMA_VERSION - 1, step)
-    async with open_store(path):
-        pass
-    assert ran == [SCHEMA_VERSION - 1]
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM stageline_meta").fetchone() == (str(SCHEMA_VERSION),)
-
-
 def test_postgresql_tests_fail_under_ci_without_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a configured server the PostgreSQL tests skip, but fail when CI is set."""
     monkeypatch.delenv(POSTGRESQL_ENV, raising=False)
@@ -242,3 +234,47 @@ def test_postgresql_tests_fail_under_ci_without_a_server(monkeypatch: pytest.Mon
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI is set"):
         postgresql_base_url()
+
+
+async def test_sqlite_file_being_written_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Opening a file another connection writes waits for it: no "locked" while going WAL.
+
+    Switching a file to WAL needs its write lock, and SQLite answers "database is locked"
+    at once, without the busy timeout, when another connection holds it (as when two
+    processes open a new database at the same moment and both switch it). The store
+    waits for the lock instead.
+    """
+    path = tmp_path / "busy.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE other_tool (x INTEGER)")
+    writer.execute("BEGIN IMMEDIATE")
+    waiting = threading.Event()
+
+    def watch(dbapi_connection: Any, connection_record: Any) -> None:
+        def trace(statement: str) -> None:
+            if statement.startswith("BEGIN IMMEDIATE"):
+                waiting.set()
+
+        dbapi_connection.set_trace_callback(trace)
+
+    opened: list[str] = []
+
+    async def open_it() -> None:
+        async with open_store(path) as store:
+            opened.append(store.url)
+
+    sa.event.listen(sa.pool.Pool, "connect", watch, insert=True)
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(open_it)
+                # The store waits for the writer's lock: let the writer finish then.
+                await anyio.to_thread.run_sync(waiting.wait, abandon_on_cancel=True)
+                writer.execute("COMMIT")
+    finally:
+        sa.event.remove(sa.pool.Pool, "connect", watch)
+        waiting.set()  # never leave a worker thread waiting when the open failed first
+        writer.close()
+    assert len(opened) == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -94,8 +94,10 @@ class Artifact(_SizeAndDigests):
     so a malformed digest never reaches the database.
 
     ``file`` is the path of the bytes: a temporary file right after a download, the
-    content-addressed location once saved. The artifact is unsaved until the store gives
-    it a primary key (``pk``). Artifacts are unique by ``sha256``.
+    content-addressed location once stored. The database keeps no path: an artifact read
+    from the store has ``file`` set, from its sha256, only when the store was opened with
+    a storage (``open_store(url, storage=...)``). The artifact is unsaved until the store
+    gives it a primary key (``pk``). Artifacts are unique by ``sha256``.
 
     Raises:
         MalformedDigestError: (a ``ValueError``) when a digest is not lowercase hex of its

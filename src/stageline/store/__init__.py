@@ -6,6 +6,7 @@ Open one with :func:`open_store`; group calls in one transaction with
 """
 
 from ._home import HOME_ENV, create_home, default_database_path, default_home
+from ._locator import ArtifactLocator
 from ._ranges import Change
 from ._schema import SCHEMA_VERSION
 from ._store import Store, open_store
@@ -15,6 +16,7 @@ from ._version import NewVersion
 __all__ = [
     "HOME_ENV",
     "SCHEMA_VERSION",
+    "ArtifactLocator",
     "Change",
     "NewVersion",
     "Store",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,28 +10,23 @@ import sqlalchemy as sa
 from .._exceptions import StoreArgumentError
 from ..models import DIGEST_FIELDS, Artifact
 from . import _schema as t
-from ._database import Runner, chunks
+from ._database import Database, Runner, chunks
+from ._values import check_file_values
 
 __all__ = ["ArtifactCalls", "artifact_from_row"]
 
+#: The columns of an artifact's values, in row order (the file's path is not stored).
+_COLUMNS = ("sha256", "size", *(name for name in DIGEST_FIELDS if name != "sha256"))
 
-def artifact_from_row(row: Any) -> Artifact:
-    """The saved artifact of an ``artifacts`` row."""
+
+def artifact_from_row(database: Database, row: Any, pk: int) -> Artifact:
+    """The saved artifact of a row with the artifact columns, its file located by sha256."""
     return Artifact(
         size=row.size,
-        md5=row.md5,
-        sha1=row.sha1,
-        sha224=row.sha224,
-        sha256=row.sha256,
-        sha384=row.sha384,
-        sha512=row.sha512,
-        file=row.file,
-        pk=row.id,
+        **{name: getattr(row, name) for name in DIGEST_FIELDS},
+        file=database.artifact_file(row.sha256),
+        pk=pk,
     )
-
-
-def _file_text(path: Path | None) -> str | None:
-    return None if path is None else os.fspath(path)
 
 
 class ArtifactCalls:
@@ -58,12 +51,14 @@ class ArtifactCalls:
         if not wanted:
             return {}
 
+        database = self._runner.database
+
         def work(conn: sa.Connection) -> dict[str, Artifact]:
             found: dict[str, Artifact] = {}
             for chunk in chunks(wanted):
                 rows = conn.execute(sa.select(t.artifacts).where(t.artifacts.c.sha256.in_(chunk)))
                 for row in rows:
-                    found[row.sha256] = artifact_from_row(row)
+                    found[row.sha256] = artifact_from_row(database, row, row.id)
             return found
 
         return await self._runner.run("look up artifacts by sha256", work, write=False)
@@ -72,9 +67,13 @@ class ArtifactCalls:
         """Insert-or-get artifacts, unique by sha256.
 
         An artifact whose sha256 is new is inserted and gets its ``pk``; for one already
-        saved (by an earlier sync or a concurrent one) the saved artifact is returned
-        instead. Store the files first (:meth:`stageline.storage.ArtifactStorage.store`), so
-        that ``file`` is the stored location.
+        saved (by an earlier sync or a concurrent one) with the same size and digests,
+        the artifact passed in gets that ``pk``; for one saved with other values, the
+        saved artifact is returned instead. Store the files first
+        (:meth:`stageline.storage.ArtifactStorage.store`): the database keeps no file
+        path. When the store was opened with a ``storage``, every artifact returned has
+        ``file`` set to the stored location (``storage.path_for(sha256)``); otherwise an
+        artifact read from the database has ``file`` None.
 
         Args:
             artifacts: artifacts with a sha256.
@@ -83,29 +82,22 @@ class ArtifactCalls:
             The saved artifact for each input, in input order.
 
         Raises:
-            StoreArgumentError: an artifact has no sha256.
+            StoreArgumentError: an artifact has no sha256, or its size or a digest does not
+                fit the database.
             StoreError: the database failed.
         """
         by_sha: dict[str, Artifact] = {}
         for artifact in artifacts:
             if artifact.sha256 is None:
                 raise StoreArgumentError(f"an artifact needs a sha256 to be saved: {artifact!r}")
+            check_file_values(artifact, "artifact")
             by_sha.setdefault(artifact.sha256, artifact)
         if not by_sha:
             return []
         database = self._runner.database
-        columns = ("sha256", "size", *(n for n in DIGEST_FIELDS if n != "sha256"), "file")
-        rows = [
-            (
-                sha,
-                by_sha[sha].size,
-                *(getattr(by_sha[sha], n) for n in DIGEST_FIELDS if n != "sha256"),
-                _file_text(by_sha[sha].file),
-            )
-            for sha in sorted(by_sha)
-        ]
-        typed = [(name, "bigint" if name == "size" else "text") for name in columns]
-        names = ", ".join(columns)
+        rows = [tuple(getattr(by_sha[sha], name) for name in _COLUMNS) for sha in sorted(by_sha)]
+        typed = [(name, "bigint" if name == "size" else "text") for name in _COLUMNS]
+        names = ", ".join(_COLUMNS)
 
         def work(conn: sa.Connection) -> dict[str, tuple[Any, ...]]:
             found: dict[str, tuple[Any, ...]] = {}
@@ -128,9 +120,13 @@ class ArtifactCalls:
             if db_row[1:] == row:
                 # The row holds exactly this artifact's values: it is the saved artifact.
                 artifact.pk = db_row[0]
+                stored = database.artifact_file(row[0])
+                if stored is not None:
+                    artifact.file = stored
                 saved[row[0]] = artifact
             else:
+                values = dict(zip(_COLUMNS, db_row[1:], strict=True))
                 saved[row[0]] = Artifact(
-                    pk=db_row[0], **dict(zip(columns, db_row[1:], strict=True))
+                    pk=db_row[0], **values, file=database.artifact_file(row[0])
                 )
         return [saved[a.sha256] for a in artifacts if a.sha256 is not None]

@@ -6,8 +6,9 @@ import hashlib
 import json
 from typing import Any
 
-from .._exceptions import ContentTypeError
+from .._exceptions import ContentTypeError, StoreArgumentError
 from ..models import Content, content_types
+from ._values import NAME_MAX_CHARS, check_text
 
 __all__ = [
     "ContentRow",
@@ -26,6 +27,11 @@ ContentRow = tuple[str, str, str, str | None, str]
 # its digest) can serve as a unique key across processes and machines. One shared encoder
 # instead of json.dumps: this runs several times per unit on the hot path.
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+# Keys refuse NaN and infinity: NaN != NaN, so a key holding one could never be found
+# again by value, and neither has a JSON form.
+_canonical_key = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
 
 
 _NOT_UNICODE = (
@@ -46,13 +52,39 @@ def _digest(type_name: str, key_json: str) -> str:
     return hashlib.blake2b(encoded, digest_size=20).hexdigest()
 
 
+def _key_json(type_name: str, values: tuple[Any, ...]) -> str:
+    try:
+        return _canonical_key(list(values))
+    except ValueError as exc:
+        # Raises again, as it should, unless the only trouble was NaN or infinity.
+        _canonical(list(values))
+        raise StoreArgumentError(
+            f"content of type {type_name!r} with key {values!r} cannot be stored: a key "
+            "field holds NaN or infinity, and NaN equals nothing, not even itself, so the "
+            "unit could never be found again by its key; use None or a string instead"
+        ) from exc
+
+
 def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
     """A fixed-size digest of a (type, key values) pair, used as an indexed unique key.
 
     Digests rather than the JSON itself keep index entries small whatever the key's size
     (PostgreSQL refuses btree entries above about 2.7 kB).
+
+    Raises:
+        StoreArgumentError: a key value is NaN or infinity.
+        ContentTypeError: a key value is not a JSON value, or not valid Unicode.
     """
-    return _digest(type_name, _canonical(list(values)))
+    try:
+        key_json = _key_json(type_name, values)
+    except StoreArgumentError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ContentTypeError(
+            f"content of type {type_name!r} with key {values!r} cannot be stored: its key "
+            f"fields must be JSON values (str, int, float, bool, None, list, dict): {exc}"
+        ) from exc
+    return _digest(type_name, key_json)
 
 
 def check_declared(unit: Content) -> str:
@@ -72,15 +104,20 @@ def encode_content(unit: Content) -> ContentRow:
     Raises:
         ContentTypeError: the unit's class is not a declared content type, or a field value
             cannot be stored as JSON.
+        StoreArgumentError: a key field holds NaN or infinity, or the type name holds a NUL
+            character or is longer than 255 characters.
     """
     name = check_declared(unit)
+    check_text(name, "content type name", max_chars=NAME_MAX_CHARS)
     try:
         natural = unit.natural_key()
+        natural_json = _key_json(name, natural)
         data = _canonical(unit.data())
-        natural_json = _canonical(list(natural))
         if not data.isascii():
             # The drivers send UTF-8; fail here, naming the unit, not deep in the driver.
             data.encode()
+    except StoreArgumentError:
+        raise
     except UnicodeEncodeError as exc:
         raise ContentTypeError(
             f"content of type {name!r} with natural key {unit.natural_key()!r} cannot be "

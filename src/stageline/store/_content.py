@@ -7,10 +7,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..models import DIGEST_FIELDS, Artifact, Content, ContentArtifact
+from ..models import Content, ContentArtifact
 from . import _schema as t
+from ._artifacts import artifact_from_row
 from ._codec import ContentRow, check_declared, decode_content, encode_content, key_digest
 from ._database import Database, Runner, chunks, require_pk
+from ._values import RELATIVE_PATH_MAX_BYTES, check_text
 
 __all__ = ["ContentCalls"]
 
@@ -69,6 +71,7 @@ class ContentCalls:
         Raises:
             ContentTypeError: a unit's class is not a declared content type, a unit's
                 natural key is not valid Unicode, or saved content no longer fits its class.
+            StoreArgumentError: a natural key holds NaN or infinity.
             StoreError: the database failed.
         """
         digests = [_natural_digest(unit) for unit in units]
@@ -126,6 +129,9 @@ class ContentCalls:
                 of ``units``, is not saved.
             ContentTypeError: a unit's class is not a declared content type, or a field
                 value cannot be stored as JSON.
+            StoreArgumentError: a relative path holds a NUL character or is longer than
+                2048 bytes in UTF-8, a natural or repository key holds NaN or
+                infinity, or the type name is longer than 255 characters.
             StoreError: the database failed.
         """
         encoded: dict[str, tuple[Content, ContentRow]] = {}
@@ -140,6 +146,7 @@ class ContentCalls:
         # Content artifacts: (digest or saved pk of the content, relative_path, artifact pk)
         ca_plan: list[tuple[ContentArtifact, str | None, int | None, int | None]] = []
         for ca in content_artifacts:
+            check_text(ca.relative_path, "relative path", max_bytes=RELATIVE_PATH_MAX_BYTES)
             digest = unit_digest.get(id(ca.content))
             content_pk = None if digest is not None else require_pk(ca.content, "content")
             artifact_pk = None if ca.artifact is None else require_pk(ca.artifact, "artifact")
@@ -262,6 +269,7 @@ class ContentCalls:
         by_pk = {require_pk(unit, "content"): unit for unit in units}
         pks = sorted(by_pk)
         cat, a = t.content_artifacts, t.artifacts
+        database = self._runner.database
 
         def work(conn: sa.Connection) -> list[Any]:
             rows: list[Any] = []
@@ -286,12 +294,7 @@ class ContentCalls:
         for row in rows:
             artifact = None
             if row.artifact_id is not None:
-                artifact = Artifact(
-                    size=row.size,
-                    **{name: getattr(row, name) for name in DIGEST_FIELDS},
-                    file=row.file,
-                    pk=row.artifact_id,
-                )
+                artifact = artifact_from_row(database, row, row.artifact_id)
             result.append(
                 ContentArtifact(
                     content=by_pk[row.content_id],

@@ -21,6 +21,8 @@ from sqlalchemy.dialects import sqlite as _sqlite
 
 from .._exceptions import StoreArgumentError, StoreError
 from ._engine import WRITE_OPTION, describe_url, sqlite_path, translate_error
+from ._locator import ArtifactLocator
+from ._values import check_int
 
 __all__ = [
     "CHUNK",
@@ -60,12 +62,16 @@ def require_pk(obj: Any, what: str) -> int:
     """The primary key of a saved object.
 
     Raises:
-        StoreArgumentError: ``obj`` has no ``pk`` yet; the message names ``what`` and the object.
+        StoreArgumentError: ``obj`` has no ``pk`` yet (the message names ``what`` and the
+            object), or the pk is beyond the range of primary keys (it was not given by a
+            store).
     """
     pk = getattr(obj, "pk", None)
     if pk is None:
         raise StoreArgumentError(f"{what} must be saved first (it has no pk): {obj!r}")
-    return int(pk)
+    pk = int(pk)
+    check_int(pk, f"the pk of {what}")
+    return pk
 
 
 def check_cancelled_before_commit() -> None:
@@ -113,10 +119,15 @@ class Database:
     Args:
         engine: a SQLite or PostgreSQL engine made by ``create_engine``.
         max_threads: at most this many calls run in worker threads at once.
+        locator: where artifact files are stored, to set ``file`` on the artifacts read
+            back; None leaves their ``file`` None.
     """
 
-    def __init__(self, engine: sa.Engine, *, max_threads: int) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, max_threads: int, locator: ArtifactLocator | None = None
+    ) -> None:
         self._engine = engine
+        self._locator = locator
         self._url = engine.url
         self._postgresql = engine.dialect.name == "postgresql"
         self._sqlite_file = sqlite_path(engine.url)
@@ -153,6 +164,10 @@ class Database:
     def sqlite_file(self) -> Path | None:
         """The SQLite database file, None on PostgreSQL."""
         return self._sqlite_file
+
+    def artifact_file(self, sha256: str) -> Path | None:
+        """Where the stored file of ``sha256`` is, or None when the store has no locator."""
+        return None if self._locator is None else self._locator.path_for(sha256)
 
     # -- running work ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,33 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
+#: How many times a connection waits for another one's write lock to switch the file to
+#: WAL: each wait lasts up to the busy timeout; a file that some other writer keeps
+#: taking back again after that is refused.
+_WAL_TRIES = 3
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the database file to WAL (it stays so), waiting for other writers.
+
+    The switch needs the file's write lock, and SQLite answers "database is locked" at
+    once, without the busy timeout, when another connection holds that lock: when two
+    processes open a new database at the same moment and both switch it, or a file not
+    yet in WAL mode is being written. ``BEGIN IMMEDIATE`` does wait, so wait for the
+    lock with it and switch again; a file the other connection switched meanwhile is
+    then in WAL mode already.
+    """
+    for attempt in range(_WAL_TRIES):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_TRIES - 1:
+                raise
+        cursor.execute("BEGIN IMMEDIATE")
+        cursor.execute("ROLLBACK")
+
+
 def _configure_sqlite(engine: sa.Engine) -> None:
     # The stdlib driver begins transactions lazily and commits before DDL; take control of
     # BEGIN instead (the recipe in SQLAlchemy's SQLite dialect documentation), so that
@@ -136,7 +164,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             # NORMAL is durable across application crashes in WAL mode; only a power loss
             # may drop the last transactions, never corrupt the file.
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -158,34 +186,137 @@ def _configure_sqlite(engine: sa.Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+# SQLSTATEs of PostgreSQL errors whose hint differs from their exception class's.
+_SERIALIZATION = ("40001", "40P01")
+_CONSTRAINT_HINTS = {
+    "23505": "unique",
+    "23503": "foreign key",
+    "23502": "not null",
+    "23514": "check",
+}
+# The same kinds in SQLite's messages ("CHECK constraint failed: ck_artifacts_size").
+_SQLITE_CONSTRAINTS = {
+    "UNIQUE constraint": "unique",
+    "FOREIGN KEY constraint": "foreign key",
+    "NOT NULL constraint": "not null",
+    "CHECK constraint": "check",
+}
+
+
+def _constraint_hint(kind: str | None) -> str:
+    if kind == "check":
+        return (
+            "a value broke one of the schema's CHECK constraints (named in the message: "
+            "sizes, counts and version numbers are never negative, remote names never "
+            "empty); stageline's own checks refuse such values first, so it came from "
+            "elsewhere (a plugin's SQL, or an object changed behind its validators): fix "
+            "the value"
+        )
+    if kind == "unique":
+        return (
+            "a row with the same unique key exists, written meanwhile by another writer or "
+            "outside the store's calls; run the operation again, or pick another name"
+        )
+    if kind == "not null":
+        return "a required value is missing (None); give it a value"
+    if kind == "foreign key":
+        return (
+            "the rows referred to do not exist (deleted meanwhile, or never saved in this "
+            "database); save them first"
+        )
+    return "the row breaks a constraint of the schema; fix the values"
+
+
+def _postgresql_hint(sqlstate: str | None, *, operational: bool) -> str | None:
+    if sqlstate is not None and sqlstate.startswith("54"):
+        return (
+            "a value is larger than PostgreSQL allows there: an index entry is limited to "
+            "about 2.7 kB, so indexed text (names, relative paths) must be short; shorten "
+            "the value (the store refuses names over 255 characters and relative paths over "
+            "2048 bytes before they reach the database)"
+        )
+    if sqlstate is not None and sqlstate.startswith("53"):
+        return (
+            "the server ran out of a resource (disk, memory or connections); free some, or "
+            "lower max_threads"
+        )
+    if sqlstate in ("42P01", "42703"):
+        return (
+            "a table or column the store uses is missing: the schema was changed outside "
+            "stageline; restore it, or point stageline at another database"
+        )
+    if sqlstate == "42501":
+        return (
+            "the database user lacks a privilege on stageline's tables; grant it, or connect "
+            "as the user that owns them"
+        )
+    if operational and (sqlstate is None or sqlstate.startswith(("08", "57P", "28"))):
+        # No SQLSTATE: the connection failed before the server answered.
+        return (
+            "check that the database server is running and reachable and that the "
+            "credentials are right"
+        )
+    return None
+
+
+def _sqlite_hint(detail: str) -> str:
+    if "no such table" in detail or "no such column" in detail:
+        return (
+            "a table or column the store uses is missing: the schema was changed outside "
+            "stageline; restore it, or point stageline at another database"
+        )
+    if "full" in detail:
+        return "the disk (or the file's quota) is full; free some space"
+    return (
+        "check that the file is writable and not locked by a crashed process on a network "
+        "filesystem"
+    )
+
+
 def translate_error(exc: sa.exc.SQLAlchemyError, *, what: str, url: sa.URL) -> StoreError:
-    """A StoreError saying what failed, on which database, and what to try."""
+    """A StoreError saying what failed, on which database, and a hint that fits the cause.
+
+    The hint follows the driver's error: PostgreSQL's SQLSTATE where there is one,
+    SQLite's message otherwise. A value over an index's size limit is not a server that
+    cannot be reached, nor a broken CHECK constraint a concurrent deletion.
+    """
     where = describe_url(url)
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if sqlstate in ("40001", "40P01"):
+    original = getattr(exc, "orig", None)
+    detail = str(original or exc).strip().splitlines()[0]
+    sqlstate = getattr(original, "sqlstate", None)
+    postgresql = url.get_backend_name() == "postgresql"
+    if sqlstate in _SERIALIZATION:
         return StoreError(
             f"could not {what} in {where}: the database aborted it because of a concurrent "
             f"transaction ({detail}); run the operation (the sync) again"
         )
-    if isinstance(exc, sa.exc.OperationalError) and "locked" in detail:
+    if isinstance(exc, sa.exc.IntegrityError):
+        kind = _CONSTRAINT_HINTS.get(sqlstate or "")
+        if not postgresql:
+            kind = next((k for text, k in _SQLITE_CONSTRAINTS.items() if text in detail), None)
+        return StoreError(
+            f"could not {what} in {where}: the database refused it as a constraint "
+            f"violation ({detail}); {_constraint_hint(kind)}"
+        )
+    if isinstance(exc, sa.exc.DataError):
+        return StoreError(
+            f"could not {what} in {where}: the database refused a value ({detail}): out of "
+            "its column's range, too long, or holding a NUL character; the store refuses most of "
+            "these before they reach the database, so it came from elsewhere (a plugin's "
+            "SQL?): fix the value"
+        )
+    if isinstance(exc, sa.exc.OperationalError) and not postgresql and "locked" in detail:
         return StoreError(
             f"could not {what} in {where}: {detail}; another process kept the SQLite database "
             "locked for longer than the busy timeout (60 s); use PostgreSQL for many "
             "concurrent writers"
         )
-    if isinstance(exc, sa.exc.OperationalError):
-        hint = (
-            "check that the database server is running and reachable and that the "
-            "credentials are right"
-            if url.get_backend_name() == "postgresql"
-            else "check that the file is writable and not locked by a crashed process on a "
-            "network filesystem"
-        )
-        return StoreError(f"could not {what} in {where}: {detail}; {hint}")
-    if isinstance(exc, sa.exc.IntegrityError):
-        return StoreError(
-            f"could not {what} in {where}: the database refused it as a constraint "
-            f"violation ({detail}); the rows referred to may have been deleted meanwhile"
-        )
-    return StoreError(f"could not {what} in {where}: {detail}")
+    operational = isinstance(exc, sa.exc.OperationalError)
+    hint: str | None = None
+    if postgresql:
+        hint = _postgresql_hint(sqlstate, operational=operational)
+    elif operational:
+        hint = _sqlite_hint(detail)
+    if hint is None:
+        return StoreError(f"could not {what} in {where}: {detail}")
+    return StoreError(f"could not {what} in {where}: {detail}; {hint}")

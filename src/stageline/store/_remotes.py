@@ -15,6 +15,7 @@ from .._exceptions import StoreArgumentError, StoreError
 from ..models import DIGEST_FIELDS, ContentArtifact, DownloadPolicy, Remote, RemoteArtifact
 from . import _schema as t
 from ._database import Runner, chunks, require_pk
+from ._values import NAME_MAX_CHARS, check_file_values, check_int, check_text
 
 __all__ = ["RemoteCalls", "shown_url"]
 
@@ -74,8 +75,9 @@ class RemoteCalls:
             ``remote``, with its ``pk`` set.
 
         Raises:
-            StoreArgumentError: the remote has no name (empty or blank), or it is saved and
-                its new name is another saved remote's.
+            StoreArgumentError: the remote has no name (empty or blank), it is saved and its
+                new name is another saved remote's, the name or url holds a NUL character,
+                or the name is longer than 255 characters.
             StoreError: the database failed, or the remote's ``pk`` names no saved remote.
         """
         name = remote.name
@@ -84,6 +86,8 @@ class RemoteCalls:
                 f"the remote of {shown_url(remote.url)} has no name ({name!r}); remotes are "
                 "saved by name, unique per store: give it one, e.g. Remote(url, name=...)"
             )
+        check_text(remote.name, "remote name", max_chars=NAME_MAX_CHARS)
+        check_text(remote.url, "remote url")
         settings = {field: getattr(remote, field) for field in _REMOTE_SETTINGS}
         settings["policy"] = str(remote.policy)
         values = {"name": name, "url": remote.url, "settings": json.dumps(settings)}
@@ -132,8 +136,10 @@ class RemoteCalls:
         """The saved remote with primary key ``pk``.
 
         Raises:
+            StoreArgumentError: ``pk`` is beyond the range of primary keys.
             StoreError: no such remote, or the database failed.
         """
+        check_int(pk, "remote pk")
         cached = self._remotes.get(pk)
         if cached is not None:
             return cached
@@ -167,7 +173,8 @@ class RemoteCalls:
             ``remote_artifacts``, each with its ``pk`` set.
 
         Raises:
-            StoreArgumentError: a content artifact or remote is not saved.
+            StoreArgumentError: a content artifact or remote is not saved, a url holds a NUL
+                character, or a size or digest does not fit the database.
             StoreError: the database failed.
         """
         latest: dict[tuple[int, int], RemoteArtifact] = {}
@@ -176,6 +183,8 @@ class RemoteCalls:
                 require_pk(ra.content_artifact, "content artifact"),
                 require_pk(ra.remote, "remote"),
             )
+            check_text(ra.url, "remote artifact url")
+            check_file_values(ra, "remote artifact")
             latest[key] = ra
         keys = sorted(latest)
         rows = [

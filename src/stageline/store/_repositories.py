@@ -14,6 +14,7 @@ from ._artifacts import artifact_from_row
 from ._codec import decode_content
 from ._database import Runner, require_pk
 from ._ranges import Change, version_condition
+from ._values import INTEGER_MAX, NAME_MAX_CHARS, check_int, check_text
 
 __all__ = ["RepositoryCalls", "iter_repository_content"]
 
@@ -105,8 +106,12 @@ class RepositoryCalls:
             ``repository`` with its ``pk`` set, or the existing repository.
 
         Raises:
+            StoreArgumentError: the name or description holds a NUL character, or the name is
+                longer than 255 characters.
             StoreError: the name is taken (and ``exist_ok`` is False), or the database failed.
         """
+        check_text(repository.name, "repository name", max_chars=NAME_MAX_CHARS)
+        check_text(repository.description, "repository description")
         r, v = t.repositories, t.repository_versions
         stmt = (
             self._runner.database.insert(r)
@@ -143,8 +148,10 @@ class RepositoryCalls:
         """The saved repository called ``name``.
 
         Raises:
+            StoreArgumentError: the name holds a NUL character or is longer than 255 characters.
             StoreError: there is none, or the database failed.
         """
+        check_text(name, "repository name", max_chars=NAME_MAX_CHARS)
         r = t.repositories
         row = await self._runner.run(
             f"read repository {name!r}",
@@ -185,10 +192,13 @@ class RepositoryCalls:
         """One complete version of ``repository``: ``number``, or the latest when None.
 
         Raises:
-            StoreArgumentError: the repository is not saved.
+            StoreArgumentError: the repository is not saved, or ``number`` is beyond the
+                range of version numbers.
             StoreError: there is no such complete version, or the database failed.
         """
         pk = require_pk(repository, "repository")
+        if number is not None:
+            check_int(number, "version number", maximum=INTEGER_MAX)
         v = t.repository_versions
         query = sa.select(v).where(v.c.repository_id == pk, v.c.complete.is_(True))
         if number is None:
@@ -238,10 +248,12 @@ class RepositoryCalls:
         Raises:
             StoreArgumentError: the version is not saved, or ``chunk_size`` < 1, or ``change`` is
                 not one of the three kinds.
+            StoreArgumentError: the version's pk or number is beyond its column's range.
             ContentTypeError: saved content's type is declared by no imported module.
             StoreError: the database failed.
         """
         require_pk(version, "repository version")
+        check_int(version.number, "version number", maximum=INTEGER_MAX)
         condition = version_condition(version.number, change)
         async for chunk in iter_repository_content(
             self._runner, require_pk(version.repository, "repository"), condition, chunk_size
@@ -375,7 +387,9 @@ class RepositoryCalls:
                 artifact=(
                     None
                     if row.artifact_id is None
-                    else artifact_from_row(artifact_rows[row.artifact_id])
+                    else artifact_from_row(
+                        self._runner.database, artifact_rows[row.artifact_id], row.artifact_id
+                    )
                 ),
                 relative_path=relative_path,
                 pk=row.id,

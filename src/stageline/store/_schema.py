@@ -1,18 +1,22 @@
-"""The tables, the recorded schema version, and creating or checking them on first use."""
+"""The tables of the current schema (the head of the Alembic revisions in ``_migrations/``).
+
+Creating and upgrading them is :mod:`._migrate`'s job. Every change to the tables below
+comes with a revision in ``_migrations/versions/`` that brings the previous schema to
+this one, and a bump of :data:`SCHEMA_VERSION`; a test checks that a database migrated
+from the baseline ends up with exactly these tables.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sqlalchemy as sa
 
-from .._exceptions import SchemaVersionError
+__all__ = ["SCHEMA_VERSION", "metadata"]
 
-__all__ = ["SCHEMA_VERSION", "ensure_schema", "metadata"]
-
-#: The schema version this stageline creates and uses. Bump it with every change to the
-#: tables below and register a step in ``_MIGRATIONS`` that brings version n-1 to n.
-SCHEMA_VERSION = 1
+#: The schema version this stageline creates and uses: the number of its newest Alembic
+#: revision ("0003" is version 3). Also recorded in ``stageline_meta``, where releases
+#: from before Alembic look for it (and so refuse a newer database instead of failing
+#: on a missing column).
+SCHEMA_VERSION = 3
 
 # SQLite only aliases the rowid (and so autoincrements) for "INTEGER PRIMARY KEY".
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -38,7 +42,9 @@ artifacts = sa.Table(
     sa.Column("sha224", sa.String(56)),
     sa.Column("sha384", sa.String(96)),
     sa.Column("sha512", _DIGEST),
-    sa.Column("file", sa.Text),
+    # No file path: a file's location is derived from its sha256 and the storage root
+    # (ArtifactStorage.path_for), so the storage can move and hosts can share the rows.
+    sa.CheckConstraint("size >= 0", name="ck_artifacts_size"),
 )
 
 content = sa.Table(
@@ -74,6 +80,8 @@ remotes = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("settings", sa.Text, nullable=False),
+    sa.UniqueConstraint("name", name="uq_remotes_name"),
+    sa.CheckConstraint("name <> ''", name="ck_remotes_name"),
 )
 
 remote_artifacts = sa.Table(
@@ -91,6 +99,7 @@ remote_artifacts = sa.Table(
     sa.Column("sha384", sa.String(96)),
     sa.Column("sha512", _DIGEST),
     sa.UniqueConstraint("content_artifact_id", "remote_id"),
+    sa.CheckConstraint("size >= 0", name="ck_remote_artifacts_size"),
 )
 
 repositories = sa.Table(
@@ -115,6 +124,14 @@ repository_versions = sa.Table(
     # host:pid of the process building an incomplete version, for people reading the table.
     sa.Column("owner", sa.Text, nullable=False, default=""),
     sa.UniqueConstraint("repository_id", "number"),
+    sa.CheckConstraint("number >= 0", name="ck_repository_versions_number"),
+    sa.CheckConstraint(
+        "base_version >= 0 AND base_version < number", name="ck_repository_versions_base"
+    ),
+    sa.CheckConstraint(
+        "content_count >= 0 AND added_count >= 0 AND removed_count >= 0",
+        name="ck_repository_versions_counts",
+    ),
 )
 
 # Versions as ranges: a row says "content_id is in every version number n of the repository
@@ -129,6 +146,9 @@ repository_content = sa.Table(
     sa.Column("repo_key_digest", sa.String(40)),
     sa.Column("version_added", sa.Integer, nullable=False),
     sa.Column("version_removed", sa.Integer),
+    # A row a version adds and removes again is deleted, never kept as an empty range.
+    sa.CheckConstraint("version_added >= 0", name="ck_repository_content_added"),
+    sa.CheckConstraint("version_removed > version_added", name="ck_repository_content_range"),
     sa.Index("ix_repository_content_content", "repository_id", "content_id"),
     sa.Index("ix_repository_content_added", "repository_id", "version_added"),
     sa.Index("ix_repository_content_removed", "repository_id", "version_removed"),
@@ -140,70 +160,3 @@ repository_content = sa.Table(
         postgresql_where=sa.text("repo_key_digest IS NOT NULL"),
     ),
 )
-
-#: Steps that migrate a database from schema version n (the key) to n + 1.
-_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
-
-_OUR_TABLES = frozenset(metadata.tables)
-
-
-def _what_to_do_older(found: int) -> str:
-    return (
-        f"the database was created by an older stageline (schema version {found}; this "
-        f"stageline uses {SCHEMA_VERSION}) and no migration from it exists; sync into a new, "
-        "empty database, or open this one with the stageline release that created it"
-    )
-
-
-def ensure_schema(conn: sa.Connection) -> int:
-    """Create the tables on first use, or check (and migrate) the recorded schema version.
-
-    Must run inside a write transaction: on PostgreSQL it takes a transaction-level
-    advisory lock, on SQLite the transaction is ``BEGIN IMMEDIATE``, so that two processes
-    opening a new database at once create the tables only once.
-
-    Returns:
-        The schema version now recorded (always :data:`SCHEMA_VERSION`).
-
-    Raises:
-        SchemaVersionError: the database records another schema version that cannot be
-            migrated, or holds stageline's tables without a version record.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(1398041697)"))
-    names = set(sa.inspect(conn).get_table_names())
-    if meta.name not in names:
-        clash = sorted(names & _OUR_TABLES)
-        if clash:
-            raise SchemaVersionError(
-                f"the database already has tables named {clash!r} but no stageline schema "
-                "version record, so it was not created by stageline (or was damaged); point "
-                "stageline at an empty database or schema"
-            )
-        metadata.create_all(conn)
-        conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-        return SCHEMA_VERSION
-    raw = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-    try:
-        found = int(raw) if raw is not None else -1
-    except ValueError:
-        found = -1
-    if found < 0:
-        raise SchemaVersionError(
-            f"the database's stageline_meta table records no valid schema version ({raw!r}); "
-            "it was damaged or not created by stageline; point stageline at an empty database"
-        )
-    if found > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the database was created by a newer stageline (schema version {found}; this "
-            f"stageline knows only up to {SCHEMA_VERSION}); upgrade stageline to the release "
-            "that created it, or use another database"
-        )
-    while found < SCHEMA_VERSION:
-        step = _MIGRATIONS.get(found)
-        if step is None:
-            raise SchemaVersionError(_what_to_do_older(found))
-        step(conn)
-        found += 1
-        conn.execute(sa.update(meta).where(meta.c.key == "schema_version").values(value=str(found)))
-    return found

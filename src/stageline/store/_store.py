@@ -18,11 +18,12 @@ import sqlalchemy as sa
 
 from .._exceptions import StoreArgumentError
 from ..models import Remote, Repository
-from . import _schema as t
 from ._artifacts import ArtifactCalls
 from ._content import ContentCalls
 from ._database import Database, require_pk
-from ._engine import create_engine
+from ._engine import create_engine, translate_error
+from ._locator import ArtifactLocator
+from ._migrate import ensure_schema
 from ._ranges import Change
 from ._remotes import RemoteCalls
 from ._repositories import RepositoryCalls
@@ -52,8 +53,10 @@ class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls):
     open in a task, the store's own writes from that task are refused with StoreError.
     """
 
-    def __init__(self, engine: sa.Engine, *, max_threads: int) -> None:
-        self._database = Database(engine, max_threads=max_threads)
+    def __init__(
+        self, engine: sa.Engine, *, max_threads: int, storage: ArtifactLocator | None = None
+    ) -> None:
+        self._database = Database(engine, max_threads=max_threads, locator=storage)
         self._runner = self._database
         # The engine, for tests that watch the statements sent.
         self._engine = engine
@@ -79,7 +82,17 @@ class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls):
         return await self._database.run(what, fn, write=write)
 
     async def _setup(self) -> None:
-        await self._database.run("create or check the schema", t.ensure_schema, write=True)
+        engine = self._engine
+
+        def setup() -> None:
+            try:
+                ensure_schema(engine)
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate_error(
+                    exc, what="create or check the schema", url=engine.url
+                ) from exc
+
+        await self._database.run_blocking(setup)
 
     async def aclose(self) -> None:
         """Close every database connection. The store cannot be used afterwards."""
@@ -110,13 +123,14 @@ async def open_store(
     url_or_path: str | os.PathLike[str],
     *,
     max_threads: int = 4,
+    storage: ArtifactLocator | None = None,
 ) -> AsyncIterator[Store]:
     """Open (creating on first use) the store at a SQLite file or a PostgreSQL database.
 
     Use it as ``async with open_store("stageline.db") as store: ...``; connections are
     closed when the block ends. On first use the tables are created and the schema
-    version recorded; an existing database is checked (and migrated when a migration
-    exists).
+    revision recorded; a database made by an older stageline is upgraded (once, even when
+    several processes open it at the same moment), one made by a newer stageline refused.
 
     Args:
         url_or_path: a file path or ``sqlite:///PATH`` for SQLite (WAL mode; the file is
@@ -126,6 +140,11 @@ async def open_store(
             database pass :func:`default_database_path`.
         max_threads: at most this many database calls run at once (worker threads and
             pooled connections).
+        storage: where artifact files are stored, e.g. an
+            :class:`~stageline.storage.ArtifactStorage` (anything with ``path_for(sha256)
+            -> Path``). The database stores no file paths; with a storage, every artifact
+            the store returns has ``file = storage.path_for(sha256)``, without one
+            ``file`` is None on artifacts read from the database.
 
     Yields:
         The open :class:`Store`.
@@ -134,8 +153,8 @@ async def open_store(
         StoreArgumentError: ``max_threads`` < 1.
         DatabaseURLError: the URL's scheme is not supported, it names no SQLite file, or
             the SQLite file's folder does not exist.
-        SchemaVersionError: the database was made by another schema version and cannot be
-            migrated.
+        SchemaVersionError: the database was made or upgraded by a newer stageline, or is
+            not a stageline database.
         StoreError: the database cannot be reached or created, or the PostgreSQL driver is
             missing.
     """
@@ -144,7 +163,7 @@ async def open_store(
     engine = await anyio.to_thread.run_sync(
         lambda: create_engine(url_or_path, pool_size=max_threads)
     )
-    store = Store(engine, max_threads=max_threads)
+    store = Store(engine, max_threads=max_threads, storage=storage)
     try:
         await store._setup()
         yield store

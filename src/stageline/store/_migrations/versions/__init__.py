@@ -1,0 +1,1 @@
+"""Alembic revision scripts, oldest first; Alembic loads them by file, not by import."""
