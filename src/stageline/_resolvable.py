@@ -63,8 +63,9 @@ class PipelineItem(Protocol):
     Every member is optional. ``does_batch`` and ``enter_batch`` are looked for on the
     item's class (a class attribute, a property, a slot or a method), once per class;
     ``pipeline`` is read from the item itself. A plain object without them flows through
-    the pipeline untouched. A class with ``does_batch`` alone decides whether its batch waits for more
-    items; an item somebody can await implements all of them, as :class:`Resolvable` does.
+    the pipeline untouched. A class with ``does_batch`` alone decides whether its batch
+    waits for more items; an item somebody can await implements all of them, as
+    :class:`Resolvable` does.
     """
 
     @property
