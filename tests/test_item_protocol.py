@@ -260,3 +260,18 @@ async def test_each_batching_member_is_optional() -> None:
             await anyio.wait_all_tasks_blocked()
             assert record.seen == [[1, item]]
             first.release.set()
+
+
+async def test_an_object_whose_pipeline_attribute_means_something_else_is_left_alone() -> None:
+    """A plain object with its own ``pipeline`` attribute (and no enter_pipeline) flows."""
+
+    @attrs.frozen
+    class Job:
+        pipeline: str
+
+    jobs = [Job(pipeline="nightly"), Job(pipeline="weekly")]
+    collect = Collect()
+    with anyio.fail_after(HANG_TIMEOUT):
+        await create_pipeline([Feed(jobs), PassBatches(minsize=5), PassItems(), collect])
+    assert collect.items_seen == jobs
+    assert [job.pipeline for job in jobs] == ["nightly", "weekly"]

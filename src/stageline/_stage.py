@@ -164,8 +164,11 @@ class Stage:
         # alone (getattr's default costs no exception, unlike a failed attribute access).
         if getattr(item, "pipeline", pipeline) is not pipeline:
             # Usually the item's first put; also an item moving on from a pipeline that
-            # ended, whose waiters this pipeline must now answer for.
-            item.enter_pipeline(pipeline)
+            # ended, whose waiters this pipeline must now answer for. An object whose
+            # `pipeline` means something else (it has no enter_pipeline) is left alone.
+            enter_pipeline = getattr(item, "enter_pipeline", None)
+            if enter_pipeline is not None:
+                enter_pipeline(pipeline)
         try:
             send.send_nowait(item)
         except anyio.WouldBlock:
