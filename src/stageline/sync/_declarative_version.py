@@ -224,7 +224,11 @@ class DeclarativeVersion:
         stages: list[Stage] = [
             self.first_stage,
             QueryExistingContents(store, batch_size=batch_size),
-            QueryExistingArtifacts(store, batch_size=batch_size),
+            QueryExistingArtifacts(
+                store,
+                batch_size=batch_size,
+                allowed_digests=self.downloader_factory.allowed_digests,
+            ),
             ArtifactDownloader(
                 self.downloader_factory,
                 self.max_concurrent_content,
