@@ -11,6 +11,13 @@ import anyio
 from .._declarative import DeclarativeArtifact, DeclarativeContent
 from ..download import DownloaderFactory
 from ..models import Artifact, DownloadPolicy
+from ..progress import (
+    DOWNLOADING_ARTIFACTS_CODE,
+    DOWNLOADING_ARTIFACTS_MESSAGE,
+    DOWNLOADING_BYTES_CODE,
+    DOWNLOADING_BYTES_MESSAGE,
+    ProgressReport,
+)
 from ._failures import DownloadFailurePolicy
 from ._generic import DEFAULT_MAX_CONCURRENT_CONTENT, GenericDownloader, run_all
 
@@ -70,6 +77,11 @@ class ArtifactDownloader(GenericDownloader):
     by several units of one sync (the same sha256 and expectations) is downloaded once,
     and every one of those units gets the same artifact.
 
+    Progress: a "Downloading Artifacts" report (``DOWNLOADING_ARTIFACTS_CODE``) counts
+    the files downloaded as each one finishes, and a second one
+    (``DOWNLOADING_BYTES_CODE``) their bytes. Both have no total (the stage sees the
+    units as they come).
+
     Args:
         downloader_factory: makes the downloaders (an open factory; the sync's).
         max_concurrent_content: at most this many units downloading at once.
@@ -89,6 +101,24 @@ class ArtifactDownloader(GenericDownloader):
         super().__init__(max_concurrent_content, failure_policy=failure_policy)
         self.downloader_factory = downloader_factory
         self._downloads: OrderedDict[str, _SharedDownload] = OrderedDict()
+        self._reports: tuple[ProgressReport, ProgressReport] | None = None
+
+    async def run(self) -> None:
+        """Download every unit's missing files, reporting progress; see the class.
+
+        Raises:
+            DownloadError: a download failed, and the failure policy did not skip its unit.
+            Exception: what else a unit's handling raised.
+        """
+        async with (
+            ProgressReport(DOWNLOADING_ARTIFACTS_MESSAGE, DOWNLOADING_ARTIFACTS_CODE) as files,
+            ProgressReport(DOWNLOADING_BYTES_MESSAGE, DOWNLOADING_BYTES_CODE) as size,
+        ):
+            self._reports = (files, size)
+            try:
+                await super().run()
+            finally:
+                self._reports = None
 
     def _needs_handling(self, d_content: DeclarativeContent) -> bool:
         return any(_needs_download(da) for da in d_content.d_artifacts)
@@ -161,5 +191,12 @@ class ArtifactDownloader(GenericDownloader):
         return 1
 
     async def _download(self, d_artifact: DeclarativeArtifact) -> None:
-        """Download one artifact with this stage's factory."""
+        """Download one artifact with this stage's factory, and count it."""
         await d_artifact.download(self.downloader_factory)
+        self._count(d_artifact.artifact)
+
+    def _count(self, downloaded: Artifact) -> None:
+        if self._reports is not None:
+            files, size = self._reports
+            files.increment()
+            size.increase_by(downloaded.size or 0)

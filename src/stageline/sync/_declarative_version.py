@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from typing import Final, Literal
 
@@ -14,6 +15,7 @@ from .._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from .._stage import Stage
 from ..download import DownloaderFactory
 from ..models import Repository, RepositoryVersion
+from ..progress import ProgressReporter, reporting_to
 from ..stages import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENT_CONTENT,
@@ -88,6 +90,10 @@ class DeclarativeVersion:
         batch_size: items per database round trip in the batching stages.
         maxsize: the buffer between two stages.
         lock_timeout: seconds to wait for another sync of the repository (None: no limit).
+        reporters: where the sync's progress reports go (the default stages report
+            "Downloading Artifacts", "Associating Content" and "Un-Associating Content";
+            see ``docs/progress.md``), beside those already installed around the call
+            with :func:`~stageline.progress.reporting_to`.
 
     Raises:
         StageConfigurationError: (a ``ValueError``) an argument is out of range, or
@@ -108,6 +114,7 @@ class DeclarativeVersion:
         batch_size: int = DEFAULT_BATCH_SIZE,
         maxsize: int = DEFAULT_MAXSIZE,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        reporters: Iterable[ProgressReporter] = (),
     ) -> None:
         if not isinstance(first_stage, Stage):
             raise StageConfigurationError(
@@ -131,6 +138,14 @@ class DeclarativeVersion:
             raise StageConfigurationError(
                 f"lock_timeout must be None or a number >= 0, got {lock_timeout!r}"
             )
+        self.reporters = tuple(reporters)
+        for reporter in self.reporters:
+            if not isinstance(reporter, ProgressReporter):
+                raise StageConfigurationError(
+                    f"DeclarativeVersion: reporters must have started(), updated() and "
+                    f"finished() methods (see stageline.progress.ProgressReporter), got "
+                    f"{reporter!r}"
+                )
         self.first_stage = first_stage
         self.repository = repository
         self.mirror = mirror
@@ -294,7 +309,8 @@ class DeclarativeVersion:
             )
         self._active = True
         try:
-            return await self._sync()
+            with reporting_to(*self.reporters):
+                return await self._sync()
         finally:
             self._active = False
 
