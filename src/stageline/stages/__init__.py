@@ -2,7 +2,8 @@
 
 1. :class:`QueryExistingContents`: swap unsaved content for saved content.
 2. :class:`QueryExistingArtifacts`: swap unsaved artifacts for saved ones.
-3. :class:`ArtifactDownloader`: download what is missing and not deferred.
+3. :class:`ArtifactDownloader`: download what is missing and not deferred (after an
+   :class:`ArtifactResourceBudget`, when the sync caps what it holds downloaded).
 4. :class:`ArtifactSaver`: store the files and save their artifacts.
 5. :class:`ContentSaver`: save new content and its content artifacts.
 6. :class:`RemoteArtifactSaver`: record where each file can be fetched.
@@ -17,6 +18,7 @@ or dropped (an on-demand pipeline drops the three artifact stages). See
 """
 
 from ._associate import ContentAssociation, ContentUnassociation, ResolveContentFutures
+from ._budget import ArtifactResourceBudget
 from ._download import ArtifactDownloader, is_deferred
 from ._failures import DownloadFailurePolicy, OnError, SkippedUnit
 from ._generic import DEFAULT_MAX_CONCURRENT_CONTENT, GenericDownloader
@@ -28,6 +30,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_CONCURRENT_CONTENT",
     "ArtifactDownloader",
+    "ArtifactResourceBudget",
     "ArtifactSaver",
     "ContentAssociation",
     "ContentSaver",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
@@ -21,7 +21,10 @@ from ..progress import (
 from ._failures import DownloadFailurePolicy
 from ._generic import DEFAULT_MAX_CONCURRENT_CONTENT, GenericDownloader, run_all
 
-__all__ = ["ArtifactDownloader", "is_deferred"]
+if TYPE_CHECKING:
+    from ._budget import ArtifactResourceBudget
+
+__all__ = ["ArtifactDownloader", "is_deferred", "needs_download"]
 
 #: Finished downloads remembered by sha256, so that a later unit declaring the same file
 #: gets it without a second download. A later unit can miss the saved artifact only if
@@ -43,7 +46,9 @@ def is_deferred(d_artifact: DeclarativeArtifact) -> bool:
     return remote is not None and remote.policy is not DownloadPolicy.IMMEDIATE
 
 
-def _needs_download(d_artifact: DeclarativeArtifact) -> bool:
+def needs_download(d_artifact: DeclarativeArtifact) -> bool:
+    """Whether the download stage fetches this declared artifact: unsaved, without a file,
+    not deferred."""
     artifact = d_artifact.artifact
     return not artifact.saved and artifact.file is None and not is_deferred(d_artifact)
 
@@ -86,6 +91,8 @@ class ArtifactDownloader(GenericDownloader):
         downloader_factory: makes the downloaders (an open factory; the sync's).
         max_concurrent_content: at most this many units downloading at once.
         failure_policy: what a failed download does (see :class:`DownloadFailurePolicy`).
+        budget: the :class:`ArtifactResourceBudget` placed before this stage, if any; a
+            unit the failure policy leaves out releases what it acquired there.
 
     Raises:
         StageConfigurationError: (a ``ValueError``) ``max_concurrent_content`` < 1.
@@ -97,8 +104,9 @@ class ArtifactDownloader(GenericDownloader):
         max_concurrent_content: int = DEFAULT_MAX_CONCURRENT_CONTENT,
         *,
         failure_policy: DownloadFailurePolicy | None = None,
+        budget: ArtifactResourceBudget | None = None,
     ) -> None:
-        super().__init__(max_concurrent_content, failure_policy=failure_policy)
+        super().__init__(max_concurrent_content, failure_policy=failure_policy, budget=budget)
         self.downloader_factory = downloader_factory
         self._downloads: OrderedDict[str, _SharedDownload] = OrderedDict()
         self._reports: tuple[ProgressReport, ProgressReport] | None = None
@@ -121,11 +129,11 @@ class ArtifactDownloader(GenericDownloader):
                 self._reports = None
 
     def _needs_handling(self, d_content: DeclarativeContent) -> bool:
-        return any(_needs_download(da) for da in d_content.d_artifacts)
+        return any(needs_download(da) for da in d_content.d_artifacts)
 
     def _unit_urls(self, d_content: DeclarativeContent) -> tuple[str, ...]:
         return tuple(
-            url for da in d_content.d_artifacts if _needs_download(da) for url in da.all_urls
+            url for da in d_content.d_artifacts if needs_download(da) for url in da.all_urls
         )
 
     async def _handle_content_unit(self, d_content: DeclarativeContent) -> int:
@@ -145,7 +153,7 @@ class ArtifactDownloader(GenericDownloader):
             counts.append(await self._fetch_shared(d_artifact))
 
         await run_all(
-            [functools.partial(fetch, da) for da in d_content.d_artifacts if _needs_download(da)]
+            [functools.partial(fetch, da) for da in d_content.d_artifacts if needs_download(da)]
         )
         return sum(counts)
 

@@ -20,6 +20,7 @@ from ..stages import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENT_CONTENT,
     ArtifactDownloader,
+    ArtifactResourceBudget,
     ArtifactSaver,
     ContentAssociation,
     ContentSaver,
@@ -90,6 +91,9 @@ class DeclarativeVersion:
         batch_size: items per database round trip in the batching stages.
         maxsize: the buffer between two stages.
         lock_timeout: seconds to wait for another sync of the repository (None: no limit).
+        max_pending_bytes: cap the declared bytes of the files downloaded but not saved
+            yet (None: no cap); see :class:`~stageline.stages.ArtifactResourceBudget`.
+        max_pending_items: cap the units whose files are downloaded but not saved yet.
         reporters: where the sync's progress reports go (the default stages report
             "Downloading Artifacts", "Associating Content" and "Un-Associating Content";
             see ``docs/progress.md``), beside those already installed around the call
@@ -115,6 +119,8 @@ class DeclarativeVersion:
         maxsize: int = DEFAULT_MAXSIZE,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
         reporters: Iterable[ProgressReporter] = (),
+        max_pending_bytes: int | None = None,
+        max_pending_items: int | None = None,
     ) -> None:
         if not isinstance(first_stage, Stage):
             raise StageConfigurationError(
@@ -160,6 +166,11 @@ class DeclarativeVersion:
         self.batch_size = _int_at_least(1, "batch_size", batch_size)
         self.maxsize = _int_at_least(0, "maxsize", maxsize)
         self.lock_timeout = lock_timeout
+        # Checked here (by making one), so that a wrong limit fails at once.
+        ArtifactResourceBudget(max_bytes=max_pending_bytes, max_items=max_pending_items)
+        self.max_pending_bytes = max_pending_bytes
+        self.max_pending_items = max_pending_items
+        self._budget: ArtifactResourceBudget | None = None
         self._running: _Running | None = None
         # Set for the whole of acreate(), from before the store is opened.
         self._active = False
@@ -195,6 +206,14 @@ class DeclarativeVersion:
         return self._policy
 
     @property
+    def budget(self) -> ArtifactResourceBudget | None:
+        """The budget of the current (or last) sync's pipeline; None without a cap.
+
+        Its ``peak_bytes`` and ``peak_items`` tell how close a sync came to the caps.
+        """
+        return self._budget
+
+    @property
     def skipped(self) -> list[SkippedUnit]:
         """The units the last sync left out because their download failed (``"skip"``).
 
@@ -220,7 +239,9 @@ class DeclarativeVersion:
         ``self.storage``, ``self.downloader_factory`` and ``self.failure_policy`` are the
         sync's. The default is the first stage, then
         :class:`~stageline.stages.QueryExistingContents`,
-        :class:`~stageline.stages.QueryExistingArtifacts`,
+        :class:`~stageline.stages.QueryExistingArtifacts`, (with ``max_pending_bytes`` or
+        ``max_pending_items``) an :class:`~stageline.stages.ArtifactResourceBudget`, also
+        handed to the downloader and the artifact saver (and kept as :attr:`budget`),
         :class:`~stageline.stages.ArtifactDownloader`,
         :class:`~stageline.stages.ArtifactSaver`,
         :class:`~stageline.stages.ContentSaver`,
@@ -236,6 +257,7 @@ class DeclarativeVersion:
             The stages, first to last.
         """
         store, batch_size = self.store, self.batch_size
+        budget = self._budget = self._new_budget()
         stages: list[Stage] = [
             self.first_stage,
             QueryExistingContents(store, batch_size=batch_size),
@@ -244,12 +266,14 @@ class DeclarativeVersion:
                 batch_size=batch_size,
                 allowed_digests=self.downloader_factory.allowed_digests,
             ),
+            *([budget] if budget is not None else []),
             ArtifactDownloader(
                 self.downloader_factory,
                 self.max_concurrent_content,
                 failure_policy=self.failure_policy,
+                budget=budget,
             ),
-            ArtifactSaver(store, self.storage, batch_size=batch_size),
+            ArtifactSaver(store, self.storage, batch_size=batch_size, budget=budget),
             ContentSaver(store, batch_size=batch_size),
             RemoteArtifactSaver(store, batch_size=batch_size),
             ResolveContentFutures(),
@@ -258,6 +282,13 @@ class DeclarativeVersion:
         if self.mirror:
             stages.append(ContentUnassociation(new_version))
         return stages
+
+    def _new_budget(self) -> ArtifactResourceBudget | None:
+        if self.max_pending_bytes is None and self.max_pending_items is None:
+            return None
+        return ArtifactResourceBudget(
+            max_bytes=self.max_pending_bytes, max_items=self.max_pending_items
+        )
 
     # -- running ------------------------------------------------------------------------
 
