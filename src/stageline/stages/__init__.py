@@ -1,7 +1,9 @@
 """The default stages of a sync pipeline, in the order ``DeclarativeVersion`` runs them.
 
 1. :class:`QueryExistingContents`: swap unsaved content for saved content.
-2. :class:`QueryExistingArtifacts`: swap unsaved artifacts for saved ones.
+2. :class:`QueryExistingArtifacts`: swap unsaved artifacts for saved ones
+   (then, with alternate content sources, :class:`ACSArtifactHandler` finds which files
+   a source has).
 3. :class:`ArtifactDownloader`: download what is missing and not deferred (after an
    :class:`ArtifactResourceBudget`, when the sync caps what it holds downloaded).
 4. :class:`ArtifactSaver`: store the files and save their artifacts.
@@ -17,6 +19,7 @@ or dropped (an on-demand pipeline drops the three artifact stages). See
 ``docs/plugin-writing.md``.
 """
 
+from ._acs import ACSArtifactHandler, AlternateContentSource, AlternateLocation
 from ._associate import ContentAssociation, ContentUnassociation, ResolveContentFutures
 from ._budget import ArtifactResourceBudget
 from ._download import ArtifactDownloader, is_deferred
@@ -29,6 +32,9 @@ from ._save import ArtifactSaver, ContentSaver
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_CONCURRENT_CONTENT",
+    "ACSArtifactHandler",
+    "AlternateContentSource",
+    "AlternateLocation",
     "ArtifactDownloader",
     "ArtifactResourceBudget",
     "ArtifactSaver",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from .._declarative import DeclarativeArtifact, DeclarativeContent
+from .._exceptions import DownloadError, ForbiddenDigestError, redact_url
 from ..download import DownloaderFactory
 from ..models import Artifact, DownloadPolicy
 from ..progress import (
@@ -22,9 +24,12 @@ from ._failures import DownloadFailurePolicy
 from ._generic import DEFAULT_MAX_CONCURRENT_CONTENT, GenericDownloader, run_all
 
 if TYPE_CHECKING:
+    from ._acs import ACSArtifactHandler
     from ._budget import ArtifactResourceBudget
 
 __all__ = ["ArtifactDownloader", "is_deferred", "needs_download"]
+
+logger = logging.getLogger("stageline.sync")
 
 #: Finished downloads remembered by sha256, so that a later unit declaring the same file
 #: gets it without a second download. A later unit can miss the saved artifact only if
@@ -93,6 +98,9 @@ class ArtifactDownloader(GenericDownloader):
         failure_policy: what a failed download does (see :class:`DownloadFailurePolicy`).
         budget: the :class:`ArtifactResourceBudget` placed before this stage, if any; a
             unit the failure policy leaves out releases what it acquired there.
+        acs: the :class:`ACSArtifactHandler` placed before this stage, if any: a file
+            an alternate content source has is fetched there first (with the source's
+            remote), and from its declared urls only when that fails.
 
     Raises:
         StageConfigurationError: (a ``ValueError``) ``max_concurrent_content`` < 1.
@@ -105,9 +113,11 @@ class ArtifactDownloader(GenericDownloader):
         *,
         failure_policy: DownloadFailurePolicy | None = None,
         budget: ArtifactResourceBudget | None = None,
+        acs: ACSArtifactHandler | None = None,
     ) -> None:
         super().__init__(max_concurrent_content, failure_policy=failure_policy, budget=budget)
         self.downloader_factory = downloader_factory
+        self.acs = acs
         self._downloads: OrderedDict[str, _SharedDownload] = OrderedDict()
         self._reports: tuple[ProgressReport, ProgressReport] | None = None
 
@@ -199,9 +209,62 @@ class ArtifactDownloader(GenericDownloader):
         return 1
 
     async def _download(self, d_artifact: DeclarativeArtifact) -> None:
-        """Download one artifact with this stage's factory, and count it."""
-        await d_artifact.download(self.downloader_factory)
+        """Download one artifact with this stage's factory, and count it.
+
+        The alternate content sources that have the file come first; then its urls.
+        """
+        failures = await self._download_from_alternates(d_artifact)
+        if failures is not None:
+            try:
+                await d_artifact.download(self.downloader_factory)
+            except DownloadError as exc:
+                for note in failures:
+                    exc.add_note(note)
+                raise
         self._count(d_artifact.artifact)
+
+    async def _download_from_alternates(self, d_artifact: DeclarativeArtifact) -> list[str] | None:
+        """Try the alternate sources that have the file; None once one delivered it.
+
+        Returns:
+            None when a source delivered the file (``d_artifact.artifact`` is it), else
+            a note per source that failed, for the error of the declared urls.
+
+        Raises:
+            ForbiddenDigestError: an expected digest is of a kind not allowed (every url
+                would refuse it).
+        """
+        locations = () if self.acs is None else self.acs.alternates_for(d_artifact)
+        failures: list[str] = []
+        for location in locations:
+            alternate = DeclarativeArtifact(
+                artifact=d_artifact.artifact,
+                url=location.url,
+                relative_path=d_artifact.relative_path,
+                remote=location.remote,
+            )
+            try:
+                await alternate.download(self.downloader_factory)
+            except ForbiddenDigestError:
+                raise
+            except DownloadError as exc:
+                url = redact_url(location.url)
+                logger.info(
+                    "alternate content source %r failed for %s (%s: %s); trying the next "
+                    "source or the declared urls",
+                    location.remote.name,
+                    url,
+                    type(exc).__name__,
+                    exc,
+                )
+                failures.append(
+                    f"alternate content source {location.remote.name!r} failed first, at "
+                    f"{url}: {type(exc).__name__}: {exc}"
+                )
+                continue
+            d_artifact.artifact = alternate.artifact
+            return None
+        return failures
 
     def _count(self, downloaded: Artifact) -> None:
         if self._reports is not None:

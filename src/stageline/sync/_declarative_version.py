@@ -19,6 +19,7 @@ from ..progress import ProgressReporter, reporting_to
 from ..stages import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENT_CONTENT,
+    ACSArtifactHandler,
     ArtifactDownloader,
     ArtifactResourceBudget,
     ArtifactSaver,
@@ -79,7 +80,9 @@ class DeclarativeVersion:
         repository: the repository to sync into (saved, or found or created by name).
         mirror: True to remove from the new version every unit the sync did not bring;
             False (additive) keeps them.
-        acs: alternate content sources; not supported yet (True is refused).
+        acs: True to fetch the files the workspace's alternate content sources have
+            from there first (``Workspace(alternate_sources=[...])``; see
+            :class:`~stageline.stages.AlternateContentSource`).
         workspace: the store, storage and download settings; the default is
             :class:`Workspace()`, stageline's home folder.
         on_error: ``"fail"`` (the default): the first failed download fails the sync;
@@ -101,7 +104,7 @@ class DeclarativeVersion:
 
     Raises:
         StageConfigurationError: (a ``ValueError``) an argument is out of range, or
-            ``acs`` is True.
+            ``acs`` is True and the workspace has no alternate content source.
     """
 
     def __init__(
@@ -131,11 +134,6 @@ class DeclarativeVersion:
                 f"DeclarativeVersion: repository must be a Repository, got {repository!r}; "
                 "use Repository(name=...)"
             )
-        if acs:
-            raise StageConfigurationError(
-                "DeclarativeVersion(acs=True): alternate content sources are not supported "
-                "by this version of stageline; leave acs False"
-            )
         if lock_timeout is not None and (
             isinstance(lock_timeout, bool)
             or not isinstance(lock_timeout, int | float)
@@ -156,6 +154,13 @@ class DeclarativeVersion:
         self.repository = repository
         self.mirror = mirror
         self.workspace = workspace if workspace is not None else Workspace()
+        if acs and not self.workspace.alternate_sources:
+            raise StageConfigurationError(
+                "DeclarativeVersion(acs=True): the workspace has no alternate content "
+                "source; give it some, Workspace(..., alternate_sources=["
+                "AlternateContentSource(remote)]), or leave acs False"
+            )
+        self.acs = acs
         # Checked here, so that a wrong value fails at once rather than when syncing.
         self._policy = DownloadFailurePolicy(on_error, max_skipped=max_skipped)
         self.on_error: OnError = on_error
@@ -239,9 +244,11 @@ class DeclarativeVersion:
         ``self.storage``, ``self.downloader_factory`` and ``self.failure_policy`` are the
         sync's. The default is the first stage, then
         :class:`~stageline.stages.QueryExistingContents`,
-        :class:`~stageline.stages.QueryExistingArtifacts`, (with ``max_pending_bytes`` or
-        ``max_pending_items``) an :class:`~stageline.stages.ArtifactResourceBudget`, also
-        handed to the downloader and the artifact saver (and kept as :attr:`budget`),
+        :class:`~stageline.stages.QueryExistingArtifacts`, (with ``acs=True``) an
+        :class:`~stageline.stages.ACSArtifactHandler` handed to the downloader, (with
+        ``max_pending_bytes`` or ``max_pending_items``) an
+        :class:`~stageline.stages.ArtifactResourceBudget`, also handed to the downloader
+        and the artifact saver (and kept as :attr:`budget`),
         :class:`~stageline.stages.ArtifactDownloader`,
         :class:`~stageline.stages.ArtifactSaver`,
         :class:`~stageline.stages.ContentSaver`,
@@ -258,6 +265,11 @@ class DeclarativeVersion:
         """
         store, batch_size = self.store, self.batch_size
         budget = self._budget = self._new_budget()
+        acs = (
+            ACSArtifactHandler(store, self.workspace.alternate_sources, batch_size=batch_size)
+            if self.acs
+            else None
+        )
         stages: list[Stage] = [
             self.first_stage,
             QueryExistingContents(store, batch_size=batch_size),
@@ -266,12 +278,14 @@ class DeclarativeVersion:
                 batch_size=batch_size,
                 allowed_digests=self.downloader_factory.allowed_digests,
             ),
+            *([acs] if acs is not None else []),
             *([budget] if budget is not None else []),
             ArtifactDownloader(
                 self.downloader_factory,
                 self.max_concurrent_content,
                 failure_policy=self.failure_policy,
                 budget=budget,
+                acs=acs,
             ),
             ArtifactSaver(store, self.storage, batch_size=batch_size, budget=budget),
             ContentSaver(store, batch_size=batch_size),
