@@ -25,8 +25,9 @@ from stageline.stages import ArtifactDownloader, ArtifactResourceBudget
 from stageline.store import NewVersion
 
 from ..download._servers import LocalServer, stall, status
-from ._plugin import Upstream, file_unit, sha256_of
+from ._plugin import IndexFirstStage, Upstream, file_unit, sha256_of
 from ._support import latest, leftover_temporary_files, paths_in
+from .test_sync_discovery import serve_tree
 
 pytestmark = pytest.mark.anyio
 
@@ -309,3 +310,27 @@ async def test_no_deadlock_and_no_excess_whatever_the_limits_and_batches(
     assert version.content_count == len(paths)
     assert_within(dv.probe.samples, max_items, max_bytes)
     assert_budget_kept(dv.budget, max_items, max_bytes, sizes)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 500])
+async def test_multi_level_discovery_through_a_budget_of_one(
+    workspace: Workspace, upstream: Upstream, batch_size: int
+) -> None:
+    """A first stage awaiting its indexes never waits on the budget: all nine units sync."""
+    serve_tree(upstream)
+    first = IndexFirstStage(upstream.remote(), workspace.storage)
+    dv = DeclarativeVersion(
+        first,
+        Repository(name="files"),
+        workspace=workspace,
+        batch_size=batch_size,
+        max_pending_items=1,
+        max_pending_bytes=1,
+    )
+    with anyio.fail_after(30):
+        version = await dv.acreate()
+    assert version is not None
+    assert version.content_count == 9
+    assert first.read == ["root.idx", "sub1.idx", "sub2.idx", "deep.idx"]
+    assert dv.budget is not None
+    assert (dv.budget.peak_items, dv.budget.pending_items) == (1, 0)
