@@ -55,7 +55,7 @@ async def test_create_inside_a_running_loop_points_to_acreate(workspace: Workspa
 
 
 def test_wrong_arguments_are_refused_when_the_sync_is_made(workspace: Workspace) -> None:
-    """A bad backend, acs=True and out-of-range sizes are refused with the argument named."""
+    """A bad backend, acs=True without sources, out-of-range sizes: refused, argument named."""
     first = ManifestFirstStage.__new__(ManifestFirstStage)
     repository = Repository(name="x")
     dv = DeclarativeVersion(first, repository, workspace=workspace)

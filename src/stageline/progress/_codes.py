@@ -14,13 +14,20 @@ __all__ = [
     "ASSOCIATING_CONTENT_MESSAGE",
     "DOWNLOADING_ARTIFACTS_CODE",
     "DOWNLOADING_ARTIFACTS_MESSAGE",
+    "DOWNLOADING_BYTES_CODE",
+    "DOWNLOADING_BYTES_MESSAGE",
     "UNASSOCIATING_CONTENT_CODE",
     "UNASSOCIATING_CONTENT_MESSAGE",
 ]
 
-#: ``ArtifactDownloader``: one unit per content unit whose artifacts were downloaded.
+#: ``ArtifactDownloader``: one unit per file downloaded (a file several units of a
+#: sync declare counts once).
 DOWNLOADING_ARTIFACTS_MESSAGE: Final = "Downloading Artifacts"
 DOWNLOADING_ARTIFACTS_CODE: Final = "sync.downloading.artifacts"
+
+#: ``ArtifactDownloader``, beside the files: the bytes of the files downloaded.
+DOWNLOADING_BYTES_MESSAGE: Final = "Downloading Artifacts (bytes)"
+DOWNLOADING_BYTES_CODE: Final = "sync.downloading.bytes"
 
 #: ``ContentAssociation``: one unit per content unit added to the new version.
 ASSOCIATING_CONTENT_MESSAGE: Final = "Associating Content"

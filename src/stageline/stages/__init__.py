@@ -1,8 +1,11 @@
 """The default stages of a sync pipeline, in the order ``DeclarativeVersion`` runs them.
 
 1. :class:`QueryExistingContents`: swap unsaved content for saved content.
-2. :class:`QueryExistingArtifacts`: swap unsaved artifacts for saved ones.
-3. :class:`ArtifactDownloader`: download what is missing and not deferred.
+2. :class:`QueryExistingArtifacts`: swap unsaved artifacts for saved ones
+   (then, with alternate content sources, :class:`ACSArtifactHandler` finds which files
+   a source has).
+3. :class:`ArtifactDownloader`: download what is missing and not deferred (after an
+   :class:`ArtifactResourceBudget`, when the sync caps what it holds downloaded).
 4. :class:`ArtifactSaver`: store the files and save their artifacts.
 5. :class:`ContentSaver`: save new content and its content artifacts.
 6. :class:`RemoteArtifactSaver`: record where each file can be fetched.
@@ -16,7 +19,9 @@ or dropped (an on-demand pipeline drops the three artifact stages). See
 ``docs/plugin-writing.md``.
 """
 
+from ._acs import ACSArtifactHandler, AlternateContentSource, AlternateLocation
 from ._associate import ContentAssociation, ContentUnassociation, ResolveContentFutures
+from ._budget import ArtifactResourceBudget
 from ._download import ArtifactDownloader, is_deferred
 from ._failures import DownloadFailurePolicy, OnError, SkippedUnit
 from ._generic import DEFAULT_MAX_CONCURRENT_CONTENT, GenericDownloader
@@ -27,7 +32,11 @@ from ._save import ArtifactSaver, ContentSaver
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_CONCURRENT_CONTENT",
+    "ACSArtifactHandler",
+    "AlternateContentSource",
+    "AlternateLocation",
     "ArtifactDownloader",
+    "ArtifactResourceBudget",
     "ArtifactSaver",
     "ContentAssociation",
     "ContentSaver",

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from .._stage import Stage
+from ..progress import (
+    ASSOCIATING_CONTENT_CODE,
+    ASSOCIATING_CONTENT_MESSAGE,
+    UNASSOCIATING_CONTENT_CODE,
+    UNASSOCIATING_CONTENT_MESSAGE,
+    ProgressReport,
+)
 from ..store import NewVersion
 from ._query import DEFAULT_BATCH_SIZE, check_batch_size
 
@@ -25,6 +32,9 @@ class ContentAssociation(Stage):
     A unit already in the version stays as it is; one with the same repository key as
     a unit in the version replaces it (the later of two in one sync wins).
 
+    Progress: an "Associating Content" report (``ASSOCIATING_CONTENT_CODE``) counts the
+    units added, those that were not in the version already.
+
     Args:
         new_version: the version being built (:meth:`~stageline.store.Store.new_version`).
         batch_size: items per store call.
@@ -44,10 +54,11 @@ class ContentAssociation(Stage):
             ValueError: a unit is not saved (``ContentSaver`` must come before).
             StoreError: the version is not open, or the database failed.
         """
-        async for batch in self.batches(self.batch_size):
-            await self.new_version.add_content([d.content for d in batch])
-            for d in batch:
-                await self.put(d)
+        async with ProgressReport(ASSOCIATING_CONTENT_MESSAGE, ASSOCIATING_CONTENT_CODE) as report:
+            async for batch in self.batches(self.batch_size):
+                report.increase_by(await self.new_version.add_content([d.content for d in batch]))
+                for d in batch:
+                    await self.put(d)
 
 
 class ContentUnassociation(Stage):
@@ -60,6 +71,9 @@ class ContentUnassociation(Stage):
 
     Memory: the primary keys of the units seen are held until the end (8 bytes and a
     set entry each).
+
+    Progress: an "Un-Associating Content" report (``UNASSOCIATING_CONTENT_CODE``) counts
+    the units removed; it runs for the whole stage and counts them at the end.
 
     Args:
         new_version: the version being built.
@@ -74,9 +88,12 @@ class ContentUnassociation(Stage):
         Raises:
             StoreError: the version is not open, or the database failed.
         """
-        seen: set[int] = set()
-        async for d in self.items():
-            if d.content.pk is not None:
-                seen.add(d.content.pk)
-            await self.put(d)
-        await self.new_version.remove_content_except(seen)
+        async with ProgressReport(
+            UNASSOCIATING_CONTENT_MESSAGE, UNASSOCIATING_CONTENT_CODE
+        ) as report:
+            seen: set[int] = set()
+            async for d in self.items():
+                if d.content.pk is not None:
+                    seen.add(d.content.pk)
+                await self.put(d)
+            report.increase_by(await self.new_version.remove_content_except(seen))

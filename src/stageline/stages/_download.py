@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections import OrderedDict
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from .._declarative import DeclarativeArtifact, DeclarativeContent
+from .._exceptions import DownloadError, ForbiddenDigestError, redact_url
 from ..download import DownloaderFactory
 from ..models import Artifact, DownloadPolicy
+from ..progress import (
+    DOWNLOADING_ARTIFACTS_CODE,
+    DOWNLOADING_ARTIFACTS_MESSAGE,
+    DOWNLOADING_BYTES_CODE,
+    DOWNLOADING_BYTES_MESSAGE,
+    ProgressReport,
+)
 from ._failures import DownloadFailurePolicy
 from ._generic import DEFAULT_MAX_CONCURRENT_CONTENT, GenericDownloader, run_all
 
-__all__ = ["ArtifactDownloader", "is_deferred"]
+if TYPE_CHECKING:
+    from ._acs import ACSArtifactHandler
+    from ._budget import ArtifactResourceBudget
+
+__all__ = ["ArtifactDownloader", "is_deferred", "needs_download"]
+
+logger = logging.getLogger("stageline.sync")
 
 #: Finished downloads remembered by sha256, so that a later unit declaring the same file
 #: gets it without a second download. A later unit can miss the saved artifact only if
@@ -36,7 +51,9 @@ def is_deferred(d_artifact: DeclarativeArtifact) -> bool:
     return remote is not None and remote.policy is not DownloadPolicy.IMMEDIATE
 
 
-def _needs_download(d_artifact: DeclarativeArtifact) -> bool:
+def needs_download(d_artifact: DeclarativeArtifact) -> bool:
+    """Whether the download stage fetches this declared artifact: unsaved, without a file,
+    not deferred."""
     artifact = d_artifact.artifact
     return not artifact.saved and artifact.file is None and not is_deferred(d_artifact)
 
@@ -70,10 +87,20 @@ class ArtifactDownloader(GenericDownloader):
     by several units of one sync (the same sha256 and expectations) is downloaded once,
     and every one of those units gets the same artifact.
 
+    Progress: a "Downloading Artifacts" report (``DOWNLOADING_ARTIFACTS_CODE``) counts
+    the files downloaded as each one finishes, and a second one
+    (``DOWNLOADING_BYTES_CODE``) their bytes. Both have no total (the stage sees the
+    units as they come).
+
     Args:
         downloader_factory: makes the downloaders (an open factory; the sync's).
         max_concurrent_content: at most this many units downloading at once.
         failure_policy: what a failed download does (see :class:`DownloadFailurePolicy`).
+        budget: the :class:`ArtifactResourceBudget` placed before this stage, if any; a
+            unit the failure policy leaves out releases what it acquired there.
+        acs: the :class:`ACSArtifactHandler` placed before this stage, if any: a file
+            an alternate content source has is fetched there first (with the source's
+            remote), and from its declared urls only when that fails.
 
     Raises:
         StageConfigurationError: (a ``ValueError``) ``max_concurrent_content`` < 1.
@@ -85,17 +112,38 @@ class ArtifactDownloader(GenericDownloader):
         max_concurrent_content: int = DEFAULT_MAX_CONCURRENT_CONTENT,
         *,
         failure_policy: DownloadFailurePolicy | None = None,
+        budget: ArtifactResourceBudget | None = None,
+        acs: ACSArtifactHandler | None = None,
     ) -> None:
-        super().__init__(max_concurrent_content, failure_policy=failure_policy)
+        super().__init__(max_concurrent_content, failure_policy=failure_policy, budget=budget)
         self.downloader_factory = downloader_factory
+        self.acs = acs
         self._downloads: OrderedDict[str, _SharedDownload] = OrderedDict()
+        self._reports: tuple[ProgressReport, ProgressReport] | None = None
+
+    async def run(self) -> None:
+        """Download every unit's missing files, reporting progress; see the class.
+
+        Raises:
+            DownloadError: a download failed, and the failure policy did not skip its unit.
+            Exception: what else a unit's handling raised.
+        """
+        async with (
+            ProgressReport(DOWNLOADING_ARTIFACTS_MESSAGE, DOWNLOADING_ARTIFACTS_CODE) as files,
+            ProgressReport(DOWNLOADING_BYTES_MESSAGE, DOWNLOADING_BYTES_CODE) as size,
+        ):
+            self._reports = (files, size)
+            try:
+                await super().run()
+            finally:
+                self._reports = None
 
     def _needs_handling(self, d_content: DeclarativeContent) -> bool:
-        return any(_needs_download(da) for da in d_content.d_artifacts)
+        return any(needs_download(da) for da in d_content.d_artifacts)
 
     def _unit_urls(self, d_content: DeclarativeContent) -> tuple[str, ...]:
         return tuple(
-            url for da in d_content.d_artifacts if _needs_download(da) for url in da.all_urls
+            url for da in d_content.d_artifacts if needs_download(da) for url in da.all_urls
         )
 
     async def _handle_content_unit(self, d_content: DeclarativeContent) -> int:
@@ -115,7 +163,7 @@ class ArtifactDownloader(GenericDownloader):
             counts.append(await self._fetch_shared(d_artifact))
 
         await run_all(
-            [functools.partial(fetch, da) for da in d_content.d_artifacts if _needs_download(da)]
+            [functools.partial(fetch, da) for da in d_content.d_artifacts if needs_download(da)]
         )
         return sum(counts)
 
@@ -161,5 +209,65 @@ class ArtifactDownloader(GenericDownloader):
         return 1
 
     async def _download(self, d_artifact: DeclarativeArtifact) -> None:
-        """Download one artifact with this stage's factory."""
-        await d_artifact.download(self.downloader_factory)
+        """Download one artifact with this stage's factory, and count it.
+
+        The alternate content sources that have the file come first; then its urls.
+        """
+        failures = await self._download_from_alternates(d_artifact)
+        if failures is not None:
+            try:
+                await d_artifact.download(self.downloader_factory)
+            except DownloadError as exc:
+                for note in failures:
+                    exc.add_note(note)
+                raise
+        self._count(d_artifact.artifact)
+
+    async def _download_from_alternates(self, d_artifact: DeclarativeArtifact) -> list[str] | None:
+        """Try the alternate sources that have the file; None once one delivered it.
+
+        Returns:
+            None when a source delivered the file (``d_artifact.artifact`` is it), else
+            a note per source that failed, for the error of the declared urls.
+
+        Raises:
+            ForbiddenDigestError: an expected digest is of a kind not allowed (every url
+                would refuse it).
+        """
+        locations = () if self.acs is None else self.acs.alternates_for(d_artifact)
+        failures: list[str] = []
+        for location in locations:
+            alternate = DeclarativeArtifact(
+                artifact=d_artifact.artifact,
+                url=location.url,
+                relative_path=d_artifact.relative_path,
+                remote=location.remote,
+            )
+            try:
+                await alternate.download(self.downloader_factory)
+            except ForbiddenDigestError:
+                raise
+            except DownloadError as exc:
+                url = redact_url(location.url)
+                logger.info(
+                    "alternate content source %r failed for %s (%s: %s); trying the next "
+                    "source or the declared urls",
+                    location.remote.name,
+                    url,
+                    type(exc).__name__,
+                    exc,
+                )
+                failures.append(
+                    f"alternate content source {location.remote.name!r} failed first, at "
+                    f"{url}: {type(exc).__name__}: {exc}"
+                )
+                continue
+            d_artifact.artifact = alternate.artifact
+            return None
+        return failures
+
+    def _count(self, downloaded: Artifact) -> None:
+        if self._reports is not None:
+            files, size = self._reports
+            files.increment()
+            size.increase_by(downloaded.size or 0)

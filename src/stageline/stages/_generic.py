@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 from anyio.abc import TaskGroup
@@ -13,6 +13,9 @@ from .._declarative import DeclarativeContent
 from .._exceptions import StageConfigurationError
 from .._stage import Stage
 from ._failures import DownloadFailurePolicy
+
+if TYPE_CHECKING:
+    from ._budget import ArtifactResourceBudget
 
 __all__ = ["DEFAULT_MAX_CONCURRENT_CONTENT", "GenericDownloader", "run_all"]
 
@@ -57,6 +60,9 @@ class GenericDownloader(Stage):
     Args:
         max_concurrent_content: at most this many units handled at once (an int >= 1).
         failure_policy: what a failed unit does; None fails the stage at the first one.
+        budget: the :class:`ArtifactResourceBudget` placed before this stage, if any: a
+            skipped unit releases what it acquired there, since it never reaches
+            :class:`ArtifactSaver`, which releases the others.
 
     Attributes:
         downloaded: how many files the stage downloaded so far (the sum of what
@@ -71,9 +77,11 @@ class GenericDownloader(Stage):
         max_concurrent_content: int = DEFAULT_MAX_CONCURRENT_CONTENT,
         *,
         failure_policy: DownloadFailurePolicy | None = None,
+        budget: ArtifactResourceBudget | None = None,
     ) -> None:
         self.max_concurrent_content = _positive("max_concurrent_content", max_concurrent_content)
         self.failure_policy = failure_policy or DownloadFailurePolicy()
+        self.budget = budget
         self.downloaded = 0
 
     async def _handle_content_unit(self, d_content: DeclarativeContent) -> int:
@@ -156,6 +164,8 @@ class GenericDownloader(Stage):
                 tg.cancel_scope.cancel()
                 return
             slot.skipped = True
+            if self.budget is not None:
+                self.budget.release([d_content])
             _give_up_on(d_content, exc)
         else:
             self.downloaded += count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from .._declarative import DeclarativeArtifact, DeclarativeContent
 from .._stage import Stage
@@ -11,6 +12,9 @@ from ..models import Artifact, Content, ContentArtifact
 from ..storage import ArtifactStorage
 from ..store import Store, UnitOfWork
 from ._query import DEFAULT_BATCH_SIZE, check_batch_size
+
+if TYPE_CHECKING:
+    from ._budget import ArtifactResourceBudget
 
 __all__ = ["ArtifactSaver", "ContentSaver"]
 
@@ -25,21 +29,34 @@ class ArtifactSaver(Stage):
     concurrent sync) becomes that saved artifact. Other declared artifacts (saved,
     deferred, or never downloaded) pass untouched.
 
+    With a ``budget`` (the :class:`ArtifactResourceBudget` before the downloader), the
+    stage saves its pending batch at once while the budget waits for room, releases
+    each batch once it is saved, and releases everything when it ends (normally, the
+    units still held are those a stage before it left out; on a failure or a
+    cancellation, none will be saved).
+
     Args:
         store: where artifacts are saved.
         storage: where their files go.
         batch_size: items per store call.
+        budget: the budget to flush for and release, if any.
 
     Raises:
         StageConfigurationError: (a ``ValueError``) ``batch_size`` < 1.
     """
 
     def __init__(
-        self, store: Store, storage: ArtifactStorage, *, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        store: Store,
+        storage: ArtifactStorage,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        budget: ArtifactResourceBudget | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
         self.batch_size = check_batch_size(batch_size)
+        self.budget = budget
 
     async def run(self) -> None:
         """Store and save each batch's files, then pass its items on in order.
@@ -49,17 +66,25 @@ class ArtifactSaver(Stage):
             StorageError: a file could not be stored.
             StoreError: the database failed.
         """
-        async for batch in self.batches(self.batch_size):
-            declared = [
-                da
-                for d in batch
-                for da in d.d_artifacts
-                if not da.artifact.saved and da.artifact.file is not None
-            ]
-            if declared:
-                await self._save(declared)
-            for d in batch:
-                await self.put(d)
+        budget = self.budget
+        try:
+            flush_event = None if budget is None else budget.flush_event
+            async for batch in self.batches(self.batch_size, flush_event):
+                declared = [
+                    da
+                    for d in batch
+                    for da in d.d_artifacts
+                    if not da.artifact.saved and da.artifact.file is not None
+                ]
+                if declared:
+                    await self._save(declared)
+                if budget is not None:
+                    budget.release(batch)
+                for d in batch:
+                    await self.put(d)
+        finally:
+            if budget is not None:
+                budget.release_all()
 
     async def _save(self, declared: list[DeclarativeArtifact]) -> None:
         # A file declared twice (one download shared by two units) is stored once.

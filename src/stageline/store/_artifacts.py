@@ -1,4 +1,4 @@
-"""Store calls on artifacts: look up by sha256, insert-or-get."""
+"""Store calls on artifacts: look up by sha256 (or another digest), insert-or-get."""
 
 from __future__ import annotations
 
@@ -62,6 +62,49 @@ class ArtifactCalls:
             return found
 
         return await self._runner.run("look up artifacts by sha256", work, write=False)
+
+    async def find_artifacts_by_digest(
+        self, kind: str, values: Iterable[str]
+    ) -> dict[str, Artifact]:
+        """Look up saved artifacts by a digest of any kind (``sha512``, ``sha384``, …).
+
+        For metadata that gives no sha256. Which kinds are trusted for matching is the
+        caller's choice (``QueryExistingArtifacts`` uses only the allowed ones). Only the
+        sha256 column is indexed, so a lookup by another kind reads the whole table: call
+        it once per batch, not per artifact.
+
+        Args:
+            kind: a digest kind, one of :data:`stageline.models.DIGEST_FIELDS`.
+            values: hex digests of that kind; duplicates are fine.
+
+        Returns:
+            The saved artifact of every value that has one, keyed by the value (absent
+            values are missing). When several artifacts share a value (possible for the
+            weak kinds), the one saved first.
+
+        Raises:
+            StoreArgumentError: ``kind`` is not a digest kind.
+            StoreError: the database failed.
+        """
+        if kind not in DIGEST_FIELDS:
+            raise StoreArgumentError(
+                f"find_artifacts_by_digest: unknown digest kind {kind!r}; use one of "
+                f"{list(DIGEST_FIELDS)}"
+            )
+        wanted = sorted(set(values))
+        if not wanted:
+            return {}
+        column = t.artifacts.c[kind]
+
+        def work(conn: sa.Connection) -> dict[str, Artifact]:
+            found: dict[str, Artifact] = {}
+            for chunk in chunks(wanted):
+                query = sa.select(t.artifacts).where(column.in_(chunk)).order_by(t.artifacts.c.id)
+                for row in conn.execute(query):
+                    found.setdefault(getattr(row, kind), artifact_from_row(row))
+            return found
+
+        return await self._runner.run(f"look up artifacts by {kind}", work, write=False)
 
     async def save_artifacts(self, artifacts: Sequence[Artifact]) -> list[Artifact]:
         """Insert-or-get artifacts, unique by sha256.

@@ -108,11 +108,12 @@ def add_rows(
     repository_id: int,
     number: int,
     chosen: dict[int, str | None],
-) -> int:
+) -> tuple[int, int]:
     """Add content pks (mapped to their repo-key digest or None) to version ``number``.
 
     Units present already are left alone; a unit the version removed is restored; a
-    present unit with the repo key of an added one is ended. Returns the rows inserted.
+    present unit with the repo key of an added one is ended. Returns how many units were
+    added (restored ones included) and how many rows were inserted.
     """
     rc = t.repository_content
     pks = sorted(chosen)
@@ -156,7 +157,7 @@ def add_rows(
     rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
     for row_chunk in chunks(rows):
         database.bulk_insert(conn, "repository_content", _RC_COLUMNS, row_chunk, conflict=None)
-    return len(rows)
+    return len(new), len(rows)
 
 
 def remove_rows(

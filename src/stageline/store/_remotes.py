@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -276,3 +276,45 @@ class RemoteCalls:
                 )
             )
         return result
+
+    async def find_remote_artifact_urls(
+        self, remote: Remote, sha256s: Iterable[str]
+    ) -> dict[str, str]:
+        """Where ``remote`` serves files, by sha256 (for alternate content sources).
+
+        Looks through the remote artifacts of the saved remote with ``remote``'s name
+        (remotes are unique by name, so ``remote`` need not be saved itself).
+
+        Args:
+            remote: the remote, matched by name.
+            sha256s: hex digests; duplicates are fine.
+
+        Returns:
+            The url of a remote artifact of the remote for every sha256 it has one for
+            (the one saved first when there are several); absent digests are missing.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        wanted = sorted(set(sha256s))
+        if not wanted:
+            return {}
+        ra_t, remotes = t.remote_artifacts, t.remotes
+        name = remote.name
+
+        def work(conn: sa.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for chunk in chunks(wanted):
+                query = (
+                    sa.select(ra_t.c.sha256, ra_t.c.url)
+                    .join(remotes, remotes.c.id == ra_t.c.remote_id)
+                    .where(remotes.c.name == name, ra_t.c.sha256.in_(chunk))
+                    .order_by(ra_t.c.id)
+                )
+                for sha256, url in conn.execute(query):
+                    found.setdefault(sha256, url)
+            return found
+
+        return await self._runner.run(
+            f"look up the files of remote {name!r} by sha256", work, write=False
+        )

@@ -281,7 +281,7 @@ class NewVersion:
 
     # -- changes -------------------------------------------------------------------------
 
-    async def add_content(self, units: Sequence[Content]) -> None:
+    async def add_content(self, units: Sequence[Content]) -> int:
         """Add saved units to the version (already present ones are left as they are).
 
         A unit with the same repository key as one in the version replaces it; of two
@@ -289,6 +289,9 @@ class NewVersion:
 
         Args:
             units: saved units of declared content types.
+
+        Returns:
+            How many units were added: those not in the version before the call.
 
         Raises:
             StoreArgumentError: a unit is not saved.
@@ -309,15 +312,16 @@ class NewVersion:
                 holder[key] = unit.pk
             chosen[unit.pk] = key
         if not chosen:
-            return
+            return 0
         assert self._changing is not None
         async with self._changing:
-            inserted = await self._database.run(
+            added, inserted = await self._database.run(
                 f"add content to version {number} of repository {self.repository.name!r}",
                 lambda conn: add_rows(conn, self._database, repository_id, number, chosen),
                 write=True,
             )
         await self._database.note_growth("repository_content", inserted)
+        return added
 
     async def remove_content(self, units: Sequence[Content] | Sequence[int]) -> None:
         """Remove units (or content primary keys) from the version.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from typing import Final, Literal
 
@@ -14,10 +15,13 @@ from .._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from .._stage import Stage
 from ..download import DownloaderFactory
 from ..models import Repository, RepositoryVersion
+from ..progress import ProgressReporter, reporting_to
 from ..stages import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENT_CONTENT,
+    ACSArtifactHandler,
     ArtifactDownloader,
+    ArtifactResourceBudget,
     ArtifactSaver,
     ContentAssociation,
     ContentSaver,
@@ -76,7 +80,9 @@ class DeclarativeVersion:
         repository: the repository to sync into (saved, or found or created by name).
         mirror: True to remove from the new version every unit the sync did not bring;
             False (additive) keeps them.
-        acs: alternate content sources; not supported yet (True is refused).
+        acs: True to fetch the files the workspace's alternate content sources have
+            from there first (``Workspace(alternate_sources=[...])``; see
+            :class:`~stageline.stages.AlternateContentSource`).
         workspace: the store, storage and download settings; the default is
             :class:`Workspace()`, stageline's home folder.
         on_error: ``"fail"`` (the default): the first failed download fails the sync;
@@ -88,10 +94,17 @@ class DeclarativeVersion:
         batch_size: items per database round trip in the batching stages.
         maxsize: the buffer between two stages.
         lock_timeout: seconds to wait for another sync of the repository (None: no limit).
+        max_pending_bytes: cap the declared bytes of the files downloaded but not saved
+            yet (None: no cap); see :class:`~stageline.stages.ArtifactResourceBudget`.
+        max_pending_items: cap the units whose files are downloaded but not saved yet.
+        reporters: where the sync's progress reports go (the default stages report
+            "Downloading Artifacts", "Associating Content" and "Un-Associating Content";
+            see ``docs/progress.md``), beside those already installed around the call
+            with :func:`~stageline.progress.reporting_to`.
 
     Raises:
         StageConfigurationError: (a ``ValueError``) an argument is out of range, or
-            ``acs`` is True.
+            ``acs`` is True and the workspace has no alternate content source.
     """
 
     def __init__(
@@ -108,6 +121,9 @@ class DeclarativeVersion:
         batch_size: int = DEFAULT_BATCH_SIZE,
         maxsize: int = DEFAULT_MAXSIZE,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        reporters: Iterable[ProgressReporter] = (),
+        max_pending_bytes: int | None = None,
+        max_pending_items: int | None = None,
     ) -> None:
         if not isinstance(first_stage, Stage):
             raise StageConfigurationError(
@@ -118,11 +134,6 @@ class DeclarativeVersion:
                 f"DeclarativeVersion: repository must be a Repository, got {repository!r}; "
                 "use Repository(name=...)"
             )
-        if acs:
-            raise StageConfigurationError(
-                "DeclarativeVersion(acs=True): alternate content sources are not supported "
-                "by this version of stageline; leave acs False"
-            )
         if lock_timeout is not None and (
             isinstance(lock_timeout, bool)
             or not isinstance(lock_timeout, int | float)
@@ -131,10 +142,25 @@ class DeclarativeVersion:
             raise StageConfigurationError(
                 f"lock_timeout must be None or a number >= 0, got {lock_timeout!r}"
             )
+        self.reporters = tuple(reporters)
+        for reporter in self.reporters:
+            if not isinstance(reporter, ProgressReporter):
+                raise StageConfigurationError(
+                    f"DeclarativeVersion: reporters must have started(), updated() and "
+                    f"finished() methods (see stageline.progress.ProgressReporter), got "
+                    f"{reporter!r}"
+                )
         self.first_stage = first_stage
         self.repository = repository
         self.mirror = mirror
         self.workspace = workspace if workspace is not None else Workspace()
+        if acs and not self.workspace.alternate_sources:
+            raise StageConfigurationError(
+                "DeclarativeVersion(acs=True): the workspace has no alternate content "
+                "source; give it some, Workspace(..., alternate_sources=["
+                "AlternateContentSource(remote)]), or leave acs False"
+            )
+        self.acs = acs
         # Checked here, so that a wrong value fails at once rather than when syncing.
         self._policy = DownloadFailurePolicy(on_error, max_skipped=max_skipped)
         self.on_error: OnError = on_error
@@ -145,6 +171,11 @@ class DeclarativeVersion:
         self.batch_size = _int_at_least(1, "batch_size", batch_size)
         self.maxsize = _int_at_least(0, "maxsize", maxsize)
         self.lock_timeout = lock_timeout
+        # Checked here (by making one), so that a wrong limit fails at once.
+        ArtifactResourceBudget(max_bytes=max_pending_bytes, max_items=max_pending_items)
+        self.max_pending_bytes = max_pending_bytes
+        self.max_pending_items = max_pending_items
+        self._budget: ArtifactResourceBudget | None = None
         self._running: _Running | None = None
         # Set for the whole of acreate(), from before the store is opened.
         self._active = False
@@ -180,6 +211,14 @@ class DeclarativeVersion:
         return self._policy
 
     @property
+    def budget(self) -> ArtifactResourceBudget | None:
+        """The budget of the current (or last) sync's pipeline; None without a cap.
+
+        Its ``peak_bytes`` and ``peak_items`` tell how close a sync came to the caps.
+        """
+        return self._budget
+
+    @property
     def skipped(self) -> list[SkippedUnit]:
         """The units the last sync left out because their download failed (``"skip"``).
 
@@ -205,7 +244,11 @@ class DeclarativeVersion:
         ``self.storage``, ``self.downloader_factory`` and ``self.failure_policy`` are the
         sync's. The default is the first stage, then
         :class:`~stageline.stages.QueryExistingContents`,
-        :class:`~stageline.stages.QueryExistingArtifacts`,
+        :class:`~stageline.stages.QueryExistingArtifacts`, (with ``acs=True``) an
+        :class:`~stageline.stages.ACSArtifactHandler` handed to the downloader, (with
+        ``max_pending_bytes`` or ``max_pending_items``) an
+        :class:`~stageline.stages.ArtifactResourceBudget`, also handed to the downloader
+        and the artifact saver (and kept as :attr:`budget`),
         :class:`~stageline.stages.ArtifactDownloader`,
         :class:`~stageline.stages.ArtifactSaver`,
         :class:`~stageline.stages.ContentSaver`,
@@ -221,16 +264,30 @@ class DeclarativeVersion:
             The stages, first to last.
         """
         store, batch_size = self.store, self.batch_size
+        budget = self._budget = self._new_budget()
+        acs = (
+            ACSArtifactHandler(store, self.workspace.alternate_sources, batch_size=batch_size)
+            if self.acs
+            else None
+        )
         stages: list[Stage] = [
             self.first_stage,
             QueryExistingContents(store, batch_size=batch_size),
-            QueryExistingArtifacts(store, batch_size=batch_size),
+            QueryExistingArtifacts(
+                store,
+                batch_size=batch_size,
+                allowed_digests=self.downloader_factory.allowed_digests,
+            ),
+            *([acs] if acs is not None else []),
+            *([budget] if budget is not None else []),
             ArtifactDownloader(
                 self.downloader_factory,
                 self.max_concurrent_content,
                 failure_policy=self.failure_policy,
+                budget=budget,
+                acs=acs,
             ),
-            ArtifactSaver(store, self.storage, batch_size=batch_size),
+            ArtifactSaver(store, self.storage, batch_size=batch_size, budget=budget),
             ContentSaver(store, batch_size=batch_size),
             RemoteArtifactSaver(store, batch_size=batch_size),
             ResolveContentFutures(),
@@ -239,6 +296,13 @@ class DeclarativeVersion:
         if self.mirror:
             stages.append(ContentUnassociation(new_version))
         return stages
+
+    def _new_budget(self) -> ArtifactResourceBudget | None:
+        if self.max_pending_bytes is None and self.max_pending_items is None:
+            return None
+        return ArtifactResourceBudget(
+            max_bytes=self.max_pending_bytes, max_items=self.max_pending_items
+        )
 
     # -- running ------------------------------------------------------------------------
 
@@ -290,7 +354,8 @@ class DeclarativeVersion:
             )
         self._active = True
         try:
-            return await self._sync()
+            with reporting_to(*self.reporters):
+                return await self._sync()
         finally:
             self._active = False
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -12,8 +12,9 @@ from typing import Self
 import anyio.to_thread
 import sqlalchemy as sa
 
-from .._exceptions import StoreError
+from .._exceptions import StageConfigurationError, StoreError
 from ..download import DownloaderFactory
+from ..stages import AlternateContentSource
 from ..storage import ArtifactStorage
 from ..store import HOME_ENV, Store, create_home, default_home, open_store
 
@@ -61,12 +62,20 @@ class Workspace:
         downloader_factory: called with no arguments to make each sync's factory (a
             class, a subclass, or a ``functools.partial`` of one with its settings).
         max_threads: at most this many database calls at once.
+        alternate_sources: the alternate content sources of this store, most preferred
+            first: nearer copies of upstream files that syncs with ``acs=True`` fetch
+            from first (see :class:`~stageline.stages.AlternateContentSource`).
 
     Attributes:
         home: stageline's folder (where the defaults below live).
         database: the database path or URL.
         storage: the artifact storage.
         downloader_factory: what makes each sync's downloader factory.
+        alternate_sources: the alternate content sources (a tuple).
+
+    Raises:
+        StageConfigurationError: (a ``ValueError``) ``alternate_sources`` holds something
+            else than an ``AlternateContentSource``.
     """
 
     def __init__(
@@ -77,6 +86,7 @@ class Workspace:
         artifacts: str | os.PathLike[str] | None = None,
         downloader_factory: Callable[[], DownloaderFactory] = DownloaderFactory,
         max_threads: int = 4,
+        alternate_sources: Iterable[AlternateContentSource] = (),
     ) -> None:
         folder = default_home(create=False) if home is None else Path(home).absolute()
         # Only stageline's own default home is created, and only when something is in it.
@@ -88,6 +98,13 @@ class Workspace:
         self.storage = ArtifactStorage(artifacts if artifacts is not None else folder / "artifacts")
         self.downloader_factory = downloader_factory
         self.max_threads = max_threads
+        self.alternate_sources = tuple(alternate_sources)
+        for source in self.alternate_sources:
+            if not isinstance(source, AlternateContentSource):
+                raise StageConfigurationError(
+                    "Workspace: alternate_sources must hold AlternateContentSource(remote) "
+                    f"objects, got {source!r}"
+                )
         self._store: Store | None = None
         self._exit: AsyncExitStack | None = None
 
