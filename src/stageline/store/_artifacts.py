@@ -95,13 +95,14 @@ class ArtifactCalls:
         if not wanted:
             return {}
         column = t.artifacts.c[kind]
+        database = self._runner.database
 
         def work(conn: sa.Connection) -> dict[str, Artifact]:
             found: dict[str, Artifact] = {}
             for chunk in chunks(wanted):
                 query = sa.select(t.artifacts).where(column.in_(chunk)).order_by(t.artifacts.c.id)
                 for row in conn.execute(query):
-                    found.setdefault(getattr(row, kind), artifact_from_row(row))
+                    found.setdefault(getattr(row, kind), artifact_from_row(database, row, row.id))
             return found
 
         return await self._runner.run(f"look up artifacts by {kind}", work, write=False)

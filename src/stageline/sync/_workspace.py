@@ -142,7 +142,9 @@ class Workspace:
             return
         if self._create_home:
             await anyio.to_thread.run_sync(create_home, self.home)
-        async with open_store(self.database, max_threads=self.max_threads) as store:
+        async with open_store(
+            self.database, max_threads=self.max_threads, storage=self.storage
+        ) as store:
             yield store
 
     async def __aenter__(self) -> Self:
