@@ -309,12 +309,13 @@ class Database:
         The store's one bulk-insert path. ``columns`` are (name, PostgreSQL array element
         type) pairs; ``conflict`` names the unique columns whose clash skips a row (``ON
         CONFLICT (…) DO NOTHING``), or None; ``on_conflict`` replaces ``DO NOTHING`` (a
-        ``DO UPDATE SET col = excluded.col … WHERE …`` that both dialects read alike). Driver-level SQL, as SQLAlchemy's per-row
-        parameter handling costs more than the insert itself here: SQLite gets an
-        executemany of a prepared statement; PostgreSQL one ``INSERT ... SELECT FROM
-        unnest(arrays)`` (its executemany made a round trip per row). Both insert in the
-        order given, which callers sort by the unique key so that concurrent writers take
-        key locks in one order. Pass at most :data:`CHUNK` rows per call.
+        ``DO UPDATE SET col = excluded.col … WHERE …`` that both dialects read alike).
+        Driver-level SQL, as SQLAlchemy's per-row parameter handling costs more than the
+        insert itself here: SQLite gets an executemany of a prepared statement; PostgreSQL
+        one ``INSERT ... SELECT FROM unnest(arrays)`` (its executemany made a round trip
+        per row). Both insert in the order given, which callers sort by the unique key so
+        that concurrent writers take key locks in one order. Pass at most :data:`CHUNK`
+        rows per call.
         """
         if not rows:
             return
