@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -259,11 +260,13 @@ async def bare(directory: Path, base_url: str, files: int, concurrency: int) -> 
 async def memory_child(home: Path, base_url: str, units: int) -> dict[str, float]:
     """In a subprocess: the peak memory of one on_demand sync of ``units``."""
     remote = _remote(base_url, DownloadPolicy.ON_DEMAND)
+    await anyio.Path(home).mkdir(parents=True, exist_ok=True)
     async with Workspace(home) as workspace:
         # A first, tiny sync opens everything the big one uses (threads, caches, imports),
         # so that the peak measured below is the sync's own.
         await _sync(workspace, _remote(base_url, DownloadPolicy.ON_DEMAND), 1, real_digests=False)
-        rss_before = _rss_high_water_mib()
+        rss_before = _rss_mib("VmRSS")
+        _reset_rss_high_water()
         tracemalloc.start()
         timed, version_ = await _sync(workspace, remote, units, real_digests=False)
         _current, peak = tracemalloc.get_traced_memory()
@@ -273,15 +276,28 @@ async def memory_child(home: Path, base_url: str, units: int) -> dict[str, float
     return {
         "tracemalloc_peak_mib": peak / 2**20,
         "rss_before_mib": rss_before,
-        "rss_high_water_mib": _rss_high_water_mib(),
+        "rss_high_water_mib": _rss_mib("VmHWM"),
         "seconds_traced": timed.wall,
     }
 
 
-def _rss_high_water_mib() -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    scale = 1 if sys.platform == "darwin" else KIB
+def _rss_mib(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (high-water mark) of this process, in MiB.
+
+    From /proc, where this process's own figures are: ``getrusage``'s ``ru_maxrss``
+    survives ``exec`` on Linux, so a subprocess would report its parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / KIB
+    scale = 1 if sys.platform == "darwin" else KIB  # no /proc: the best there is
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def _reset_rss_high_water() -> None:
+    """Start VmHWM afresh (Linux >= 4.0), so that it is the sync's own peak."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def memory(units: int, backend: str, directory: Path, base_url: str) -> dict[str, float]:
