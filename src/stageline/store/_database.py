@@ -286,6 +286,11 @@ class Database:
 
     # -- SQL shared by the store modules ---------------------------------------------------
 
+    @property
+    def placeholder(self) -> str:
+        """The driver's placeholder for one parameter (``?`` or ``%s``)."""
+        return self._placeholder
+
     def params(self, count: int) -> str:
         """A parenthesized list of ``count`` placeholders in the driver's style."""
         return "(" + ", ".join([self._placeholder] * count) + ")"
