@@ -274,9 +274,8 @@ class ContentCalls:
         def work(conn: sa.Connection) -> list[Any]:
             rows: list[Any] = []
             for chunk in chunks(pks):
-                rows.extend(
-                    conn.exec_driver_sql(select.format(database.params(len(chunk))), tuple(chunk))
-                )
+                query = select.format(database.params(len(chunk)))
+                rows.extend(conn.exec_driver_sql(query, tuple(chunk)).fetchall())
             return rows
 
         rows = await self._runner.run("look up content artifacts", work, write=False)
