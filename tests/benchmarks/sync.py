@@ -279,10 +279,15 @@ async def memory_child(home: Path, base_url: str, units: int) -> dict[str, float
         tracemalloc.stop()
         assert version_ is not None, "the sync made no version"
         assert version_.content_count == units, version_
+        # What the resident memory is made of at the end: the heap (anonymous) against
+        # mapped files (the memory-mapped database, which lives in /dev/shm as shmem).
+        anonymous, mapped = _rss_mib("RssAnon"), _rss_mib("RssFile") + _rss_mib("RssShmem")
     return {
         "tracemalloc_peak_mib": peak / 2**20,
         "rss_before_mib": rss_before,
         "rss_high_water_mib": _rss_mib("VmHWM"),
+        "rss_anonymous_mib": anonymous,
+        "rss_mapped_mib": mapped,
         "seconds_traced": timed.wall,
     }
 
@@ -660,7 +665,9 @@ def _memory(backend: str, directory: Path, base_url: str, small: int, large: int
     print(
         f"  on_demand RSS high-water: {at_small['rss_high_water_mib']:.0f} MiB at {small:,}, "
         f"{at_large['rss_high_water_mib']:.0f} MiB at {large:,} (ratio {rss_ratio:.2f}; "
-        f"{at_large['rss_before_mib']:.0f} MiB before the sync)"
+        f"{at_large['rss_before_mib']:.0f} MiB before the sync); at the end, anonymous "
+        f"{at_small['rss_anonymous_mib']:.0f} and {at_large['rss_anonymous_mib']:.0f} MiB, "
+        f"mapped files {at_small['rss_mapped_mib']:.0f} and {at_large['rss_mapped_mib']:.0f} MiB"
     )
 
 
