@@ -80,12 +80,21 @@ class RemoteArtifactSaver(Stage):
             if ca is None:
                 raise SyncError(_no_such_path(d.content, da.relative_path, found))
             assert da.remote is not None
-            remote_artifact = RemoteArtifact(
-                url=da.all_urls[0], content_artifact=ca, remote=da.remote, size=da.artifact.size
+            artifact = da.artifact
+            remote_artifacts.append(
+                RemoteArtifact(
+                    url=da.all_urls[0],
+                    content_artifact=ca,
+                    remote=da.remote,
+                    size=artifact.size,
+                    md5=artifact.md5,
+                    sha1=artifact.sha1,
+                    sha224=artifact.sha224,
+                    sha256=artifact.sha256,
+                    sha384=artifact.sha384,
+                    sha512=artifact.sha512,
+                )
             )
-            for kind, value in da.artifact.digests().items():
-                setattr(remote_artifact, kind, value)
-            remote_artifacts.append(remote_artifact)
         await self.store.save_remote_artifacts(remote_artifacts)
 
 

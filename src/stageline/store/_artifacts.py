@@ -50,14 +50,18 @@ class ArtifactCalls:
         wanted = sorted(set(sha256s))
         if not wanted:
             return {}
-
         database = self._runner.database
+        # Driver-level SQL: SQLAlchemy's expanding IN costs more than this query, which
+        # QueryExistingArtifacts runs once per batch.
+        columns = ", ".join(col.name for col in t.artifacts.c)
 
         def work(conn: sa.Connection) -> dict[str, Artifact]:
             found: dict[str, Artifact] = {}
             for chunk in chunks(wanted):
-                rows = conn.execute(sa.select(t.artifacts).where(t.artifacts.c.sha256.in_(chunk)))
-                for row in rows:
+                select = (
+                    f"SELECT {columns} FROM artifacts WHERE sha256 IN {database.params(len(chunk))}"
+                )
+                for row in conn.exec_driver_sql(select, tuple(chunk)).fetchall():
                     found[row.sha256] = artifact_from_row(database, row, row.id)
             return found
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .._exceptions import ContentTypeError, StoreArgumentError
@@ -26,12 +27,55 @@ ContentRow = tuple[str, str, str, str | None, str]
 # sort_keys and fixed separators: equal values always give equal text, so the text (and
 # its digest) can serve as a unique key across processes and machines. One shared encoder
 # instead of json.dumps: this runs several times per unit on the hot path.
-_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 # Keys refuse NaN and infinity: NaN != NaN, so a key holding one could never be found
 # again by value, and neither has a JSON form.
-_canonical_key = json.JSONEncoder(
+_key_encoder = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
+
+# What the encoder writes for each scalar it meets (with ensure_ascii=False, strings go
+# through json's encode_basestring; ints through int.__repr__), for _canonical's fast path.
+_encode_str = json.encoder.encode_basestring
+_SCALARS: dict[type, Any] = {
+    str: _encode_str,
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda _value: "null",
+}
+
+
+def _canonical(value: Any, encoder: Callable[[Any], str] = _encoder) -> str:
+    """The canonical JSON text of ``value``: exactly what ``encoder`` writes.
+
+    Keys and content fields are mostly flat lists and dicts of strings and ints, and the
+    encoder's own set-up costs more than encoding them: those are written here (three
+    times faster, and this runs several times per unit of every sync); anything else
+    (floats, nesting, other types) goes to the encoder.
+    """
+    kind = type(value)
+    if kind is list or kind is tuple:
+        parts = []
+        for item in value:
+            write = _SCALARS.get(type(item))
+            if write is None:
+                return encoder(value)
+            parts.append(write(item))
+        return "[" + ",".join(parts) + "]"
+    if kind is dict and all(type(key) is str for key in value):
+        pairs = []
+        for key in sorted(value):
+            write = _SCALARS.get(type(value[key]))
+            if write is None:
+                return encoder(value)
+            pairs.append(_encode_str(key) + ":" + write(value[key]))
+        return "{" + ",".join(pairs) + "}"
+    return encoder(value)
+
+
+def _canonical_key(value: Any) -> str:
+    """Like ``_canonical``, but NaN and infinity are refused (``ValueError``)."""
+    return _canonical(value, _key_encoder)
 
 
 _NOT_UNICODE = (

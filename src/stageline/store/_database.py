@@ -301,6 +301,11 @@ class Database:
 
     # -- SQL shared by the store modules ---------------------------------------------------
 
+    @property
+    def placeholder(self) -> str:
+        """The driver's placeholder for one parameter (``?`` or ``%s``)."""
+        return self._placeholder
+
     def params(self, count: int) -> str:
         """A parenthesized list of ``count`` placeholders in the driver's style."""
         return "(" + ", ".join([self._placeholder] * count) + ")"
@@ -317,22 +322,25 @@ class Database:
         rows: Sequence[tuple[Any, ...]],
         *,
         conflict: str | None,
+        on_conflict: str = "DO NOTHING",
     ) -> None:
         """Insert ``rows`` (tuples in ``columns`` order) in one or a few round trips.
 
         The store's one bulk-insert path. ``columns`` are (name, PostgreSQL array element
         type) pairs; ``conflict`` names the unique columns whose clash skips a row (``ON
-        CONFLICT (…) DO NOTHING``), or None. Driver-level SQL, as SQLAlchemy's per-row
-        parameter handling costs more than the insert itself here: SQLite gets an
-        executemany of a prepared statement; PostgreSQL one ``INSERT ... SELECT FROM
-        unnest(arrays)`` (its executemany made a round trip per row). Both insert in the
-        order given, which callers sort by the unique key so that concurrent writers take
-        key locks in one order. Pass at most :data:`CHUNK` rows per call.
+        CONFLICT (…) DO NOTHING``), or None; ``on_conflict`` replaces ``DO NOTHING`` (a
+        ``DO UPDATE SET col = excluded.col … WHERE …`` that both dialects read alike).
+        Driver-level SQL, as SQLAlchemy's per-row parameter handling costs more than the
+        insert itself here: SQLite gets an executemany of a prepared statement; PostgreSQL
+        one ``INSERT ... SELECT FROM unnest(arrays)`` (its executemany made a round trip
+        per row). Both insert in the order given, which callers sort by the unique key so
+        that concurrent writers take key locks in one order. Pass at most :data:`CHUNK`
+        rows per call.
         """
         if not rows:
             return
         names = ", ".join(name for name, _type in columns)
-        tail = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
+        tail = f" ON CONFLICT ({conflict}) {on_conflict}" if conflict else ""
         if self._postgresql:
             arrays = ", ".join(f"%s::{pg_type}[]" for _name, pg_type in columns)
             aliases = [f"c{i}" for i in range(len(columns))]

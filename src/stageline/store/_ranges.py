@@ -87,19 +87,27 @@ def discard_version(conn: sa.Connection, repository_id: int, number: int, versio
     conn.execute(sa.delete(v).where(v.c.id == version_id))
 
 
-def end_rows(conn: sa.Connection, number: int, rows: Sequence[tuple[int, int]]) -> None:
+def end_rows(
+    conn: sa.Connection, database: Database, number: int, rows: Sequence[tuple[int, int]]
+) -> None:
     """Remove (row id, version_added) rows from the version being built.
 
     A row the version itself added is deleted (it was never visible); an older one gets
     ``version_removed`` so that earlier versions keep it.
     """
-    rc = t.repository_content
     mine = sorted(pk for pk, added in rows if added == number)
     older = sorted(pk for pk, added in rows if added != number)
     for chunk in chunks(mine):
-        conn.execute(sa.delete(rc).where(rc.c.id.in_(chunk)))
+        conn.exec_driver_sql(
+            f"DELETE FROM repository_content WHERE id IN {database.params(len(chunk))}",
+            tuple(chunk),
+        )
     for chunk in chunks(older):
-        conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=number))
+        conn.exec_driver_sql(
+            f"UPDATE repository_content SET version_removed = {database.placeholder} "
+            f"WHERE id IN {database.params(len(chunk))}",
+            (number, *chunk),
+        )
 
 
 def add_rows(
@@ -115,7 +123,9 @@ def add_rows(
     present unit with the repo key of an added one is ended. Returns how many units were
     added (restored ones included) and how many rows were inserted.
     """
-    rc = t.repository_content
+    # Driver-level SQL: this runs once per batch of every sync, and SQLAlchemy's expanding
+    # IN parameters cost more than the queries.
+    mark = database.placeholder
     pks = sorted(chosen)
     present: set[int] = set()
     restorable: dict[int, int] = {}
@@ -123,11 +133,11 @@ def add_rows(
         # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
         # a condition on version_removed tempts PostgreSQL into scanning the whole
         # version through the version_removed index while its statistics lag behind.
-        for row_id, content_id, removed in conn.execute(
-            sa.select(rc.c.id, rc.c.content_id, rc.c.version_removed).where(
-                rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
-            )
-        ):
+        for row_id, content_id, removed in conn.exec_driver_sql(
+            "SELECT id, content_id, version_removed FROM repository_content "
+            f"WHERE repository_id = {mark} AND content_id IN {database.params(len(chunk))}",
+            (repository_id, *chunk),
+        ).fetchall():
             if removed is None:
                 present.add(content_id)
             elif removed == number:
@@ -141,19 +151,22 @@ def add_rows(
         # (repository_id, version_removed) index and scan every present row.
         conflicts.extend(
             (row_id, added)
-            for row_id, added, removed in conn.execute(
-                sa.select(rc.c.id, rc.c.version_added, rc.c.version_removed).where(
-                    rc.c.repository_id == repository_id,
-                    rc.c.repo_key_digest.is_not(None),
-                    rc.c.repo_key_digest.in_(key_chunk),
-                )
-            )
+            for row_id, added, removed in conn.exec_driver_sql(
+                "SELECT id, version_added, version_removed FROM repository_content "
+                f"WHERE repository_id = {mark} AND repo_key_digest IS NOT NULL "
+                f"AND repo_key_digest IN {database.params(len(key_chunk))}",
+                (repository_id, *key_chunk),
+            ).fetchall()
             if removed is None
         )
-    end_rows(conn, number, conflicts)
+    end_rows(conn, database, number, conflicts)
     restore = sorted(restorable[pk] for pk in new if pk in restorable)
     for chunk in chunks(restore):
-        conn.execute(sa.update(rc).where(rc.c.id.in_(chunk)).values(version_removed=None))
+        conn.exec_driver_sql(
+            "UPDATE repository_content SET version_removed = NULL "
+            f"WHERE id IN {database.params(len(chunk))}",
+            tuple(chunk),
+        )
     rows = [(repository_id, pk, chosen[pk], number) for pk in new if pk not in restorable]
     for row_chunk in chunks(rows):
         database.bulk_insert(conn, "repository_content", _RC_COLUMNS, row_chunk, conflict=None)
@@ -161,29 +174,29 @@ def add_rows(
 
 
 def remove_rows(
-    conn: sa.Connection, repository_id: int, number: int, pks: Sequence[int]
+    conn: sa.Connection, database: Database, repository_id: int, number: int, pks: Sequence[int]
 ) -> list[int]:
     """End the rows of content ``pks`` in version ``number``, being built.
 
     All or nothing: returns the pks that are not in the version (never added, or ended
     already), and then ends none.
     """
-    rc = t.repository_content
     rows: list[tuple[int, int]] = []
     present: set[int] = set()
     for chunk in chunks(pks):
         # Filtered on version_removed here rather than in SQL, as in add_rows.
-        for row_id, content_id, added, removed in conn.execute(
-            sa.select(rc.c.id, rc.c.content_id, rc.c.version_added, rc.c.version_removed).where(
-                rc.c.repository_id == repository_id, rc.c.content_id.in_(chunk)
-            )
-        ):
+        for row_id, content_id, added, removed in conn.exec_driver_sql(
+            "SELECT id, content_id, version_added, version_removed FROM repository_content "
+            f"WHERE repository_id = {database.placeholder} "
+            f"AND content_id IN {database.params(len(chunk))}",
+            (repository_id, *chunk),
+        ).fetchall():
             if removed is None:
                 rows.append((row_id, added))
                 present.add(content_id)
     missing = [pk for pk in pks if pk not in present]
     if not missing:
-        end_rows(conn, number, rows)
+        end_rows(conn, database, number, rows)
     return missing
 
 

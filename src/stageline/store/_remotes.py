@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from .._exceptions import StoreArgumentError, StoreError
 from ..models import DIGEST_FIELDS, ContentArtifact, DownloadPolicy, Remote, RemoteArtifact
 from . import _schema as t
-from ._database import Runner, chunks, require_pk
+from ._database import Database, Runner, chunks, require_pk
 from ._values import NAME_MAX_CHARS, check_file_values, check_int, check_text
 
 __all__ = ["RemoteCalls", "shown_url"]
@@ -50,6 +50,41 @@ def shown_url(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:[secure]@{host}"))
+
+
+_RA_COLUMNS = [
+    ("content_artifact_id", "bigint"),
+    ("remote_id", "bigint"),
+    ("url", "text"),
+    ("size", "bigint"),
+    *[(name, "text") for name in DIGEST_FIELDS],
+]
+
+# A pair saved with another url gets the new url and digests (the upstream moved the
+# file); one saved with this url is left alone.
+_RA_MOVED = (
+    "DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in ("url", "size", *DIGEST_FIELDS))
+    + " WHERE remote_artifacts.url <> excluded.url"
+)
+
+
+def _saved_pairs(
+    database: Database, conn: sa.Connection, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[int, str]]:
+    """(content artifact id, remote id) -> (id, url) of the saved ones among ``keys``."""
+    ca_ids = sorted({ca_id for ca_id, _remote_id in keys})
+    wanted = set(keys)
+    found: dict[tuple[int, int], tuple[int, str]] = {}
+    for chunk in chunks(ca_ids):
+        select = (
+            "SELECT id, content_artifact_id, remote_id, url FROM remote_artifacts "
+            f"WHERE content_artifact_id IN {database.params(len(chunk))}"
+        )
+        for pk, ca_id, remote_id, url in conn.exec_driver_sql(select, tuple(chunk)).fetchall():
+            if (ca_id, remote_id) in wanted:
+                found[(ca_id, remote_id)] = (pk, url)
+    return found
 
 
 class RemoteCalls:
@@ -187,42 +222,48 @@ class RemoteCalls:
             check_file_values(ra, "remote artifact")
             latest[key] = ra
         keys = sorted(latest)
-        rows = [
-            {
-                "content_artifact_id": k[0],
-                "remote_id": k[1],
-                "url": latest[k].url,
-                "size": latest[k].size,
-                **{name: getattr(latest[k], name) for name in DIGEST_FIELDS},
-            }
-            for k in keys
-        ]
-        ra_t = t.remote_artifacts
-        insert = self._runner.database.insert(ra_t)
-        stmt = insert.on_conflict_do_update(
-            index_elements=["content_artifact_id", "remote_id"],
-            set_={name: getattr(insert.excluded, name) for name in ("url", "size", *DIGEST_FIELDS)},
-            where=ra_t.c.url != insert.excluded.url,
-        ).returning(ra_t.c.id, ra_t.c.content_artifact_id, ra_t.c.remote_id)
+        database = self._runner.database
 
-        def work(conn: sa.Connection) -> dict[tuple[int, int], int]:
+        # Driver-level SQL, as in save_content: SQLAlchemy's per-row parameter handling
+        # (and its RETURNING batches) cost more than the rows themselves. The saved pairs
+        # are read first, so that only new and moved ones are written: a re-sync with no
+        # upstream change writes nothing.
+        def work(conn: sa.Connection) -> tuple[dict[tuple[int, int], int], int]:
             ids: dict[tuple[int, int], int] = {}
-            for chunk in chunks(rows):
-                for pk, ca_id, remote_id in conn.execute(stmt, list(chunk)):
-                    ids[(ca_id, remote_id)] = pk
-            rest = [k for k in keys if k not in ids]
-            for pairs in chunks(rest):
-                query = sa.select(ra_t.c.id, ra_t.c.content_artifact_id, ra_t.c.remote_id).where(
-                    ra_t.c.content_artifact_id.in_([k[0] for k in pairs])
+            written = 0
+            for chunk in chunks(keys):
+                saved = _saved_pairs(database, conn, chunk)
+                rows = []
+                for key in chunk:
+                    pk_and_url = saved.get(key)
+                    ra = latest[key]
+                    if pk_and_url is not None:
+                        ids[key] = pk_and_url[0]
+                        if pk_and_url[1] == ra.url:
+                            continue
+                    rows.append((*key, ra.url, ra.size, *[getattr(ra, n) for n in DIGEST_FIELDS]))
+                if not rows:
+                    continue
+                # Sorted by the unique key (chunk order), so that concurrent PostgreSQL
+                # writers take its locks in the same order.
+                database.bulk_insert(
+                    conn,
+                    "remote_artifacts",
+                    _RA_COLUMNS,
+                    rows,
+                    conflict="content_artifact_id, remote_id",
+                    on_conflict=_RA_MOVED,
                 )
-                wanted = set(pairs)
-                for pk, ca_id, remote_id in conn.execute(query):
-                    if (ca_id, remote_id) in wanted:
-                        ids[(ca_id, remote_id)] = pk
-            return ids
+                written += len(rows)
+                new = [row[:2] for row in rows if row[:2] not in ids]
+                if new:
+                    inserted = _saved_pairs(database, conn, new)
+                    for key in new:
+                        ids[key] = inserted[key][0]
+            return ids, written
 
-        ids = await self._runner.run("save remote artifacts", work, write=True)
-        await self._runner.note_growth("remote_artifacts", len(rows))
+        ids, written = await self._runner.run("save remote artifacts", work, write=True)
+        await self._runner.note_growth("remote_artifacts", written)
         for ra in remote_artifacts:
             ra.pk = ids[(require_pk(ra.content_artifact, ""), require_pk(ra.remote, ""))]
         return list(remote_artifacts)

@@ -348,7 +348,7 @@ class NewVersion:
         repository_id, number = self._check_open()
         missing = await self._database.run(
             f"remove content from version {number} of repository {self.repository.name!r}",
-            lambda conn: remove_rows(conn, repository_id, number, pks),
+            lambda conn: remove_rows(conn, self._database, repository_id, number, pks),
             write=True,
         )
         if missing:

@@ -1,0 +1,45 @@
+"""The sync benchmark script still runs, so that it cannot rot between measurements."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent / "benchmarks" / "sync.py"
+
+
+@pytest.mark.slow
+def test_the_sync_benchmark_runs_every_measurement_on_both_backends(tmp_path: Path) -> None:
+    """A tiny run of tests/benchmarks/sync.py measures and reports everything, both backends."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--units=300",
+            "--files=40",
+            "--memory-units=100,300",
+            f"--directory={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = result.stdout
+    for backend in ("asyncio", "trio"):
+        assert f"\n{backend}\n" in report
+    for line, count in {
+        "on_demand sync of 300 units": 2,
+        "its no-change re-sync": 2,
+        "ceilings: the first stage alone": 4,
+        "immediate sync of 40 x 1 KiB": 2,
+        "on_demand peak memory (tracemalloc)": 2,
+        "on_demand RSS high-water": 2,
+    }.items():
+        assert report.count(line) == count, (line, report)
+    assert list(tmp_path.iterdir()) == [], "the benchmark left files behind"
