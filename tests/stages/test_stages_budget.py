@@ -98,8 +98,11 @@ async def test_acquire_and_release_count_each_unit_once() -> None:
     assert (budget.pending_items, budget.pending_bytes, budget.peak_bytes) == (0, 0, 7)
 
 
-async def test_release_all_wakes_a_waiter() -> None:
-    """release_all() empties the budget and lets a waiting acquire in."""
+async def test_release_all_wakes_a_waiter_and_counts_nothing_after_it() -> None:
+    """release_all() (the sync is ending) empties the budget and lets a waiting acquire
+    through uncounted: the saver that would release it is gone. This was a leak: when a
+    failing sync's saver released everything, the budget stage could still wake, let its
+    waiting unit in and end normally, leaving one unit held for ever."""
     budget = ArtifactResourceBudget(max_items=1)
     await budget.acquire(unit("a", 1))
     with anyio.fail_after(10):
@@ -107,4 +110,16 @@ async def test_release_all_wakes_a_waiter() -> None:
             tg.start_soon(budget.acquire, unit("b", 2))
             await anyio.wait_all_tasks_blocked()
             budget.release_all()
-    assert (budget.pending_items, budget.pending_bytes) == (1, 2)
+    assert (budget.pending_items, budget.pending_bytes) == (0, 0)
+    await budget.acquire(unit("c", 3))
+    assert budget.pending_items == 0
+
+
+async def test_running_again_after_release_all_counts_again() -> None:
+    """The budget stage's run() starts a new sync: units are counted again."""
+    budget = ArtifactResourceBudget(max_items=5)
+    budget.release_all()
+    one = unit("one", 4)
+    with anyio.fail_after(10):
+        assert await run_stage(budget, [one]) == [one]
+    assert (budget.pending_items, budget.pending_bytes) == (1, 4)

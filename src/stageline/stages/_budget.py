@@ -104,6 +104,9 @@ class ArtifactResourceBudget(Stage):
         self._bytes = 0
         self._pressure = _Pressure()
         self._freed: anyio.Event | None = None
+        # Set by release_all (the sync ended): a unit let through after that is not
+        # counted, since nothing downstream is left to release it.
+        self._ended = False
 
     def __repr__(self) -> str:
         return (
@@ -133,6 +136,7 @@ class ArtifactResourceBudget(Stage):
             PipelineError: the next stage ended without reading its input.
         """
         finished = False
+        self._ended = False
         try:
             async for d in self.items():
                 await self.acquire(d)
@@ -146,7 +150,9 @@ class ArtifactResourceBudget(Stage):
     async def acquire(self, d_content: DeclarativeContent) -> None:
         """Wait until the unit's files fit, then count them as held.
 
-        A unit with nothing to download, or one already held, is not counted (again).
+        A unit with nothing to download, or one already held, is not counted (again);
+        neither is one let through after :meth:`release_all` (the sync is ending, and the
+        saver that would release it is gone).
 
         Args:
             d_content: the unit about to be downloaded.
@@ -159,6 +165,8 @@ class ArtifactResourceBudget(Stage):
             self._freed = anyio.Event()
             await self._freed.wait()
         self._pressure.lower()
+        if self._ended:
+            return
         self._held[id(d_content)] = (d_content, size)
         self._bytes += size
         self.peak_bytes = max(self.peak_bytes, self._bytes)
@@ -176,7 +184,11 @@ class ArtifactResourceBudget(Stage):
             self._wake()
 
     def release_all(self) -> None:
-        """Release every unit held (the sync ended: nothing held is still on its way)."""
+        """Release every unit held (the sync ended: nothing held is still on its way).
+
+        Units let through after this are not counted, until this stage runs again.
+        """
+        self._ended = True
         if self._held:
             self._held.clear()
             self._bytes = 0
