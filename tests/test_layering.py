@@ -29,7 +29,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("stageline.stages",),
     ("stageline.sync",),
     ("stageline.plugins",),
-    ("stageline.cli", "stageline.content_app", "stageline.__main__"),
+    # The content app (ASGI) serves versions; the CLI's `serve` runs it.
+    ("stageline.content_app",),
+    ("stageline.cli", "stageline.__main__"),
     # Helpers for plugin authors' tests, above everything they may want to test.
     ("stageline.testing",),
     # The re-exports of the top-level package, and the asyncio shim built on all of it.

@@ -1,0 +1,19 @@
+"""The ``stageline`` command: sync repositories, look at them, serve and export them.
+
+Each command lives in a module of its own and is added to :func:`main` here; options
+shared by several commands (where the workspace is) live in ``_common``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .._about import VERSION
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(VERSION, prog_name="stageline")
+def main() -> None:
+    """Synchronize content repositories into local, versioned storage."""
