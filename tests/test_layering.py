@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("stageline.plugins",),
     # The content app (ASGI) serves versions; the CLI's `serve` runs it.
     ("stageline.content_app",),
-    ("stageline.cli", "stageline.__main__"),
+    ("stageline.cli",),
+    ("stageline.__main__",),
     # Helpers for plugin authors' tests, above everything they may want to test.
     ("stageline.testing",),
     # The re-exports of the top-level package, and the asyncio shim built on all of it.
