@@ -38,8 +38,8 @@ def running_sync(stage: object, missing: str) -> stageline.DeclarativeVersion:
     if sync is None:
         name = type(stage).__qualname__
         raise StageConfigurationError(
-            f"{name} was made without {missing} and is not running inside a "
-            f"stageline_compat.DeclarativeVersion sync, where it would use the sync's; "
+            f"{name} was made without its {missing} and is not running inside a "
+            f"stageline_compat.DeclarativeVersion sync, whose {missing} it would use; "
             f"pass it: {name}({missing}=...)"
         )
     return sync

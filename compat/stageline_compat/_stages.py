@@ -51,7 +51,7 @@ __all__ = [
 
 
 def _store_of(stage: Any, given: Store | None) -> Store:
-    return given if given is not None else running_sync(stage, "a store").store
+    return given if given is not None else running_sync(stage, "store").store
 
 
 class QueryExistingContents(Stage, native.QueryExistingContents):
@@ -283,7 +283,7 @@ class ArtifactSaver(Stage, native.ArtifactSaver):
         """
         store, storage = self._given
         self.store = _store_of(self, store)
-        self.storage = storage if storage is not None else running_sync(self, "a storage").storage
+        self.storage = storage if storage is not None else running_sync(self, "storage").storage
         await super().run()
 
 
