@@ -14,8 +14,9 @@ import anyio
 import pytest
 
 from stageline import UsageError, Workspace
-from stageline.models import Repository
+from stageline.models import DownloadPolicy, Repository
 from stageline.progress import MemoryReporter, reporting_to
+from stageline.stages import AlternateContentSource
 from stageline_compat import (
     ContentUnassociation,
     DeclarativeContent,
@@ -23,8 +24,9 @@ from stageline_compat import (
     ProgressReport,
 )
 
-from ..download._servers import LocalServer
+from ..download._servers import LocalServer, running
 from ..stages import HANG_TIMEOUT
+from ..sync._plugin import ManifestFirstStage, Upstream
 from .sample_plugin import CatalogDeclarativeVersion, CatalogFile, CatalogFirstStage
 from .test_compat_sample_plugin import Catalog, units_of
 
@@ -133,3 +135,38 @@ async def test_progress_report_has_the_asyncio_era_calls() -> None:
     final = reporter.final("tests.parsing")
     assert (final.done, final.total) == (4, 5)
     assert [event.kind for event in reporter.events if event.kind == "updated"] == ["updated"]
+
+
+async def test_acs_fetches_from_the_alternate_source_first(
+    server: LocalServer, workspace: Workspace
+) -> None:
+    """DeclarativeVersion(acs=True) fetches the files the workspace's source has there."""
+    files = {"a": b"the bytes of a", "b": b"the bytes of b", "c": b"the bytes of c"}
+    with running(LocalServer()) as mirror_server:
+        mirror = Upstream(mirror_server, prefix="/mirror/")
+        for path in ("a", "b"):
+            mirror.add(path, files[path])
+        upstream = Upstream(server)
+        for path, data in files.items():
+            upstream.add(path, data)
+        mirror_remote = mirror.remote(name="mirror", policy=DownloadPolicy.ON_DEMAND)
+        with anyio.fail_after(HANG_TIMEOUT):
+            assert await DeclarativeVersion(
+                ManifestFirstStage(mirror_remote), Repository(name="acs"), workspace=workspace
+            ).acreate()
+            with_source = Workspace(
+                workspace.home,
+                database=workspace.database,
+                artifacts=workspace.storage.root,
+                alternate_sources=[AlternateContentSource(mirror_remote)],
+            )
+            version = await DeclarativeVersion(
+                ManifestFirstStage(upstream.remote()),
+                Repository(name="files"),
+                acs=True,
+                workspace=with_source,
+            ).acreate()
+        assert version is not None
+        assert version.content_count == 3
+        assert sorted(mirror.file_requests()) == ["/mirror/a", "/mirror/b"]
+        assert upstream.file_requests() == ["/repo/c"]
