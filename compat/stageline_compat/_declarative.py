@@ -36,6 +36,10 @@ class DeclarativeContent(stageline.DeclarativeContent):
         content: the content unit (any object but None).
         d_artifacts: its declarative artifacts.
         extra_data: free-form data for the plugin's own stages.
+        does_batch: False makes every batch the item joins go at once (the oldest form of
+            "this item will be awaited").
+        future: an ``asyncio.Future`` to fulfil with the saved content (the oldest form
+            of :meth:`get_or_create_future`); it is the item's future from then on.
 
     Raises:
         InvalidValueError: (a ``ValueError``) when ``content`` is None.
@@ -46,16 +50,28 @@ class DeclarativeContent(stageline.DeclarativeContent):
         content: Any,
         d_artifacts: Iterable[stageline.DeclarativeArtifact] | None = None,
         extra_data: dict[str, Any] | None = None,
+        does_batch: bool = True,
+        future: asyncio.Future[Any] | None = None,
     ) -> None:
         super().__init__(cast(Content, content), d_artifacts, extra_data)
         self._future: asyncio.Future[Any] | None = None
         self._batch_wake: Callable[[], None] | None = None
+        self._batches = does_batch
+        if future is not None:
+            self._future = future
+            self._watch(future)
+
+    @property
+    def future(self) -> asyncio.Future[Any] | None:
+        """The item's future, once :meth:`get_or_create_future` made it (or it was given)."""
+        return self._future
 
     @property
     def does_batch(self) -> bool:
         """False while the item is awaited (its future exists, or ``resolution()`` is
-        awaited) and is not resolved: a batch holding it goes at once."""
-        if self._future is not None and not self.resolved:
+        awaited) and is not resolved, or when it was made with ``does_batch=False``: a
+        batch holding it goes at once."""
+        if not self._batches or (self._future is not None and not self.resolved):
             return False
         return super().does_batch
 
@@ -87,16 +103,19 @@ class DeclarativeContent(stageline.DeclarativeContent):
         require_asyncio("DeclarativeContent.get_or_create_future()")
         loop = asyncio.get_running_loop()
         future = self._future = loop.create_future()
-        if self.resolved:
-            future.set_result(self.content)
-            return future
-        # A task awaits the item the native way, so that the pipeline it travels in
-        # answers for it (a PipelineError rather than a future pending forever).
-        watcher = loop.create_task(self._settle(future))
-        future.add_done_callback(lambda done: watcher.cancel() if done.cancelled() else None)
+        self._watch(future)
         if self._batch_wake is not None:
             self._batch_wake()
         return future
+
+    def _watch(self, future: asyncio.Future[Any]) -> None:
+        if self.resolved:
+            future.set_result(self.content)
+            return
+        # A task awaits the item the native way, so that the pipeline it travels in
+        # answers for it (a PipelineError rather than a future pending forever).
+        watcher = future.get_loop().create_task(self._settle(future))
+        future.add_done_callback(lambda done: watcher.cancel() if done.cancelled() else None)
 
     async def _settle(self, future: asyncio.Future[Any]) -> None:
         try:

@@ -104,6 +104,10 @@ class Stage(stageline.Stage):
     ``Event``, ``sleep``): shimmed stages run on asyncio only.
     """
 
+    # Class-level defaults, so that subclasses that do not call super().__init__() work.
+    _in_q: asyncio.Queue[Any] | None = None
+    _out_q: asyncio.Queue[Any] | None = None
+
     def _connect(self, in_q: asyncio.Queue[Any] | None, out_q: asyncio.Queue[Any] | None) -> None:
         """Wire the stage by hand: read ``in_q`` until ``None``, put onto ``out_q``.
 
@@ -130,9 +134,8 @@ class Stage(stageline.Stage):
             Exception: what ``run()`` raised.
         """
         await self.run()
-        out_q: asyncio.Queue[Any] | None = getattr(self, "_out_q", None)
-        if out_q is not None:
-            await out_q.put(None)
+        if self._out_q is not None:
+            await self._out_q.put(None)
 
 
 class EndStage(Stage, stageline.EndStage):

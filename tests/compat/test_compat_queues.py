@@ -305,3 +305,18 @@ async def test_first_middle_last_chains_for_every_queue_size_and_minsize() -> No
                     assert last.seen == list(range(count)), case
                     assert all(size == minsize for size in middle.sizes[:-1]), case
                     assert all(0 < size <= minsize for size in middle.sizes), case
+
+
+async def test_the_oldest_forms_does_batch_and_future_arguments_still_work() -> None:
+    """DeclarativeContent(..., does_batch=False) never waits in a batch, and a future given
+    as future=... is fulfilled with the content on resolve()."""
+    with anyio.fail_after(HANG_TIMEOUT):
+        given: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        urgent = DeclarativeContent(mock.Mock(), does_batch=False)
+        awaited = DeclarativeContent(mock.Mock(), future=given)
+        assert awaited.future is given
+        assert not urgent.does_batch
+        batches = reader(queue_of(mock.Mock(), urgent)).batches(minsize=10)
+        assert (await batches.__anext__())[-1] is urgent
+        awaited.resolve()
+        assert await given is awaited.content
