@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Final, TypeVar, cast, overload
 
 import stageline
 from stageline import (
@@ -45,6 +46,9 @@ class DeclarativeContent(stageline.DeclarativeContent):
         InvalidValueError: (a ``ValueError``) when ``content`` is None.
     """
 
+    # Slots, as the native class has: an item is made per unit, inside the sync's timed path.
+    __slots__ = ("_batch_wake", "_batches", "_future")
+
     def __init__(
         self,
         content: Any,
@@ -53,7 +57,7 @@ class DeclarativeContent(stageline.DeclarativeContent):
         does_batch: bool = True,
         future: asyncio.Future[Any] | None = None,
     ) -> None:
-        super().__init__(cast(Content, content), d_artifacts, extra_data)
+        _native_init(self, cast(Content, content), d_artifacts, extra_data)
         self._future: asyncio.Future[Any] | None = None
         self._batch_wake: Callable[[], None] | None = None
         self._batches = does_batch
@@ -71,9 +75,9 @@ class DeclarativeContent(stageline.DeclarativeContent):
         """False while the item is awaited (its future exists, or ``resolution()`` is
         awaited) and is not resolved, or when it was made with ``does_batch=False``: a
         batch holding it goes at once."""
-        if not self._batches or (self._future is not None and not self.resolved):
-            return False
-        return super().does_batch
+        if self._future is None and self._batches:
+            return _native_does_batch(self)
+        return self._batches and self.resolved
 
     def enter_batch(self, wake: Callable[[], None]) -> None:
         """Keep ``wake`` for :meth:`get_or_create_future` too (see the item protocol)."""
@@ -126,6 +130,15 @@ class DeclarativeContent(stageline.DeclarativeContent):
         else:
             if not future.done():
                 future.set_result(content)
+
+
+#: The native class's initializer and ``does_batch``, called without a super() lookup:
+#: both run once per item (``does_batch`` once per batching stage), like the native ones.
+_native_init: Final = stageline.DeclarativeContent.__init__
+_native_does_batch: Final = cast(
+    "Callable[[stageline.DeclarativeContent], bool]",
+    inspect.getattr_static(stageline.DeclarativeContent, "does_batch").fget,
+)
 
 
 class RemoteDownloads:
