@@ -39,12 +39,14 @@ class _QueueReceiver:
         self._ended = False
 
     def receive_nowait(self) -> Any:
+        queue = self._queue
+        # Asked before taking, rather than catching QueueEmpty: a hand-wired queue of one
+        # item is empty at almost every call, and an exception caught costs more.
         if self._ended:
             raise anyio.EndOfStream
-        try:
-            item = self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            raise anyio.WouldBlock from None
+        if queue.empty():
+            raise anyio.WouldBlock
+        item = queue.get_nowait()
         if item is None:
             self._ended = True
             raise anyio.EndOfStream
@@ -72,10 +74,10 @@ class _QueueSender:
         self._queue = queue
 
     def send_nowait(self, item: Any) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            raise anyio.WouldBlock from None
+        queue = self._queue
+        if queue.full():
+            raise anyio.WouldBlock
+        queue.put_nowait(item)
 
     async def send(self, item: Any) -> None:
         await self._queue.put(item)
