@@ -25,6 +25,17 @@ that awaits ``get()`` until ``None``, and a ``batches()`` that waits with
 without blocking. It runs on asyncio only; stageline runs on asyncio and on trio, and both
 are compared with the asyncio baseline.
 
+Two shimmed engines (``stageline_compat``, the asyncio-era API on stageline) run on asyncio:
+
+- ``shim-queues``: shimmed stages wired by hand the old way, ``_connect(in_q, out_q)`` to
+  ``asyncio.Queue(maxsize=--shim-queue-size)`` (1, the old size, by default) and run with
+  ``asyncio.gather(*(stage() for stage in stages))``; ``items()``/``batches()`` are the
+  engine's, reading the queues through the shim's adapter;
+- ``shim-pipeline``: the same shimmed stages through ``stageline_compat.create_pipeline``
+  (the engine's streams, its default buffer unless ``--maxsize``).
+
+Their items are ``stageline_compat.DeclarativeContent`` objects.
+
 The figure printed is items per second (N / wall time of the whole pipeline, or its CPU
 time with ``--clock cpu``, from the
 first put to the last item drained), the best of ``--repeats`` rounds; each round runs
@@ -51,6 +62,7 @@ import anyio
 import attrs
 
 import stageline
+import stageline_compat
 from stageline import DeclarativeContent, EndStage, Stage, create_pipeline
 from stageline.models import Content
 
@@ -65,23 +77,27 @@ class BenchContent(Content):
     number: int
 
 
-def make_items(n: int) -> list[DeclarativeContent]:
+def make_items(n: int, kind: type[DeclarativeContent] = DeclarativeContent) -> list[Any]:
     """Fresh items for one run (an item remembers the pipeline it travelled in)."""
-    return [DeclarativeContent(BenchContent(number=i)) for i in range(n)]
+    return [kind(BenchContent(number=i)) for i in range(n)]
 
 
 class Source:
     """What the first stage puts: a list made before the clock starts, or ``count`` items
     made one by one as they are put."""
 
-    def __init__(self, count: int, made: str) -> None:
+    def __init__(
+        self, count: int, made: str, kind: type[DeclarativeContent] = DeclarativeContent
+    ) -> None:
         self.count = count
-        self.made_before = make_items(count) if made == "before" else None
+        self.kind = kind
+        self.made_before = make_items(count, kind) if made == "before" else None
 
     def __iter__(self) -> Iterator[DeclarativeContent]:
         if self.made_before is not None:
             return iter(self.made_before)
-        return (DeclarativeContent(BenchContent(number=i)) for i in range(self.count))
+        kind = self.kind
+        return (kind(BenchContent(number=i)) for i in range(self.count))
 
 
 # --------------------------------------------------------------------------------------
@@ -235,6 +251,79 @@ class CountingEnd(EndStage):
 
 
 # --------------------------------------------------------------------------------------
+# stageline_compat: the same stages written against the shim
+# --------------------------------------------------------------------------------------
+
+
+class ShimFirst(stageline_compat.Stage):
+    def __init__(self, items: Source) -> None:
+        self.source = items
+
+    async def run(self) -> None:
+        for d in self.source:
+            await self.put(d)
+
+
+class ShimItemsPass(stageline_compat.Stage):
+    async def run(self) -> None:
+        async for d in self.items():
+            await self.put(d)
+
+
+class ShimBatchesPass(stageline_compat.Stage):
+    async def run(self) -> None:
+        async for batch in self.batches():
+            for d in batch:
+                await self.put(d)
+
+
+class ShimEnd(stageline_compat.EndStage):
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def run(self) -> None:
+        async for _ in self.items():
+            self.count += 1
+
+
+def time_shim(n: int, k: int, variant: str, made: str, wiring: str, size: int | None) -> float:
+    """Time shimmed stages, wired by hand to queues of ``size`` or run by create_pipeline."""
+    items = Source(n, made, stageline_compat.DeclarativeContent)
+    passing = ShimItemsPass if variant == "items" else ShimBatchesPass
+    end = ShimEnd()
+    stages: list[stageline_compat.Stage] = [
+        ShimFirst(items),
+        *(passing() for _ in range(k)),
+        end,
+    ]
+
+    async def by_hand() -> None:
+        queues: list[asyncio.Queue[Any] | None] = [
+            None,
+            *(asyncio.Queue(maxsize=size or 0) for _ in range(k + 1)),
+            None,
+        ]
+        for stage, (in_q, out_q) in zip(stages, itertools.pairwise(queues), strict=True):
+            stage._connect(in_q, out_q)
+        await asyncio.gather(*(stage() for stage in stages))
+
+    async def main() -> float:
+        start = CLOCK()
+        if wiring == "queues":
+            await by_hand()
+        elif size is None:
+            await stageline_compat.create_pipeline(stages)
+        else:
+            await stageline_compat.create_pipeline(stages, maxsize=size)
+        return CLOCK() - start
+
+    elapsed = asyncio.run(main())
+    if end.count != n:
+        raise AssertionError(f"shim lost items: {end.count} of {n} arrived")
+    return elapsed
+
+
+# --------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------
 
@@ -352,6 +441,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     parser.add_argument(
+        "--shim",
+        nargs="*",
+        choices=["queues", "pipeline"],
+        default=["queues", "pipeline"],
+        help="the stageline_compat engines to run: hand-wired queues, create_pipeline "
+        "(give none to skip both)",
+    )
+    parser.add_argument(
+        "--shim-queue-size",
+        type=int,
+        default=1,
+        help="the asyncio.Queue size of the hand-wired shim (default 1, the old size; 0 "
+        "is unbounded)",
+    )
+    parser.add_argument(
         "--latency",
         action="store_true",
         help="also run a task that sleeps 1 ms at a time beside the pipeline and print how "
@@ -377,7 +481,11 @@ def main(argv: list[str] | None = None) -> int:
         f"CHECKPOINT_INTERVAL={stageline.CHECKPOINT_INTERVAL}"
         + (f", maxsize={args.maxsize}" if args.maxsize is not None else "")
     )
-    engines = ([] if args.no_baseline else ["baseline"]) + list(args.backends)
+    engines = (
+        ([] if args.no_baseline else ["baseline"])
+        + list(args.backends)
+        + [f"shim-{wiring}" for wiring in args.shim]
+    )
     configs = [
         (made, variant, engine)
         for made in args.made
@@ -394,23 +502,32 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
             if engine == "baseline":
                 elapsed = time_baseline(n, k, variant, made)
+            elif engine == "shim-queues":
+                elapsed = time_shim(n, k, variant, made, "queues", args.shim_queue_size)
+            elif engine == "shim-pipeline":
+                elapsed = time_shim(n, k, variant, made, "pipeline", args.maxsize)
             else:
                 probe = lateness[config] if args.latency else None
                 elapsed = time_stageline(n, k, variant, engine, made, args.maxsize, probe)
             best[config] = min(best.get(config, float("inf")), elapsed)
 
-    print(f"{'made':<9} {'variant':<9} {'engine':<20} {'items/s':>12} {'vs baseline':>12}")
+    print(f"{'made':<9} {'variant':<9} {'engine':<22} {'items/s':>12} {'vs baseline':>12}")
     for config in configs:
         made, variant, engine = config
         rate = n / best[config]
         if engine == "baseline":
-            print(f"{made:<9} {variant:<9} {'baseline (asyncio)':<20} {rate:>12,.0f} {'1.0x':>12}")
+            print(f"{made:<9} {variant:<9} {'baseline (asyncio)':<22} {rate:>12,.0f} {'1.0x':>12}")
             continue
         base = best.get((made, variant, "baseline"))
         ratio = f"{rate / (n / base):.1f}x" if base else "-"
-        name = f"stageline ({engine})"
-        line = f"{made:<9} {variant:<9} {name:<20} {rate:>12,.0f} {ratio:>12}"
-        if args.latency:
+        if engine == "shim-queues":
+            name = f"shim, Queue({args.shim_queue_size})"
+        elif engine == "shim-pipeline":
+            name = "shim, create_pipeline"
+        else:
+            name = f"stageline ({engine})"
+        line = f"{made:<9} {variant:<9} {name:<22} {rate:>12,.0f} {ratio:>12}"
+        if args.latency and not engine.startswith("shim"):
             worst = statistics.median(lateness[config])
             line += f"   probe lateness {worst * 1000:.2f} ms"
         print(line)
