@@ -63,7 +63,14 @@ def _rate(count: int, seconds: float) -> str:
     show_default=True,
     help="How many files the demo repository holds.",
 )
-@click.option("--repository", "-r", default="demo", show_default=True, metavar="NAME")
+@click.option(
+    "--repository",
+    "-r",
+    default="demo",
+    show_default=True,
+    metavar="NAME",
+    help="The repository to sync into.",
+)
 @click.option(
     "--backend",
     type=click.Choice(["asyncio", "trio"]),

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+import attrs
 import click
+
+from ..models import Remote
 
 __all__ = ["PASSWORD_ENV", "PROXY_PASSWORD_ENV", "download_options", "remote_settings"]
 
@@ -16,6 +19,11 @@ PASSWORD_ENV: Final = "STAGELINE_PASSWORD"
 PROXY_PASSWORD_ENV: Final = "STAGELINE_PROXY_PASSWORD"
 
 _POSITIVE: Final = click.FloatRange(min=0, min_open=True)
+
+
+def _default(field: str) -> str:
+    """The Remote default of ``field``, for the help."""
+    return f"(default: {attrs.fields_dict(Remote)[field].default})"
 
 
 def _header(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -33,25 +41,28 @@ _OPTIONS: Final = [
         "--download-concurrency",
         type=click.IntRange(min=1),
         default=None,
-        help="At most this many requests at once (default: 10).",
+        help=f"At most this many requests at once {_default('download_concurrency')}.",
     ),
     click.option(
         "--max-retries",
         type=click.IntRange(min=0),
         default=None,
-        help="Retries of a failed request (default: 3).",
+        help=f"Retries of a failed request {_default('max_retries')}.",
     ),
     click.option(
         "--rate-limit", type=_POSITIVE, default=None, help="At most this many requests per second."
     ),
     click.option(
-        "--connect-timeout", type=_POSITIVE, default=None, help="Seconds to connect (default: 30)."
+        "--connect-timeout",
+        type=_POSITIVE,
+        default=None,
+        help=f"Seconds to connect {_default('connect_timeout')}.",
     ),
     click.option(
         "--read-timeout",
         type=_POSITIVE,
         default=None,
-        help="Seconds to wait for the next bytes (default: 60).",
+        help=f"Seconds to wait for the next bytes {_default('sock_read_timeout')}.",
     ),
     click.option(
         "--total-timeout", type=_POSITIVE, default=None, help="Seconds for a whole download."
