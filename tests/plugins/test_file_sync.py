@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -234,3 +235,22 @@ async def test_the_unchanged_skip_works_on_postgresql(
         again = await sync_files(url, "files", workspace=any_workspace)
     assert first.version is not None
     assert again.unchanged
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"policy": "later"}, "policy must be one of 'immediate', 'on_demand', 'streamed'"),
+        ({"remote_settings": {"colour": "red"}}, "remote_settings has 'colour'"),
+        ({"remote_settings": {"name": "other"}}, "remote_settings has 'name'"),
+        ({"remote_settings": {"max_retries": -1}}, "max_retries must be an int >= 0"),
+        ({"on_error": "ignore"}, "on_error"),
+    ],
+)
+async def test_bad_arguments_fail_before_anything_is_fetched(
+    workspace: Workspace, server: LocalServer, arguments: dict[str, Any], message: str
+) -> None:
+    """A refused argument is a ValueError naming it, raised before any request."""
+    with pytest.raises(ValueError, match=message):
+        await sync_files(server.url("/repo/"), "files", workspace=workspace, **arguments)
+    assert server.requests == []

@@ -11,7 +11,7 @@ from typing import Any, Final
 import attrs
 
 from ..._declarative import DeclarativeArtifact
-from ..._exceptions import StoreError, redact_url
+from ..._exceptions import InvalidValueError, StoreError, redact_url
 from ...models import Artifact, DownloadPolicy, Remote, Repository, RepositoryVersion
 from ...progress import (
     DOWNLOADING_ARTIFACTS_CODE,
@@ -134,6 +134,32 @@ class _DownloadCounts:
         self.updated(report)
 
 
+# The Remote fields remote_settings may set: all but those sync_files sets itself.
+_SETTINGS: Final = frozenset(attrs.fields_dict(Remote)) - {"url", "name", "policy", "pk"}
+
+
+def _policy(policy: DownloadPolicy | str) -> DownloadPolicy:
+    try:
+        return DownloadPolicy(policy)
+    except ValueError:
+        choices = ", ".join(repr(str(choice)) for choice in DownloadPolicy)
+        raise InvalidValueError(
+            f"sync_files: policy must be one of {choices}, got {policy!r}"
+        ) from None
+
+
+def _checked_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - _SETTINGS)
+    if unknown:
+        raise InvalidValueError(
+            f"sync_files: remote_settings has {', '.join(map(repr, unknown))}, which "
+            f"Remote does not take (or sync_files sets itself); use some of "
+            f"{', '.join(sorted(_SETTINGS))}"
+        )
+    return settings
+
+
 def _options(remote: Remote, mirror: bool) -> dict[str, Any]:
     """The options that decide what a sync of an unchanged manifest makes."""
     return {"url": redact_url(remote.url), "policy": str(remote.policy), "mirror": mirror}
@@ -232,8 +258,8 @@ async def sync_files(
     remote = Remote(
         url=manifest_url(url),
         name=repository,
-        policy=DownloadPolicy(policy),
-        **dict(remote_settings or {}),
+        policy=_policy(policy),
+        **_checked_settings(remote_settings),
     )
     # Checked before anything is downloaded (DeclarativeVersion checks them again).
     DownloadFailurePolicy(on_error, max_skipped=max_skipped)
