@@ -52,10 +52,10 @@ def serving(directory: Path) -> Iterator[str]:
 
 
 def _rate(count: int, seconds: float) -> str:
-    return f"{count / seconds:,.0f}/s" if seconds > 0 else "-"
+    return f"{count / seconds:,.0f} units/s" if seconds > 0 else "- units/s"
 
 
-@click.command("demo")
+@click.command("demo", short_help="Serve a demo repository on 127.0.0.1, sync it, sync it again.")
 @click.option(
     "--files",
     type=click.IntRange(min=1),
@@ -131,7 +131,7 @@ def demo(
     click.echo(
         f"First sync: {made}: {first.latest_version.content_count} units, "
         f"{first.downloaded_files} files downloaded ({format_bytes(first.downloaded_bytes)}) "
-        f"in {first.seconds:.2f} s ({_rate(first.units, first.seconds)} units)"
+        f"in {first.seconds:.2f} s ({_rate(first.units, first.seconds)})"
     )
     skipped = "skipped, the manifest is unchanged" if again.unchanged else "synced again"
     click.echo(f"Re-sync: {skipped}, no new version, in {again.seconds:.2f} s")

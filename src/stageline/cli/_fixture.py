@@ -13,7 +13,7 @@ from ._sync import format_bytes
 __all__ = ["fixture"]
 
 
-@click.command("fixture")
+@click.command("fixture", short_help="Write a file repository (files and manifests) to serve.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--files", type=click.IntRange(min=0), required=True, help="How many files.")
 @click.option(
