@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from stageline import Stage, Workspace, create_pipeline
+from stageline import InvalidValueError, Stage, Workspace, create_pipeline
 from stageline.models import Remote
 from stageline.plugins.file import (
     MAX_LINE_BYTES,
@@ -185,3 +185,11 @@ async def test_a_sync_of_a_bad_manifest_fails_naming_it_and_leaves_nothing(
         repository = await store.get_repository("files")
         assert (await store.latest_version(repository)).number == 0
     assert leftover_temporary_files(workspace) == []
+
+
+@pytest.mark.parametrize("read_size", [0, -1, 1.5, True])
+def test_a_bad_read_size_is_refused(workspace: Workspace, read_size: object) -> None:
+    """read_size must be an int >= 1: anything else is an InvalidValueError naming it."""
+    remote = Remote(url="http://127.0.0.1:9/PULP_MANIFEST", name="r")
+    with pytest.raises(InvalidValueError, match="read_size must be an int >= 1"):
+        FileFirstStage(remote, workspace.storage, read_size=read_size)  # type: ignore[arg-type]

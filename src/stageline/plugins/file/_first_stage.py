@@ -12,7 +12,7 @@ from typing import Final
 import anyio
 
 from ..._declarative import DeclarativeArtifact, DeclarativeContent
-from ..._exceptions import DownloadError, PipelineError
+from ..._exceptions import DownloadError, InvalidValueError, PipelineError
 from ..._stage import Stage
 from ...models import Artifact, Remote
 from ...progress import ProgressReport
@@ -77,6 +77,7 @@ class FileFirstStage(Stage):
         manifests: the relative path of each manifest read, in order (``""`` for the root).
 
     Raises:
+        InvalidValueError: (a ``ValueError``) ``read_size`` is not an int >= 1.
         ManifestError: (from ``run``) a manifest line is malformed or names an unsafe path.
         DownloadError: (from ``run``) the root manifest could not be downloaded.
     """
@@ -89,6 +90,10 @@ class FileFirstStage(Stage):
         manifest: str | os.PathLike[str] | None = None,
         read_size: int = DEFAULT_READ_SIZE,
     ) -> None:
+        if isinstance(read_size, bool) or not isinstance(read_size, int) or read_size < 1:
+            raise InvalidValueError(
+                f"FileFirstStage: read_size must be an int >= 1, got {read_size!r}"
+            )
         self.remote = remote
         self.storage = storage
         self.manifest = Path(manifest) if manifest is not None else None
