@@ -14,13 +14,14 @@ SCRIPT = Path(__file__).parent / "benchmarks" / "cli.py"
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_the_cli_benchmark_runs_every_measurement_on_both_backends(tmp_path: Path) -> None:
-    """A tiny run of tests/benchmarks/cli.py times each kind of sync on both backends."""
+    """A tiny run of the CLI benchmark times each kind of sync on both backends, and parsing."""
     result = subprocess.run(
         [
             sys.executable,
             str(SCRIPT),
             "--sizes=50",
             "--immediate-files=10",
+            "--parse-lines=100,2000",
             f"--directory={tmp_path}",
         ],
         capture_output=True,
@@ -40,5 +41,7 @@ def test_the_cli_benchmark_runs_every_measurement_on_both_backends(tmp_path: Pat
             ("skip (immediate)", 10),
         ):
             assert f"| {what} | {backend} | {units} |" in report
+    assert "| parsing | asyncio | 100 |" in report
+    assert "| parsing | asyncio | 2000 |" in report
     assert "asyncio: on_demand best" in report
     assert "trio: on_demand best" in report

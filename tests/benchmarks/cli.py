@@ -20,6 +20,11 @@ asyncio and on trio, at each size (10 000, 30 000 and 100 000 units by default):
 and *immediate*: a first sync of a fixture of M files of 1 KiB (10 000 by default)
 downloaded from the server, then its forced and skipped re-syncs.
 
+and *parsing*: the file plugin's first stage alone (its items drained by an
+``EndStage``) reading a local manifest of 10 000 and of 1 000 000 lines, each in a
+process of its own: the rate and the peak RSS, which must not grow with the manifest
+(a manifest is read in chunks, never held whole).
+
 The targets are those of the stages issue (on_demand 10 000 units/s, a no-change re-sync
 20 000 units/s), compared with the sync's own time. Results and the chart are in
 ``docs/benchmarks.md`` ("CLI").
@@ -115,6 +120,63 @@ def stageline_sync(
     return wall, usage.ru_maxrss * scale / 2**20, summary
 
 
+def write_manifest(path: Path, lines: int) -> None:
+    """A manifest of ``lines`` entries (no files)."""
+    manifest_only(path.parent, lines)
+
+
+async def _parse(path: Path) -> tuple[int, float]:
+    from stageline import EndStage, create_pipeline
+    from stageline.models import Remote
+    from stageline.plugins.file import FileFirstStage
+    from stageline.storage import ArtifactStorage
+
+    remote = Remote(url="http://127.0.0.1:9/PULP_MANIFEST", name="parse")
+    first = FileFirstStage(remote, ArtifactStorage(path.parent / "storage"), manifest=path)
+    started = time.perf_counter()
+    await create_pipeline([first, EndStage()])
+    return first.units, time.perf_counter() - started
+
+
+def parse_child(path: str) -> None:
+    """In a child process: parse the manifest, print units and seconds as JSON."""
+    import anyio
+
+    units, seconds = anyio.run(_parse, Path(path))
+    print(json.dumps({"units": units, "seconds": seconds}))
+
+
+def measure_parse(path: Path) -> Run:
+    """The first stage alone on the manifest at ``path``, in a process of its own."""
+    command = [sys.executable, __file__, "--parse-child", str(path)]
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed")
+        out.seek(0)
+        result = json.loads(out.read())
+    scale = 1 if sys.platform == "darwin" else KIB
+    run = Run(
+        "parsing",
+        "asyncio",
+        result["units"],
+        wall,
+        result["seconds"],
+        usage.ru_maxrss * scale / 2**20,
+    )
+    size = path.stat().st_size / 2**20
+    print(
+        f"  parsing {run.units:>9} lines ({size:5.1f} MiB)  {run.sync_seconds:7.2f} s"
+        f"  {run.rate:9.0f} lines/s  peak RSS {run.peak_mib:6.1f} MiB",
+        flush=True,
+    )
+    return run
+
+
 def measure_three(what: str, url: str, home: Path, backend: str, *options: str) -> list[Run]:
     """The first sync, the forced re-sync and the skipped re-sync of ``url``."""
     runs = []
@@ -141,12 +203,20 @@ def main() -> None:
     parser.add_argument("--backends", default="asyncio,trio")
     parser.add_argument("--directory", default=None, help="where homes and fixtures go")
     parser.add_argument("--chart", default=None, help="write the chart to this PNG")
+    parser.add_argument(
+        "--parse-lines", default="10000,1000000", help="manifest sizes for the parsing runs"
+    )
     parser.add_argument("--quick", action="store_true", help="small numbers: a smoke run")
+    parser.add_argument("--parse-only", action="store_true", help="only the parsing runs")
+    parser.add_argument("--parse-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.parse_child:
+        parse_child(args.parse_child)
+        return
     if args.quick:
-        args.sizes, args.immediate_files = "300,600", 40
-    sizes = [int(size) for size in args.sizes.split(",")]
-    backends = args.backends.split(",")
+        args.sizes, args.immediate_files, args.parse_lines = "300,600", 40, "1000,20000"
+    sizes = [] if args.parse_only else [int(size) for size in args.sizes.split(",")]
+    backends = [] if args.parse_only else args.backends.split(",")
     root = Path(tempfile.mkdtemp(prefix="stageline-cli-bench-", dir=args.directory))
     print(
         f"python {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
@@ -154,7 +224,8 @@ def main() -> None:
     try:
         for size in sizes:
             manifest_only(root / "upstream" / f"od{size}", size)
-        write_fixture(root / "upstream" / "immediate", args.immediate_files, KIB)
+        if backends:
+            write_fixture(root / "upstream" / "immediate", args.immediate_files, KIB)
         port = multiprocessing.Value("i", 0)
         server = multiprocessing.Process(
             target=_serve, args=(str(root / "upstream"), port), daemon=True
@@ -181,8 +252,14 @@ def main() -> None:
         finally:
             server.terminate()
             server.join()
+        print("\nparsing (the first stage alone, asyncio)")
+        for lines in (int(count) for count in args.parse_lines.split(",")):
+            path = root / f"parse{lines}" / "PULP_MANIFEST"
+            write_manifest(path, lines)
+            runs.append(measure_parse(path))
+            shutil.rmtree(path.parent)
         report(runs)
-        if args.chart:
+        if args.chart and sizes:
             chart(runs, sizes, backends, Path(args.chart))
     finally:
         shutil.rmtree(root, ignore_errors=True)
