@@ -6,10 +6,11 @@ for a smoke run with small numbers). It needs matplotlib for the chart
 is skipped.
 
 Each run is ``python -m stageline sync URL --json --quiet`` in a process of its own, as a
-user runs it, against a repository served over HTTP by another process on 127.0.0.1
-(``ThreadingHTTPServer``, HTTP/1.1). For each run: the wall time of the whole command
-(interpreter start and imports included), the sync's own time (the ``seconds`` of its
-JSON summary), and the process's peak resident memory (``ru_maxrss`` from ``wait4``). On
+user runs it, against a repository served over HTTP by another process on 127.0.0.1 (a
+minimal asyncio HTTP/1.1 server of the files, held in memory). For each run: the wall
+time of the whole command (interpreter start and imports included), the sync's own time
+(the ``seconds`` of its JSON summary), and the process's peak resident memory
+(``ru_maxrss`` from ``wait4``). On
 asyncio and on trio, at each size (10 000, 30 000 and 100 000 units by default):
 
 1. *on_demand*: a first sync of a manifest of N entries (files of 1 KiB, not served: on
@@ -33,9 +34,8 @@ The targets are those of the stages issue (on_demand 10 000 units/s, a no-change
 from __future__ import annotations
 
 import argparse
-import functools
+import asyncio
 import hashlib
-import http.server
 import json
 import multiprocessing
 import os
@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +58,54 @@ TARGET_ON_DEMAND = 10_000.0
 TARGET_RESYNC = 20_000.0
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Protocol(asyncio.Protocol):
+    """Minimal HTTP/1.1 keep-alive static server of the files in ``files`` (else 404).
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
+    Not ``http.server``: its per-request cost (a thread, a stat, a MIME guess) would be
+    what the immediate sync measured.
+    """
+
+    def __init__(self, files: dict[bytes, bytes]) -> None:
+        self.files = files
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            path = urllib.parse.unquote_to_bytes(head.split(b" ", 2)[1].split(b"?")[0])
+            found = self.files.get(path)
+            if found is None:
+                self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                continue
+            self.transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(found), found)
+            )
 
 
 def _serve(directory: str, port: Any) -> None:
-    handler = functools.partial(_Handler, directory=directory)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    port.value = server.server_address[1]
-    server.serve_forever()
+    root = Path(directory)
+    files = {
+        b"/" + path.relative_to(root).as_posix().encode(): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Protocol(files), "127.0.0.1", 0)
+        port.value = server.sockets[0].getsockname()[1]
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
 
 
 def manifest_only(directory: Path, entries: int) -> None:
@@ -215,7 +251,7 @@ def main() -> None:
         return
     if args.quick:
         args.sizes, args.immediate_files, args.parse_lines = "300,600", 40, "1000,20000"
-    sizes = [] if args.parse_only else [int(size) for size in args.sizes.split(",")]
+    sizes = [] if args.parse_only else [int(size) for size in args.sizes.split(",") if size]
     backends = [] if args.parse_only else args.backends.split(",")
     root = Path(tempfile.mkdtemp(prefix="stageline-cli-bench-", dir=args.directory))
     print(
