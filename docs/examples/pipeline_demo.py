@@ -1,8 +1,8 @@
 """An example pipeline: discovery, batching and resolution, on asyncio and on trio.
 
-Run it with ``bash scripts/demo``. A first stage "discovers" a tree of units: it puts
-each parent, awaits its resolution, then puts the children the parent revealed. A
-batching stage stands in for a saver; a last stage resolves every item.
+Run it with ``python docs/examples/pipeline_demo.py``. A first stage "discovers" a tree
+of units: it puts each parent, awaits its resolution, then puts the children the parent
+revealed. A batching stage stands in for a saver; a last stage resolves every item.
 """
 
 from __future__ import annotations

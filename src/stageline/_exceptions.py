@@ -12,6 +12,7 @@ The tree::
     │   ├── ContentTypeError          (also TypeError) a content type is declared wrongly
     │   └── RepositoryBusyError       another sync is building a version of the repository
     ├── SyncError                     a first stage's declarations contradict saved content
+    ├── ManifestError                 (stageline.plugins.file) a malformed or unsafe manifest line
     ├── ContentNotFound               (also LookupError) no such file, version or repository
     ├── ContentRangeError             (also ValueError) a byte range that is not within the file
     ├── StorageError                  artifact storage (files on disk) failed

@@ -9,6 +9,9 @@ from __future__ import annotations
 import click
 
 from .._about import VERSION
+from ._demo import demo
+from ._fixture import fixture
+from ._sync import sync
 
 __all__ = ["main"]
 
@@ -17,3 +20,8 @@ __all__ = ["main"]
 @click.version_option(VERSION, prog_name="stageline")
 def main() -> None:
     """Synchronize content repositories into local, versioned storage."""
+
+
+main.add_command(sync)
+main.add_command(fixture)
+main.add_command(demo)

@@ -1,0 +1,146 @@
+"""``stageline demo``: a fixture repository served on 127.0.0.1, synced and re-synced."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import click
+
+from ..plugins.file import FileSyncResult, sync_files, write_fixture
+from ..progress import ProgressReporter, RichReporter
+from ..sync import Workspace
+from ._common import make_workspace, workspace_options
+from ._running import configure_logging, run_async, stderr_console
+from ._sync import format_bytes
+
+__all__ = ["DEMO_FILES", "demo", "serving"]
+
+#: The demo repository's size: files (shared with its nested sub-repositories), bytes each.
+DEMO_FILES: Final = 2000
+DEMO_FILE_SIZE: Final = 1024
+DEMO_NESTED: Final = 2
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep connections open between files
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No line per request."""
+
+
+@contextmanager
+def serving(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` over HTTP on 127.0.0.1 at a free port; yield its base url."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="stageline-demo-server")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f} units/s" if seconds > 0 else "- units/s"
+
+
+@click.command("demo", short_help="Serve a demo repository on 127.0.0.1, sync it, sync it again.")
+@click.option(
+    "--files",
+    type=click.IntRange(min=1),
+    default=DEMO_FILES,
+    show_default=True,
+    help="How many files the demo repository holds.",
+)
+@click.option(
+    "--repository",
+    "-r",
+    default="demo",
+    show_default=True,
+    metavar="NAME",
+    help="The repository to sync into.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["asyncio", "trio"]),
+    default="asyncio",
+    show_default=True,
+    help="The event loop to run on.",
+)
+@workspace_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars; the summary only.")
+@click.option("--verbose", "-v", count=True, help="Show the log (-vv: debug).")
+def demo(
+    files: int,
+    repository: str,
+    backend: str,
+    home: str | None,
+    database: str | None,
+    quiet: bool,
+    verbose: int,
+) -> None:
+    """Sync a demo repository: a fixture served on 127.0.0.1, synced, then synced again.
+
+    The repository (small files and sub-repositories nested two deep) is written into a
+    temporary folder and removed at the end; what is synced goes into the home folder
+    (--home, else $STAGELINE_HOME, else the per-user data folder).
+    """
+    workspace = make_workspace(home, database)
+    console = stderr_console()
+    configure_logging(verbose, console)
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stageline-demo-")))
+        fixture = write_fixture(folder / "repo", files, DEMO_FILE_SIZE, DEMO_NESTED)
+        url = stack.enter_context(serving(fixture.directory))
+        click.echo(
+            f"Serving {fixture.files} files ({format_bytes(fixture.bytes)}) in "
+            f"{fixture.manifests} nested manifests at {url}"
+        )
+        click.echo(f"Syncing into {workspace.home} (repository {repository!r}, {backend})")
+        reporters: list[ProgressReporter] = []
+        if not quiet:
+            reporters.append(stack.enter_context(RichReporter(console)))
+
+        async def work() -> tuple[FileSyncResult, FileSyncResult, int]:
+            async with workspace:
+                first = await sync_files(url, repository, workspace=workspace, reporters=reporters)
+                again = await sync_files(url, repository, workspace=workspace, reporters=reporters)
+                return first, again, await _version_count(workspace, repository)
+
+        first, again, versions = run_async(work, backend=backend)
+        for reporter in reporters:
+            if isinstance(reporter, RichReporter):
+                reporter.close()
+    made = (
+        f"version {first.version.number}"
+        if first.version is not None
+        else f"no change (the repository held these files already, version "
+        f"{first.latest_version.number})"
+    )
+    click.echo(
+        f"First sync: {made}: {first.latest_version.content_count} units, "
+        f"{first.downloaded_files} files downloaded ({format_bytes(first.downloaded_bytes)}) "
+        f"in {first.seconds:.2f} s ({_rate(first.units, first.seconds)})"
+    )
+    skipped = "skipped, the manifest is unchanged" if again.unchanged else "synced again"
+    click.echo(f"Re-sync: {skipped}, no new version, in {again.seconds:.2f} s")
+    click.echo(
+        f"Repository {repository!r} has {versions} versions; the latest holds "
+        f"{again.latest_version.content_count} units."
+    )
+
+
+async def _version_count(workspace: Workspace, repository: str) -> int:
+    store = workspace.store
+    return len(await store.list_versions(await store.get_repository(repository)))

@@ -1,0 +1,195 @@
+"""Manifests: the line format, the errors naming url and line, unsafe paths, streaming."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import anyio
+import pytest
+
+from stageline import InvalidValueError, Stage, Workspace, create_pipeline
+from stageline.models import Remote
+from stageline.plugins.file import (
+    MAX_LINE_BYTES,
+    FileFirstStage,
+    ManifestEntry,
+    ManifestError,
+    ManifestReader,
+    sync_files,
+)
+
+from ..download._servers import LocalServer
+from ._support import leftover_temporary_files, line, serve_directory, write_repository
+
+URL = "http://user:secret@example.org/repo/PULP_MANIFEST"
+SHA = hashlib.sha256(b"x").hexdigest()
+
+
+def read_all(data: bytes, *, piece: int | None = None) -> list[ManifestEntry]:
+    """Feed ``data`` to a reader, whole or ``piece`` bytes at a time."""
+    reader = ManifestReader(URL)
+    step = piece or max(len(data), 1)
+    entries = []
+    for start in range(0, len(data), step):
+        entries.extend(reader.feed(data[start : start + step]))
+    return entries + reader.end()
+
+
+def test_comments_blank_lines_and_crlf_are_allowed() -> None:
+    """Comments and blank lines are skipped but counted; CRLF and upper-case hex are fine."""
+    data = f"# a comment\n\n  \na.txt,{SHA.upper()},1\r\n   # indented\nb/c,{SHA},0".encode()
+    assert read_all(data) == [
+        ManifestEntry("a.txt", SHA, 1, 4),
+        ManifestEntry("b/c", SHA, 0, 6),
+    ]
+
+
+def test_a_path_may_hold_commas() -> None:
+    """The last two commas split a line, so a path may contain commas."""
+    assert read_all(f"a,b,c.txt,{SHA},3\n".encode()) == [ManifestEntry("a,b,c.txt", SHA, 3, 1)]
+
+
+def test_chunk_boundaries_do_not_matter() -> None:
+    """Fed one byte at a time or whole, a manifest gives the same entries."""
+    data = "".join(f"dir/f{i}.txt,{SHA},{i}\n" for i in range(50)).encode()
+    assert read_all(data, piece=1) == read_all(data) == read_all(data, piece=7)
+    assert len(read_all(data)) == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a.txt,1", "has 2 comma-separated fields, not 3"),
+        (f"a.txt {SHA} 1", "has 1 comma-separated fields, not 3"),
+        ("a.txt,abc,1", "'abc' is not a sha256"),
+        (f"a.txt,{SHA},-1", "'-1' is not a size"),
+        (f"a.txt,{SHA},1.5", "'1.5' is not a size"),
+        (f"a.txt,{SHA}, 1", "' 1' is not a size"),
+        (f"a.txt,{SHA},99999999999999999999", "is not a size"),
+    ],
+)
+def test_a_malformed_line_names_the_url_and_line_number(text: str, problem: str) -> None:
+    """Each malformation is a ManifestError with the url (masked), line number and rule."""
+    data = f"# header\nok.txt,{SHA},1\n{text}\n".encode()
+    with pytest.raises(ManifestError) as caught:
+        read_all(data)
+    message = str(caught.value)
+    assert message.startswith(
+        "manifest http://user:[secure]@example.org/repo/PULP_MANIFEST line 3:"
+    )
+    assert problem in message
+    assert "secret" not in message
+    assert caught.value.line_number == 3
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "a\\b", "./a", "a/", "a\x00b", ""],
+)
+def test_an_unsafe_path_is_refused(path: str) -> None:
+    """Absolute, climbing, empty-segment, backslash or control-character paths are refused."""
+    with pytest.raises(ManifestError, match=r"line 1: refused: .*unsafe relative path"):
+        read_all(f"{path},{SHA},1\n".encode())
+
+
+def test_a_manifest_listing_a_manifest_in_its_own_folder_is_refused() -> None:
+    """A PULP_MANIFEST entry beside its manifest would list itself: refused."""
+    with pytest.raises(ManifestError, match="line 1: the manifest lists a PULP_MANIFEST"):
+        read_all(f"PULP_MANIFEST,{SHA},1\n".encode())
+
+
+def test_a_line_that_is_not_utf8_is_refused() -> None:
+    """Bytes that are not UTF-8 are a malformed line."""
+    with pytest.raises(ManifestError, match="line 2: the line is not UTF-8"):
+        read_all(b"# ok\n\xff\xfe,x,1\n")
+
+
+def test_a_line_without_end_is_refused_before_it_is_held_whole() -> None:
+    """A line longer than MAX_LINE_BYTES fails as soon as it is, not at the end of the file."""
+    reader = ManifestReader(URL)
+    reader.feed(b"# fine\n")
+    reader.feed(b"x" * MAX_LINE_BYTES)
+    with pytest.raises(ManifestError, match="line 2: the line is longer than"):
+        reader.feed(b"x")
+
+
+def write_manifest(path: Path, lines: int) -> int:
+    """A manifest of ``lines`` entries at ``path``; return its size."""
+    with path.open("w") as file:
+        for i in range(lines):
+            file.write(f"files/{i:07d}.bin,{SHA},{i}\n")
+    return path.stat().st_size
+
+
+@pytest.mark.anyio
+async def test_entries_reach_the_pipeline_before_the_manifest_is_read(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    """Parsing streams: the next stage gets entries while most of the manifest is unread."""
+    manifest = tmp_path / "PULP_MANIFEST"
+    size = await anyio.to_thread.run_sync(write_manifest, manifest, 20_000)
+    remote = Remote(url="http://127.0.0.1:9/repo/PULP_MANIFEST", name="r")
+    first = FileFirstStage(remote, workspace.storage, manifest=manifest, read_size=4096)
+    probe = Probe(first)
+    with anyio.fail_after(30):
+        await create_pipeline([first, probe], maxsize=8)
+    assert probe.items == first.units == 20_000
+    assert first.bytes_read == size
+    assert probe.read_at_first_item is not None
+    assert probe.read_at_first_item <= 2 * 4096 < size // 100
+
+
+class Probe(Stage):
+    """Records how many manifest bytes the first stage had read when its first item came."""
+
+    def __init__(self, first_stage: FileFirstStage) -> None:
+        self.first_stage = first_stage
+        self.read_at_first_item: int | None = None
+        self.items_seen = 0
+
+    @property
+    def items(self) -> int:
+        """How many items came."""
+        return self.items_seen
+
+    async def run(self) -> None:
+        async for _ in super().items():
+            if self.read_at_first_item is None:
+                self.read_at_first_item = self.first_stage.bytes_read
+            self.items_seen += 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("where", "bad_line"),
+    [("root", "a.txt,nothex,1\n"), ("nested", "../escape.txt,{sha},1\n")],
+)
+async def test_a_sync_of_a_bad_manifest_fails_naming_it_and_leaves_nothing(
+    workspace: Workspace, server: LocalServer, tmp_path: Path, where: str, bad_line: str
+) -> None:
+    """A bad line, in the root or a sub-repository, fails the sync: no version, no temp files."""
+    root = tmp_path / "repo"
+    bad = bad_line.format(sha=SHA)
+    if where == "root":
+        write_repository(root, {"ok.txt": b"fine"}, bad)
+        expected = "repo/PULP_MANIFEST line 2:"
+    else:
+        nested = write_repository(root / "sub", {"x.txt": b"x"}, bad)
+        write_repository(root, {"ok.txt": b"fine"}, line("sub/PULP_MANIFEST", nested))
+        expected = "repo/sub/PULP_MANIFEST line 2:"
+    url = serve_directory(server, root)
+    with anyio.fail_after(30), pytest.raises(ManifestError, match=expected):
+        await sync_files(url, "files", workspace=workspace)
+    async with workspace.open_store() as store:
+        repository = await store.get_repository("files")
+        assert (await store.latest_version(repository)).number == 0
+    assert leftover_temporary_files(workspace) == []
+
+
+@pytest.mark.parametrize("read_size", [0, -1, 1.5, True])
+def test_a_bad_read_size_is_refused(workspace: Workspace, read_size: object) -> None:
+    """read_size must be an int >= 1: anything else is an InvalidValueError naming it."""
+    remote = Remote(url="http://127.0.0.1:9/PULP_MANIFEST", name="r")
+    with pytest.raises(InvalidValueError, match="read_size must be an int >= 1"):
+        FileFirstStage(remote, workspace.storage, read_size=read_size)  # type: ignore[arg-type]

@@ -1,0 +1,47 @@
+"""The CLI benchmark script still runs, so that it cannot rot between measurements."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent / "benchmarks" / "cli.py"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_the_cli_benchmark_runs_every_measurement_on_both_backends(tmp_path: Path) -> None:
+    """A tiny run of the CLI benchmark times each kind of sync on both backends, and parsing."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--sizes=50",
+            "--immediate-files=10",
+            "--parse-lines=100,2000",
+            f"--directory={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=380,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = result.stdout
+    for backend in ("asyncio", "trio"):
+        for what, units in (
+            ("on_demand", 50),
+            ("forced (on_demand)", 50),
+            ("skip (on_demand)", 50),
+            ("immediate", 10),
+            ("forced (immediate)", 10),
+            ("skip (immediate)", 10),
+        ):
+            assert f"| {what} | {backend} | {units} |" in report
+    assert "| parsing | asyncio | 100 |" in report
+    assert "| parsing | asyncio | 2000 |" in report
+    assert "asyncio: on_demand best" in report
+    assert "trio: on_demand best" in report
