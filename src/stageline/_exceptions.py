@@ -14,6 +14,7 @@ The tree::
     ├── SyncError                     a first stage's declarations contradict saved content
     ├── ContentNotFound               (also LookupError) no such file, version or repository
     ├── ContentRangeError             (also ValueError) a byte range that is not within the file
+    ├── ContentServerError            the content app's server cannot listen on its address
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
     ├── InvalidValueError             (also ValueError) an argument's value was refused
@@ -53,6 +54,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ContentNotFound",
     "ContentRangeError",
+    "ContentServerError",
     "ContentTypeError",
     "DatabaseURLError",
     "DigestMismatch",
@@ -203,6 +205,10 @@ class ContentRangeError(StagelineError, ValueError):
         self.start = start
         self.end = end
         self.size = size
+
+
+class ContentServerError(StagelineError):
+    """The content app's server cannot listen on the address asked for (in use, not local, …)."""
 
 
 class StorageError(StagelineError):
