@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .._about import VERSION
+from ._serve import serve
 
 __all__ = ["main"]
 
@@ -17,3 +18,6 @@ __all__ = ["main"]
 @click.version_option(VERSION, prog_name="stageline")
 def main() -> None:
     """Synchronize content repositories into local, versioned storage."""
+
+
+main.add_command(serve)
