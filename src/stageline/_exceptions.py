@@ -15,6 +15,7 @@ The tree::
     ├── ContentNotFound               (also LookupError) no such file, version or repository
     ├── ContentRangeError             (also ValueError) a byte range that is not within the file
     ├── ContentServerError            the content app's server cannot listen on its address
+    ├── ExportError                   a version cannot be exported into the folder asked for
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
     ├── InvalidValueError             (also ValueError) an argument's value was refused
@@ -63,6 +64,7 @@ __all__ = [
     "DownloadTimeout",
     "DownloaderFactoryClosed",
     "DownloaderFactoryError",
+    "ExportError",
     "ForbiddenDigestError",
     "HTTPStatusError",
     "InvalidTypeError",
@@ -209,6 +211,19 @@ class ContentRangeError(StagelineError, ValueError):
 
 class ContentServerError(StagelineError):
     """The content app's server cannot listen on the address asked for (in use, not local, …)."""
+
+
+class ExportError(StagelineError):
+    """A repository version cannot be exported into the folder asked for: it is not empty
+    (and overwriting was not allowed), or a file cannot be written there.
+
+    Attributes:
+        path: the folder or file concerned.
+    """
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class StorageError(StagelineError):

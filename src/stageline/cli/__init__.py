@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .._about import VERSION
+from ._export import export
 from ._serve import serve
 
 __all__ = ["main"]
@@ -20,4 +21,5 @@ def main() -> None:
     """Synchronize content repositories into local, versioned storage."""
 
 
+main.add_command(export)
 main.add_command(serve)
