@@ -9,7 +9,9 @@ from __future__ import annotations
 import click
 
 from .._about import VERSION
+from ._content import content
 from ._export import export
+from ._repository import repository
 from ._serve import serve
 
 __all__ = ["main"]
@@ -21,5 +23,7 @@ def main() -> None:
     """Synchronize content repositories into local, versioned storage."""
 
 
+main.add_command(content)
 main.add_command(export)
+main.add_command(repository)
 main.add_command(serve)
