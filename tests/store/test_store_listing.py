@@ -124,3 +124,21 @@ async def test_find_version_remotes(store: Store) -> None:
     version = await store.find_version("repo")
     assert version is not None
     assert [r.name for r in await store.find_version_remotes(version)] == ["one", "two"]
+
+
+async def test_listing_orders_by_code_point_under_any_collation(store: Store) -> None:
+    """On PostgreSQL, the listing is the same when the database's collation is not bytewise
+    (an explicit "C" comparison) as when it is (the path index); SQLite is bytewise."""
+    repository = await store.create_repository(Repository(name="repo"))
+    units = await saved_files(store, PATHS)
+    async with store.new_version(repository) as new:
+        await new.add_content(units)
+    version = await store.find_version("repo")
+    assert version is not None
+    native = [ca.relative_path for ca in await store.list_content_artifacts(version, prefix="b")]
+    assert native == ["b/c", "b/d/e", "b/d/f", "b/é", "b/\U0001f600", "b0", "bz"]
+    assert store._bytewise_text is True  # SQLite, and the test PostgreSQL (collation "C")
+    if store.is_postgresql:
+        store._bytewise_text = False  # as on a database ordering text by language rules
+        forced = await store.list_content_artifacts(version, prefix="b")
+        assert [ca.relative_path for ca in forced] == native

@@ -105,9 +105,10 @@ class ListingCalls:
         cat, rc, c = t.content_artifacts, t.repository_content, t.content
         database = self._runner.database
         path: sa.ColumnElement[str] = cat.c.relative_path
-        if database.is_postgresql:
-            # The database's own collation may order by language rules, under which the
-            # strings that start with a prefix are not one range.
+        if not await self._compares_bytewise():
+            # The database orders text by language rules, under which the strings that
+            # start with a prefix are not one range: compare by code point (correct, but
+            # the path index, built with the database's collation, cannot serve it).
             path = path.collate("C")
         conditions: list[sa.ColumnElement[bool]] = []
         if prefix:
@@ -172,6 +173,25 @@ class ListingCalls:
             )
             for row in rows
         ]
+
+    async def _compares_bytewise(self) -> bool:
+        """Whether the database compares text by code point: SQLite, or PostgreSQL with
+        the "C" (or "POSIX") collation. Asked once per store."""
+        known: bool | None = getattr(self, "_bytewise_text", None)
+        if known is None:
+            if not self._runner.database.is_postgresql:
+                known = True
+            else:
+                collation = await self._runner.run(
+                    "read the database's collation",
+                    lambda conn: conn.exec_driver_sql(
+                        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+                    ).scalar(),
+                    write=False,
+                )
+                known = collation in ("C", "POSIX")
+            self._bytewise_text = known
+        return known
 
     async def find_version_remotes(self, version: RepositoryVersion) -> list[Remote]:
         """The remotes that the files of ``version`` were declared from, oldest first.
