@@ -325,3 +325,27 @@ def wait_for_requests(upstream: Upstream, count: int) -> None:
             timeout=10,
         ):
             raise AssertionError(f"upstream did not receive {count} requests within 10 s")
+
+
+async def test_a_head_of_a_deferred_file_downloads_nothing(
+    workspace: Workspace, upstream: Upstream
+) -> None:
+    """HEAD of a deferred file answers with the size and sha256 upstream announced, without
+    fetching it; the GET after it fetches."""
+    await synced(workspace, upstream, DownloadPolicy.ON_DEMAND)
+    data = FILES["dir/b"]
+    async with serving(workspace) as client:
+        head = await client.head("/files/1/dir/b")
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-length"] == str(len(data))
+        assert head.headers["etag"] == f'"{sha256_of(data)}"'
+        ranged = await client.head("/files/1/dir/b", headers={"range": "bytes=-4"})
+        assert ranged.status_code == 206
+        assert (
+            ranged.headers["content-range"] == f"bytes {len(data) - 4}-{len(data) - 1}/{len(data)}"
+        )
+        assert upstream.file_requests() == []
+        assert (await content_artifacts(workspace))["dir/b"].artifact is None
+        response = await client.get("/files/1/dir/b")
+        assert (response.status_code, response.content) == (200, data)
+    assert upstream.file_requests() == ["/repo/dir/b"]

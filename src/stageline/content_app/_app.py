@@ -12,7 +12,7 @@ from typing import Any, Final
 import anyio
 
 from .._exceptions import ContentNotFound, DownloadError, StagelineError
-from ..models import RepositoryVersion
+from ..models import ContentArtifact, RepositoryVersion
 from ..sync import ContentFetcher, OpenedContent
 from ._index import Entry as IndexEntry
 from ._index import folder_entries, page_end, page_start, render_entries
@@ -114,7 +114,8 @@ class ContentApp:
       ``Range`` requests (206, or 416 when no byte of the file is asked for; several
       ranges get the whole file). A deferred file is fetched from its remote first
       (see :class:`~stageline.sync.ContentFetcher`: saved for ``on_demand`` remotes,
-      not for ``streamed`` ones).
+      not for ``streamed`` ones). A ``HEAD`` of a deferred file is answered from the
+      size and sha256 its remote artifact announces, without fetching it.
 
     A repository, version or folder named without its trailing ``/`` is redirected
     (301) to it. Unknown repositories, versions and paths are 404s; so is any path with
@@ -210,8 +211,26 @@ class ContentApp:
             segments = (route.repository, route.version, *route.path.split("/"))
             await request.redirect(request.url_path(*segments, folder=True))
             return
+        if request.head and content_artifact.artifact is None:
+            announced = await self._announced(content_artifact)
+            if announced is not None:
+                # What upstream announced answers a HEAD: no download for it.
+                size, sha256 = announced
+                await _send_file(request, route.path, size, sha256, None)
+                return
         async with self.fetcher.open(content_artifact) as opened:
-            await _send_file(request, opened)
+            await _send_file(request, route.path, opened.size, opened.sha256, opened)
+
+    async def _announced(self, content_artifact: ContentArtifact) -> tuple[int, str] | None:
+        """The size and sha256 of a deferred file, as the remote artifact that a fetch
+        would try first announces them; None when it does not say both."""
+        remote_artifacts = await self.fetcher.store.find_remote_artifacts([content_artifact])
+        if not remote_artifacts:
+            return None
+        first = remote_artifacts[0]
+        if first.size is None or first.sha256 is None:
+            return None
+        return first.size, first.sha256
 
     async def _repositories(self, request: _Request) -> None:
         repositories = await self.fetcher.store.list_repositories()
@@ -262,16 +281,22 @@ async def _send_page(
     await request.body(page_end().encode("utf-8"))
 
 
-async def _send_file(request: _Request, opened: OpenedContent) -> None:
-    etag = f'"{opened.sha256}"'
-    content_type = mimetypes.guess_type(opened.relative_path)[0] or "application/octet-stream"
+async def _send_file(
+    request: _Request,
+    relative_path: str,
+    size: int,
+    sha256: str,
+    opened: OpenedContent | None,
+) -> None:
+    """The file's response; ``opened`` is None for a HEAD answered without opening it."""
+    etag = f'"{sha256}"'
+    content_type = mimetypes.guess_type(relative_path)[0] or "application/octet-stream"
     headers = [("etag", etag), *_FILE_HEADERS]
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag_matches(if_none_match, etag, weak=True):
         await request.start(304, headers)
         await request.body(b"")
         return
-    size = opened.size
     start, end, status = 0, size, 200
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
@@ -292,7 +317,7 @@ async def _send_file(request: _Request, opened: OpenedContent) -> None:
         status,
         [("content-type", content_type), ("content-length", str(end - start)), *headers],
     )
-    if not request.head:
+    if not request.head and opened is not None:
         async for chunk in opened.chunks(start, end):
             await request.body(chunk, more=True)
     await request.body(b"")
