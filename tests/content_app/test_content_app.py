@@ -82,6 +82,7 @@ async def test_byte_ranges(workspace: Workspace, upstream: Upstream) -> None:
             response = await get(header)
             assert response.status_code == 416, header
             assert response.headers["content-range"] == f"bytes */{size}"
+            assert response.headers.get_list("x-content-type-options") == ["nosniff"]
         for header in ["bytes=0-1,5-6", "items=0-1", "bytes=5-2", "bytes=x-"]:
             response = await get(header)
             assert (response.status_code, response.content) == (200, DATA), header
@@ -190,6 +191,7 @@ async def test_unknown_repositories_versions_and_paths_are_404(
             response = await client.get(path)
             assert response.status_code == 404, path
             assert response.headers["content-type"] == "text/plain; charset=utf-8"
+            assert response.headers["x-content-type-options"] == "nosniff"
         response = await client.post("/files/1/a")
         assert (response.status_code, response.headers["allow"]) == (405, "GET, HEAD")
 

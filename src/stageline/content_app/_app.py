@@ -89,7 +89,13 @@ class _Request:
         data = text.encode("utf-8") + b"\n"
         await self.start(
             status,
-            [("content-type", _TEXT), ("content-length", str(len(data))), *(headers or [])],
+            [
+                ("content-type", _TEXT),
+                ("content-length", str(len(data))),
+                # The text may quote the path asked for: never to be read as a page.
+                ("x-content-type-options", "nosniff"),
+                *(headers or []),
+            ],
         )
         await self.body(data)
 
@@ -169,12 +175,12 @@ class ContentApp:
                 raise
             await request.not_found(str(exc))
         except DownloadError as exc:
-            logger.warning("%s %s: %s", request.scope["method"], request.scope["path"], exc)
+            logger.warning("%s %r: %s", request.scope["method"], request.scope["path"], exc)
             if request.started:
                 raise
             await request.simple(502, f"502 Bad Gateway: {exc}")
         except StagelineError as exc:
-            logger.error("%s %s: %s", request.scope["method"], request.scope["path"], exc)
+            logger.error("%s %r: %s", request.scope["method"], request.scope["path"], exc)
             if request.started:
                 raise
             await request.simple(500, f"500 Internal Server Error: {type(exc).__name__}")
@@ -306,7 +312,11 @@ async def _send_file(
             await request.simple(
                 416,
                 f"416 Range Not Satisfiable: the file has {size} bytes",
-                headers=[("content-range", f"bytes */{size}"), *headers],
+                headers=[
+                    ("content-range", f"bytes */{size}"),
+                    ("etag", etag),
+                    ("accept-ranges", "bytes"),
+                ],
             )
             return
         if wanted is not None:
