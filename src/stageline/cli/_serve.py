@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import signal
 from typing import Literal
 
@@ -29,6 +30,15 @@ class _Announce:
 
     def started(self, value: str | None = None) -> None:
         click.echo(f"Serving {self.workspace.home} at {value} (press Ctrl-C to stop)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _stop_on_signal(shutdown: anyio.Event) -> None:
@@ -97,6 +107,12 @@ def serve(
     if backend == "trio" and importlib.util.find_spec("trio") is None:
         raise CommandError("--backend trio needs Trio: pip install 'stageline[trio]'")
     load_plugins()
+    if not _is_loopback(host):
+        click.echo(
+            f"Warning: listening on {host}: whoever can reach it can read every repository "
+            "(there is no authentication; put a reverse proxy in front of it)",
+            err=True,
+        )
     workspace = make_workspace(home, database)
     try:
         anyio.run(_serve, workspace, host, port, backend=backend)
