@@ -9,7 +9,7 @@ import anyio
 import click
 
 from .._exceptions import ContentNotFound, DownloadError, ExportError, StagelineError
-from ..sync import ExportResult, export_version
+from ..sync import DEFAULT_EXPORT_CONCURRENCY, ExportResult, export_version
 from ._common import CommandError, make_workspace, workspace_options
 from ._plugins import load_plugins
 
@@ -32,6 +32,13 @@ __all__ = ["export"]
     help="Write into a folder that is not empty, replacing files at the same paths.",
 )
 @click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_EXPORT_CONCURRENCY,
+    show_default=True,
+    help="Files fetched and written at once.",
+)
+@click.option(
     "--backend",
     type=click.Choice(["asyncio", "trio"]),
     default="asyncio",
@@ -45,6 +52,7 @@ def export(
     directory: str,
     number: int | None,
     overwrite: bool,
+    concurrency: int,
     backend: Literal["asyncio", "trio"],
     as_json: bool,
     home: str | None,

@@ -10,13 +10,14 @@ writes a version's files and a manifest into a folder. See
 """
 
 from ._declarative_version import DEFAULT_LOCK_TIMEOUT, Backend, DeclarativeVersion
-from ._export import MANIFEST_NAME, ExportResult, export_version
+from ._export import DEFAULT_EXPORT_CONCURRENCY, MANIFEST_NAME, ExportResult, export_version
 from ._on_demand import ContentFetcher, open_content, open_content_fetcher
 from ._opened import DEFAULT_CHUNK_SIZE, ContentStream, OpenedContent
 from ._workspace import HOME_ENV, Workspace
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_EXPORT_CONCURRENCY",
     "DEFAULT_LOCK_TIMEOUT",
     "HOME_ENV",
     "MANIFEST_NAME",

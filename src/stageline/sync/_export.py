@@ -12,19 +12,22 @@ from typing import Final
 import anyio
 import attrs
 
-from .._exceptions import ContentNotFound, ExportError
+from .._exceptions import ContentNotFound, ExportError, InvalidValueError
 from ..models import ContentArtifact, RepositoryVersion, check_relative_path
 from ._on_demand import ContentFetcher, open_content_fetcher
 from ._opened import OpenedContent
 from ._workspace import Workspace
 
-__all__ = ["MANIFEST_NAME", "ExportResult", "export_version"]
+__all__ = ["DEFAULT_EXPORT_CONCURRENCY", "MANIFEST_NAME", "ExportResult", "export_version"]
 
 logger = logging.getLogger("stageline.sync")
 
 #: The name of the manifest an export writes at the top of its folder: a line
 #: ``relative_path,sha256,size`` per file.
 MANIFEST_NAME: Final = "PULP_MANIFEST"
+
+#: Files fetched and written at once by :func:`export_version`, by default.
+DEFAULT_EXPORT_CONCURRENCY: Final = 10
 
 # Files are read from the store a page at a time, in path order.
 _PAGE_SIZE: Final = 500
@@ -60,12 +63,14 @@ async def export_version(
     *,
     version: int | None = None,
     overwrite: bool = False,
+    max_concurrent: int = DEFAULT_EXPORT_CONCURRENCY,
 ) -> ExportResult:
     """Write the files of a repository version into ``directory``, with a manifest.
 
     Each file is written at its relative path (folders are created), then a manifest
     named ``PULP_MANIFEST`` at the top, a line ``relative_path,sha256,size`` per file, in
-    path order. A file synced on demand (or streamed) is fetched from its remotes
+    path order. Up to ``max_concurrent`` files are fetched and written at once. A file
+    synced on demand (or streamed) is fetched from its remotes
     through a :class:`ContentFetcher`, validated, and so saved when its remote's policy
     is ``on_demand`` (see ``docs/on-demand.md``). A unit at the top-level path
     ``PULP_MANIFEST`` is not written: the export's own manifest takes its place.
@@ -83,11 +88,14 @@ async def export_version(
         version: the version's number; None for the latest.
         overwrite: write into a folder that is not empty, replacing files at the same
             paths (other files are left alone).
+        max_concurrent: at most this many files are fetched and written at once (the
+            remotes' own download limits apply too).
 
     Returns:
         What was written.
 
     Raises:
+        InvalidValueError: ``max_concurrent`` is not an int >= 1.
         ContentNotFound: there is no such repository or version.
         ExportError: the folder is not empty (and ``overwrite`` is False), or a file or
             folder cannot be written (e.g. a file stands where a folder is needed).
@@ -95,11 +103,19 @@ async def export_version(
         StorageError: a stored file is missing or damaged.
         StoreError: the database failed.
     """
+    if (
+        isinstance(max_concurrent, bool)
+        or not isinstance(max_concurrent, int)
+        or max_concurrent < 1
+    ):
+        raise InvalidValueError(
+            f"export_version: max_concurrent must be an int >= 1, got {max_concurrent!r}"
+        )
     target = Path(await anyio.Path(directory).absolute())
     async with open_content_fetcher(workspace) as fetcher:
         found = await fetcher.find_version(repository, version)
         await _prepare(target, overwrite=overwrite)
-        return await _Exporter(fetcher, target).run(found)
+        return await _Exporter(fetcher, target, max_concurrent).run(found)
 
 
 async def _prepare(target: Path, *, overwrite: bool) -> None:
@@ -123,9 +139,10 @@ async def _prepare(target: Path, *, overwrite: bool) -> None:
 
 
 class _Exporter:
-    def __init__(self, fetcher: ContentFetcher, target: Path) -> None:
+    def __init__(self, fetcher: ContentFetcher, target: Path, max_concurrent: int) -> None:
         self.fetcher = fetcher
         self.target = target
+        self.running = anyio.Semaphore(max_concurrent)
         self.files = 0
         self.bytes = 0
         self.fetched = 0
@@ -139,21 +156,26 @@ class _Exporter:
             while page := await self.fetcher.store.list_content_artifacts(
                 version, after=after, limit=_PAGE_SIZE
             ):
+                selected: list[ContentArtifact] = []
                 for content_artifact in page:
                     path = content_artifact.relative_path
-                    if path in (previous, MANIFEST_NAME):
-                        if path == previous:
-                            logger.warning(
-                                "two units of version %s of %r share the path %r; "
-                                "exporting the first",
-                                version.number,
-                                repository,
-                                path,
-                            )
-                        continue
+                    if path == previous:
+                        logger.warning(
+                            "two units of version %s of %r share the path %r; exporting the first",
+                            version.number,
+                            repository,
+                            path,
+                        )
+                    elif path != MANIFEST_NAME:
+                        selected.append(content_artifact)
                     previous = path
-                    sha256, size = await self._export(content_artifact)
-                    await lines.write(f"{path},{sha256},{size}\n".encode())
+                written = await self._export_all(selected)
+                await lines.write(
+                    "".join(
+                        f"{ca.relative_path},{sha256},{size}\n"
+                        for ca, (sha256, size) in zip(selected, written, strict=True)
+                    ).encode()
+                )
                 after = page[-1].relative_path
         return ExportResult(
             repository=repository,
@@ -164,6 +186,28 @@ class _Exporter:
             bytes=self.bytes,
             fetched=self.fetched,
         )
+
+    async def _export_all(self, selected: list[ContentArtifact]) -> list[tuple[str, int]]:
+        """Export a page's files, several at once; their (sha256, size) in page order."""
+        written: list[tuple[str, int]] = [("", 0)] * len(selected)
+        failures: list[Exception] = []
+
+        async def export_one(index: int, content_artifact: ContentArtifact) -> None:
+            try:
+                written[index] = await self._export(content_artifact)
+            except Exception as exc:  # the first failure stops the page; raised below
+                failures.append(exc)
+                tasks.cancel_scope.cancel()
+            finally:
+                self.running.release()
+
+        async with anyio.create_task_group() as tasks:
+            for index, content_artifact in enumerate(selected):
+                await self.running.acquire()
+                tasks.start_soon(export_one, index, content_artifact)
+        if failures:
+            raise failures[0]
+        return written
 
     async def _export(self, content_artifact: ContentArtifact) -> tuple[str, int]:
         path = self.target / check_relative_path(content_artifact.relative_path)
