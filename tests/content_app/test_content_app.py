@@ -351,3 +351,22 @@ async def test_a_head_of_a_deferred_file_downloads_nothing(
         response = await client.get("/files/1/dir/b")
         assert (response.status_code, response.content) == (200, data)
     assert upstream.file_requests() == ["/repo/dir/b"]
+
+
+async def test_cancelling_serve_stops_the_server_cleanly(workspace: Workspace) -> None:
+    """Cancelling serve(), even while it is stopping, ends it cleanly on either backend:
+    nothing is raised and its port no longer answers."""
+    async with open_content_fetcher(workspace) as fetcher:
+        for stopping_first in (False, True):
+            shutdown = anyio.Event()
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as tasks:
+                    url = await tasks.start(partial(serve, ContentApp(fetcher), shutdown=shutdown))
+                    async with httpx.AsyncClient(base_url=url) as client:
+                        assert (await client.get("/")).status_code == 200
+                    if stopping_first:
+                        shutdown.set()  # the server is told to stop...
+                    tasks.cancel_scope.cancel()  # ...when the cancellation lands
+            async with httpx.AsyncClient() as client:
+                with pytest.raises(httpx.ConnectError):
+                    await client.get(url)

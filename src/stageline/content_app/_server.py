@@ -23,6 +23,11 @@ __all__ = ["DEFAULT_HOST", "serve", "serve_workspace"]
 DEFAULT_HOST: Final = "127.0.0.1"
 
 
+# Seconds a server may take to stop once told to: Hypercorn's graceful timeout for the
+# requests in flight (3 s), and a margin.
+_STOP_TIMEOUT: Final = 10.0
+
+
 class _BoundConfig(Config):
     """Hypercorn's configuration, serving a socket bound beforehand (so its port is known)."""
 
@@ -96,12 +101,14 @@ async def serve(
     sock = _bind(host, port)
     stop = anyio.Event()
     failures: list[Exception] = []
+    # Shielded: Hypercorn stops cleanly when its trigger fires, but a cancellation
+    # landing inside it on asyncio breaks its shutdown. So an outer cancellation fires
+    # the trigger instead (below), and is delivered once the server is done; a server
+    # that does not stop in time after that is cancelled all the same.
+    shield = anyio.CancelScope(shield=True)
 
     async def run_server() -> None:
-        # Shielded: Hypercorn stops cleanly when its trigger fires, but a cancellation
-        # landing inside it on asyncio breaks its shutdown. So an outer cancellation
-        # fires the trigger instead (below), and is delivered once the server is done.
-        with anyio.CancelScope(shield=True):
+        with shield:
             try:
                 await _run_hypercorn(app, _BoundConfig(sock), stop.wait)
             except Exception as exc:  # handed to the caller's task, unwrapped
@@ -123,6 +130,7 @@ async def serve(
                         waiting.cancel_scope.cancel()
             finally:
                 stop.set()
+                shield.deadline = anyio.current_time() + _STOP_TIMEOUT
     finally:
         sock.close()
     if failures:
