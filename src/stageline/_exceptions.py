@@ -15,6 +15,8 @@ The tree::
     ├── ManifestError                 (stageline.plugins.file) a malformed or unsafe manifest line
     ├── ContentNotFound               (also LookupError) no such file, version or repository
     ├── ContentRangeError             (also ValueError) a byte range that is not within the file
+    ├── ContentServerError            the content app's server cannot listen on its address
+    ├── ExportError                   a version cannot be exported into the folder asked for
     ├── StorageError                  artifact storage (files on disk) failed
     │   └── ArtifactIntegrityError    a file's bytes differ from the sha256/size it is stored as
     ├── InvalidValueError             (also ValueError) an argument's value was refused
@@ -54,6 +56,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ContentNotFound",
     "ContentRangeError",
+    "ContentServerError",
     "ContentTypeError",
     "DatabaseURLError",
     "DigestMismatch",
@@ -62,6 +65,7 @@ __all__ = [
     "DownloadTimeout",
     "DownloaderFactoryClosed",
     "DownloaderFactoryError",
+    "ExportError",
     "ForbiddenDigestError",
     "HTTPStatusError",
     "InvalidTypeError",
@@ -204,6 +208,23 @@ class ContentRangeError(StagelineError, ValueError):
         self.start = start
         self.end = end
         self.size = size
+
+
+class ContentServerError(StagelineError):
+    """The content app's server cannot listen on the address asked for (in use, not local, …)."""
+
+
+class ExportError(StagelineError):
+    """A repository version cannot be exported into the folder asked for: it is not empty
+    (and overwriting was not allowed), or a file cannot be written there.
+
+    Attributes:
+        path: the folder or file concerned.
+    """
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class StorageError(StagelineError):

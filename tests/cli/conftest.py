@@ -1,3 +1,10 @@
-"""Fixtures for the CLI tests: a local server (shared with tests/sync)."""
+"""Fixtures for the CLI tests (see tests/sync/fixtures.py)."""
 
-from ..sync.fixtures import _collect_garbage, server  # noqa: F401  (fixtures are found by name)
+from ..sync.fixtures import (  # noqa: F401  (fixtures are found by name)
+    _collect_garbage,
+    home,
+    no_backoff,
+    server,
+    upstream,
+    workspace,
+)

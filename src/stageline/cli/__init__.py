@@ -9,8 +9,12 @@ from __future__ import annotations
 import click
 
 from .._about import VERSION
+from ._content import content
 from ._demo import demo
+from ._export import export
 from ._fixture import fixture
+from ._repository import repository
+from ._serve import serve
 from ._sync import sync
 
 __all__ = ["main"]
@@ -22,6 +26,10 @@ def main() -> None:
     """Synchronize content repositories into local, versioned storage."""
 
 
-main.add_command(sync)
-main.add_command(fixture)
 main.add_command(demo)
+main.add_command(sync)
+main.add_command(repository)
+main.add_command(content)
+main.add_command(serve)
+main.add_command(export)
+main.add_command(fixture)

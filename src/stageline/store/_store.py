@@ -22,6 +22,7 @@ from ._artifacts import ArtifactCalls
 from ._content import ContentCalls
 from ._database import Database, require_pk
 from ._engine import create_engine, translate_error
+from ._listing import ListingCalls
 from ._locator import ArtifactLocator
 from ._migrate import ensure_schema
 from ._ranges import Change
@@ -35,7 +36,7 @@ __all__ = ["Change", "Store", "open_store"]
 T = TypeVar("T")
 
 
-class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls):
+class Store(ArtifactCalls, ContentCalls, RemoteCalls, RepositoryCalls, ListingCalls):
     """The database of content, artifacts, remotes and repository versions.
 
     Create it with :func:`open_store`. Every method works on a whole batch in one or a few

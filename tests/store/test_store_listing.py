@@ -1,0 +1,144 @@
+"""Listing what is saved: repositories, a version's files by path, the remotes of a version."""
+
+from __future__ import annotations
+
+import pytest
+from store_support import FileUnit, sha
+
+from stageline import StoreArgumentError
+from stageline.models import Artifact, Content, ContentArtifact, Remote, RemoteArtifact, Repository
+from stageline.store import Store
+
+pytestmark = pytest.mark.anyio
+
+PATHS = ["a", "b/c", "b/d/e", "b/d/f", "b0", "bz", "b/é", "b/\U0001f600", "c"]
+
+
+async def saved_files(store: Store, paths: list[str]) -> list[Content]:
+    """Save a FileUnit per path, each with one content artifact at that path (deferred)."""
+    units = [FileUnit(path=path, digest=sha(n)) for n, path in enumerate(paths)]
+    return await store.save_content(
+        units,
+        [ContentArtifact(content=unit, artifact=None, relative_path=unit.path) for unit in units],  # type: ignore[attr-defined]
+    )
+
+
+async def test_list_repositories_by_name(store: Store) -> None:
+    """Every repository is listed, ordered by name, with its description."""
+    assert await store.list_repositories() == []
+    await store.create_repository(Repository(name="zeta", description="last"))
+    await store.create_repository(Repository(name="alpha"))
+    listed = await store.list_repositories()
+    assert [(r.name, r.description) for r in listed] == [("alpha", ""), ("zeta", "last")]
+    assert all(r.pk is not None for r in listed)
+
+
+async def test_list_content_artifacts_by_prefix_in_code_point_order(store: Store) -> None:
+    """Paths come in code point order, only those under the prefix, paged with after."""
+    repository = await store.create_repository(Repository(name="repo"))
+    outside = await store.create_repository(Repository(name="outside"))
+    units = await saved_files(store, PATHS)
+    async with store.new_version(repository) as new:
+        await new.add_content(units[:-1])  # "c" is not in this version
+    async with store.new_version(outside) as new:
+        await new.add_content(units)
+    version = await store.find_version("repo")
+    assert version is not None
+
+    every = [ca.relative_path for ca in await store.list_content_artifacts(version)]
+    assert every == sorted(PATHS[:-1])
+    under_b = await store.list_content_artifacts(version, prefix="b/")
+    assert [ca.relative_path for ca in under_b] == ["b/c", "b/d/e", "b/d/f", "b/é", "b/\U0001f600"]
+    assert all(ca.artifact is None and ca.pk is not None for ca in under_b)
+    assert under_b[0].content.path == "b/c"  # type: ignore[attr-defined]
+
+    pages: list[str] = []
+    after = None
+    while page := await store.list_content_artifacts(version, prefix="b", after=after, limit=2):
+        pages.extend(ca.relative_path for ca in page)
+        after = page[-1].relative_path
+    assert pages == ["b/c", "b/d/e", "b/d/f", "b/é", "b/\U0001f600", "b0", "bz"]
+
+    assert await store.list_content_artifacts(version, prefix="nothing/") == []
+    assert await store.list_content_artifacts(version, prefix="b\x00") == []
+    zero = await store.find_version("repo", 0)
+    assert zero is not None
+    assert await store.list_content_artifacts(zero) == []
+
+
+async def test_list_content_artifacts_carries_saved_artifacts(store: Store) -> None:
+    """A content artifact whose file is saved comes with its artifact."""
+    repository = await store.create_repository(Repository(name="repo"))
+    [artifact] = await store.save_artifacts([Artifact(size=3, sha256=sha(99))])
+    unit = FileUnit(path="x", digest=sha(99))
+    await store.save_content(
+        [unit], [ContentArtifact(content=unit, artifact=artifact, relative_path="x")]
+    )
+    async with store.new_version(repository) as new:
+        await new.add_content([unit])
+    version = await store.find_version("repo")
+    assert version is not None
+    [found] = await store.list_content_artifacts(version)
+    assert found.artifact is not None
+    assert (found.artifact.sha256, found.artifact.size) == (sha(99), 3)
+
+
+async def test_list_content_artifacts_refuses_bad_arguments(store: Store) -> None:
+    """A limit below 1 or a prefix that is no str is a StoreArgumentError."""
+    repository = await store.create_repository(Repository(name="repo"))
+    version = await store.find_version("repo")
+    assert version is not None
+    assert version.repository.pk == repository.pk
+    with pytest.raises(StoreArgumentError, match="limit"):
+        await store.list_content_artifacts(version, limit=0)
+    with pytest.raises(StoreArgumentError, match="prefix"):
+        await store.list_content_artifacts(version, prefix=None)  # type: ignore[arg-type]
+
+
+async def test_find_version_remotes(store: Store) -> None:
+    """The remotes with a remote artifact in the version are found, each once, oldest first."""
+    repository = await store.create_repository(Repository(name="repo"))
+    first = await store.save_remote(Remote(url="http://one.test/", name="one"))
+    second = await store.save_remote(Remote(url="http://two.test/", name="two"))
+    await store.save_remote(Remote(url="http://unused.test/", name="unused"))
+    units = await saved_files(store, ["a", "b"])
+    content_artifacts = await store.find_content_artifacts(units)
+    await store.save_remote_artifacts(
+        [
+            RemoteArtifact(
+                url="http://two.test/a", content_artifact=content_artifacts[0], remote=second
+            ),
+            RemoteArtifact(
+                url="http://one.test/a", content_artifact=content_artifacts[0], remote=first
+            ),
+            RemoteArtifact(
+                url="http://two.test/b", content_artifact=content_artifacts[1], remote=second
+            ),
+        ]
+    )
+    zero = await store.find_version("repo")
+    assert zero is not None
+    assert await store.find_version_remotes(zero) == []
+    async with store.new_version(repository) as new:
+        await new.add_content(units)
+    version = await store.find_version("repo")
+    assert version is not None
+    assert [r.name for r in await store.find_version_remotes(version)] == ["one", "two"]
+
+
+async def test_listing_orders_by_code_point_under_any_collation(store: Store) -> None:
+    """On PostgreSQL, the listing is the same when the database's collation is not bytewise
+    (an explicit "C" comparison) as when it is (the path index); SQLite is bytewise."""
+    repository = await store.create_repository(Repository(name="repo"))
+    units = await saved_files(store, PATHS)
+    async with store.new_version(repository) as new:
+        await new.add_content(units)
+    version = await store.find_version("repo")
+    assert version is not None
+    native = [ca.relative_path for ca in await store.list_content_artifacts(version, prefix="b")]
+    assert native == ["b/c", "b/d/e", "b/d/f", "b/é", "b/\U0001f600", "b0", "bz"]
+    assert store._bytewise_text is True  # SQLite, and the test PostgreSQL (collation "C")
+    if store.is_postgresql:
+        store._bytewise_text = False  # as on a database ordering text by language rules
+        forced = await store.list_content_artifacts(version, prefix="b")
+        assert [ca.relative_path for ca in forced] == native
