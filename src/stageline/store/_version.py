@@ -411,9 +411,9 @@ class NewVersion:
 
         One pass of the database over the version's rows and the record of
         :meth:`mark_seen`, in one transaction: nothing of the repository is read into
-        memory. Units marked seen stay, and so do the units added afterwards; calling it
-        again removes only what is unseen by then. Until the version is committed the
-        record stays, so units marked later are kept by a later call.
+        memory. Units marked seen stay; units added after the call stay too. The record
+        stays until the version is committed, so calling it again removes only what is
+        unseen by then (units marked in between are kept).
 
         Returns:
             How many units were removed.
