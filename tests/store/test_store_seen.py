@@ -198,3 +198,19 @@ async def test_mirror_versions_of_two_repositories_at_once_keep_their_own_record
     assert await content_of(store, one) == pks(units[:6])
     assert await content_of(store, two) == pks(units[4:])
     assert count_rows(database_url, SEEN) == 0
+
+
+async def test_remove_content_except_keeps_the_given_keys_and_those_marked(store: Store) -> None:
+    """remove_content_except marks the keys it is given, in chunks, and removes the unseen."""
+    repository = await store.create_repository(Repository(name="repo"))
+    units = await saved_files(store, range(25))
+    async with store.new_version(repository) as first:
+        await first.add_content(units)
+    keep = {unit.pk or 0 for unit in units[::3]}
+    async with store.new_version(repository) as mirror:
+        await mirror.mark_seen(units[1:2])
+        with pytest.raises(StoreArgumentError, match="chunk_size"):
+            await mirror.remove_content_except(keep, chunk_size=0)
+        removed = await mirror.remove_content_except(keep, chunk_size=4)
+    assert removed == 25 - len(keep) - 1
+    assert await content_of(store, repository) == keep | pks(units[1:2])

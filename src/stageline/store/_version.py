@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -431,6 +431,33 @@ class NewVersion:
                 lambda conn: remove_unseen_rows(conn, repository_id, number, version_id),
                 write=True,
             )
+
+    async def remove_content_except(self, keep: Collection[int], *, chunk_size: int = 5000) -> int:
+        """Remove every unit whose primary key is not in ``keep`` nor marked seen already.
+
+        For keys a caller holds in memory anyway (a small repository, or a port of code
+        that collected them): it marks ``keep`` seen, ``chunk_size`` keys per call, then
+        calls :meth:`remove_unseen`. A sync should mark each batch as it passes instead
+        (:meth:`mark_seen`), so that it never holds the repository's keys.
+
+        Args:
+            keep: primary keys of the units to keep.
+            chunk_size: primary keys marked per database call (>= 1).
+
+        Returns:
+            How many units were removed.
+
+        Raises:
+            StoreArgumentError: ``chunk_size`` < 1.
+            StoreError: the version is not open, or the database failed.
+        """
+        self._check_open()
+        if chunk_size < 1:
+            raise StoreArgumentError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        ordered = sorted(set(keep))
+        for start in range(0, len(ordered), chunk_size):
+            await self.mark_seen(ordered[start : start + chunk_size])
+        return await self.remove_unseen()
 
     async def iter_content(self, *, chunk_size: int = 1000) -> AsyncIterator[list[Content]]:
         """Stream the content of the version as built so far, in chunks by primary key.
