@@ -40,6 +40,8 @@ def test_the_sync_benchmark_runs_every_measurement_on_both_backends(tmp_path: Pa
         "immediate sync of 40 x 1 KiB": 2,
         "on_demand peak memory (tracemalloc)": 2,
         "on_demand RSS high-water": 2,
+        "mirror re-sync peak memory (tracemalloc)": 2,
+        "mirror re-sync RSS high-water": 2,
     }.items():
         assert report.count(line) == count, (line, report)
     assert list(tmp_path.iterdir()) == [], "the benchmark left files behind"

@@ -22,6 +22,9 @@ parsing its metadata would) into a SQLite workspace, on asyncio and on trio:
    peak of the sync (Python allocations made while it ran) and the process's RSS
    high-water mark over the sync (``VmHWM`` from /proc, reset just before it), which also
    counts SQLite's page cache.
+5. *mirror*: the same two figures for a mirror-mode re-sync at the two sizes: an
+   on_demand sync of N units (not measured), then a ``mirror=True`` sync declaring the
+   first 90 % of them, so that ``ContentUnassociation`` removes the last tenth.
 
 The on_demand and re-sync rates are also given per second of this process's CPU time
 (every thread), steadier than wall time on a machine shared with other work.
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -207,12 +211,12 @@ class Timed:
 
 
 async def _sync(
-    workspace: Workspace, remote: Remote, count: int, *, real_digests: bool
+    workspace: Workspace, remote: Remote, count: int, *, real_digests: bool, mirror: bool = False
 ) -> tuple[Timed, Any]:
     """The time one sync of ``count`` units takes, and its version (None: no change)."""
     first = BenchFirstStage(remote, count, real_digests=real_digests)
     started, cpu = time.perf_counter(), _cpu_seconds()
-    sync = DeclarativeVersion(first, Repository(name="bench"), workspace=workspace)
+    sync = DeclarativeVersion(first, Repository(name="bench"), workspace=workspace, mirror=mirror)
     result = await sync.acreate()
     return Timed(time.perf_counter() - started, _cpu_seconds() - cpu), result
 
@@ -263,22 +267,31 @@ async def bare(directory: Path, base_url: str, files: int, concurrency: int) -> 
     return files / (time.perf_counter() - started)
 
 
-async def memory_child(home: Path, base_url: str, units: int) -> dict[str, float]:
-    """In a subprocess: the peak memory of one on_demand sync of ``units``."""
+async def memory_child(
+    home: Path, base_url: str, units: int, *, mirror: bool = False
+) -> dict[str, float]:
+    """In a subprocess: the peak memory of one on_demand sync of ``units``.
+
+    With ``mirror``: of a mirror-mode re-sync that declares the first 90 % of ``units``
+    saved by an earlier (unmeasured) sync, and so removes the rest.
+    """
     remote = _remote(base_url, DownloadPolicy.ON_DEMAND)
     await anyio.Path(home).mkdir(parents=True, exist_ok=True)
     async with Workspace(home) as workspace:
-        # A first, tiny sync opens everything the big one uses (threads, caches, imports),
-        # so that the peak measured below is the sync's own.
-        await _sync(workspace, _remote(base_url, DownloadPolicy.ON_DEMAND), 1, real_digests=False)
+        # A first sync opens everything the measured one uses (threads, caches, imports),
+        # so that the peak measured below is the sync's own: a tiny one, or in mirror mode
+        # the sync of every unit that the measured one then re-syncs.
+        await _sync(workspace, remote, units if mirror else 1, real_digests=False)
+        kept = units - units // 10 if mirror else units
         rss_before = _rss_mib("VmRSS")
         _reset_rss_high_water()
         tracemalloc.start()
-        timed, version_ = await _sync(workspace, remote, units, real_digests=False)
+        timed, version_ = await _sync(workspace, remote, kept, real_digests=False, mirror=mirror)
         _current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert version_ is not None, "the sync made no version"
-        assert version_.content_count == units, version_
+        assert version_.content_count == kept, version_
+        assert version_.removed_count == (units - kept if mirror else 0), version_
         # What the resident memory is made of at the end: the heap (anonymous) against
         # mapped files (the memory-mapped database, which lives in /dev/shm as shmem).
         anonymous, mapped = _rss_mib("RssAnon"), _rss_mib("RssFile") + _rss_mib("RssShmem")
@@ -311,7 +324,9 @@ def _reset_rss_high_water() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def memory(units: int, backend: str, directory: Path, base_url: str) -> dict[str, float]:
+def memory(
+    units: int, backend: str, directory: Path, base_url: str, *, mirror: bool = False
+) -> dict[str, float]:
     """Run :func:`memory_child` in a fresh interpreter and return what it measured."""
     home = Path(tempfile.mkdtemp(prefix="memory-", dir=directory))
     try:
@@ -321,6 +336,7 @@ def memory(units: int, backend: str, directory: Path, base_url: str) -> dict[str
                 __file__,
                 "--memory-child",
                 str(units),
+                *(["--mirror-child"] if mirror else []),
                 "--backend",
                 backend,
                 "--directory",
@@ -503,7 +519,7 @@ def _verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
-MEASUREMENTS = ("on_demand", "immediate", "memory")
+MEASUREMENTS = ("on_demand", "immediate", "memory", "mirror")
 
 
 def main() -> None:
@@ -513,7 +529,7 @@ def main() -> None:
     parser.add_argument(
         "--memory-units",
         default="10000,100000",
-        help="the two on_demand sizes whose peak memory is compared",
+        help="the two sizes whose peak memory is compared (on_demand sync, mirror re-sync)",
     )
     parser.add_argument("--rounds", type=int, default=2, help="best of this many runs")
     parser.add_argument("--backend", action="append", choices=["asyncio", "trio"])
@@ -536,6 +552,7 @@ def main() -> None:
         "the disk is not what is measured)",
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--mirror-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     backends = args.backend or ["asyncio", "trio"]
@@ -543,7 +560,11 @@ def main() -> None:
 
     if args.memory_child is not None:
         figures = anyio.run(
-            memory_child, Path(args.directory), args.url, args.memory_child, backend=backends[0]
+            functools.partial(memory_child, mirror=args.mirror_child),
+            Path(args.directory),
+            args.url,
+            args.memory_child,
+            backend=backends[0],
         )
         print(json.dumps(figures))
         return
@@ -583,6 +604,8 @@ def main() -> None:
                 _immediate(backend, directory, base_url, args.files, args.rounds, concurrency)
             if "memory" in only:
                 _memory(backend, directory, base_url, small, large)
+            if "mirror" in only:
+                _memory(backend, directory, base_url, small, large, mirror=True)
         print(f"# load average after: {_load()}")
     finally:
         server.terminate()
@@ -652,18 +675,21 @@ def _immediate(
     )
 
 
-def _memory(backend: str, directory: Path, base_url: str, small: int, large: int) -> None:
-    at_small = memory(small, backend, directory, base_url)
-    at_large = memory(large, backend, directory, base_url)
+def _memory(
+    backend: str, directory: Path, base_url: str, small: int, large: int, *, mirror: bool = False
+) -> None:
+    at_small = memory(small, backend, directory, base_url, mirror=mirror)
+    at_large = memory(large, backend, directory, base_url, mirror=mirror)
     ratio = at_large["tracemalloc_peak_mib"] / at_small["tracemalloc_peak_mib"]
     rss_ratio = at_large["rss_high_water_mib"] / at_small["rss_high_water_mib"]
+    what = "mirror re-sync" if mirror else "on_demand"
     print(
-        f"  on_demand peak memory (tracemalloc): {at_small['tracemalloc_peak_mib']:.1f} MiB at "
+        f"  {what} peak memory (tracemalloc): {at_small['tracemalloc_peak_mib']:.1f} MiB at "
         f"{small:,} units, {at_large['tracemalloc_peak_mib']:.1f} MiB at {large:,}, ratio "
         f"{ratio:.2f}, target {TARGET_MEMORY_RATIO}: {_verdict(ratio <= TARGET_MEMORY_RATIO)}"
     )
     print(
-        f"  on_demand RSS high-water: {at_small['rss_high_water_mib']:.0f} MiB at {small:,}, "
+        f"  {what} RSS high-water: {at_small['rss_high_water_mib']:.0f} MiB at {small:,}, "
         f"{at_large['rss_high_water_mib']:.0f} MiB at {large:,} (ratio {rss_ratio:.2f}; "
         f"{at_large['rss_before_mib']:.0f} MiB before the sync); at the end, anonymous "
         f"{at_small['rss_anonymous_mib']:.0f} and {at_large['rss_anonymous_mib']:.0f} MiB, "

@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 from store_support import FileUnit, sha, sync_engine
 
 from stageline import SchemaVersionError, StoreError
-from stageline.models import Repository
+from stageline.models import Remote, Repository
 from stageline.storage import ArtifactStorage
 from stageline.store import SCHEMA_VERSION, open_store
 from stageline.store._codec import encode_content
@@ -391,3 +391,84 @@ def test_revision_ids_follow_the_schema_version() -> None:
     files = sorted(p.name for p in versions.glob("v*.py"))
     assert [name[1:5] for name in files] == [f"{n:04d}" for n in range(1, SCHEMA_VERSION + 1)]
     assert os.path.exists(versions / "__init__.py")
+
+
+def fill_revision_3(url: str) -> None:
+    """A database at revision 0003 holding artifacts found by sha512, a remote's files, a
+    repository whose version 1 has three units, and an incomplete version 2 left by a sync
+    that died (its rows must be undone by the next sync, as before)."""
+    engine = sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            upgrade_to(conn, "0003")
+    finally:
+        engine.dispose()
+    units = [FileUnit(path=name, digest=sha(n)) for n, name in enumerate("abc", 1)]
+    content = ", ".join("('{}', '{}', '{}', '{}', '{}')".format(*encode_content(u)) for u in units)
+    run_sql(
+        url,
+        "INSERT INTO artifacts (sha256, size, sha512) VALUES "
+        f"('{sha(1)}', 5, '{'e' * 128}'), ('{sha(2)}', 6, '{'f' * 128}')",
+        "INSERT INTO content (type, natural_key, natural_key_digest, repo_key_digest, data) "
+        f"VALUES {content}",
+        "INSERT INTO content_artifacts (content_id, artifact_id, relative_path) VALUES "
+        "(1, 1, 'a'), (2, 2, 'b'), (3, NULL, 'c')",
+        f"INSERT INTO remotes (name, url, settings) VALUES ('up', 'http://up.test/', '{SETTINGS}')",
+        "INSERT INTO remote_artifacts (content_artifact_id, remote_id, url, size, sha256) VALUES "
+        f"(3, 1, 'http://up.test/c', 7, '{sha(3)}')",
+        "INSERT INTO repositories (name, description) VALUES ('repo', '')",
+        "INSERT INTO repository_versions (repository_id, number, base_version, complete, "
+        "content_count, added_count, removed_count, owner) VALUES "
+        "(1, 0, NULL, TRUE, 0, 0, 0, ''), (1, 1, 0, TRUE, 3, 3, 0, ''), "
+        "(1, 2, 1, FALSE, 0, 0, 0, 'dead-host:1')",
+        "INSERT INTO repository_content (repository_id, content_id, repo_key_digest, "
+        "version_added, version_removed) VALUES "
+        f"(1, 1, '{'1' * 40}', 1, 2), (1, 2, '{'2' * 40}', 1, NULL), (1, 3, '{'3' * 40}', 1, NULL)",
+    )
+
+
+async def test_a_revision_3_database_with_data_is_upgraded_to_revision_4(
+    database_url: str,
+) -> None:
+    """0003 -> 0004 keeps every row, adds the indexes and the seen record; mirrors then work."""
+    fill_revision_3(database_url)
+    async with open_store(database_url) as store:
+        by_sha512 = await store.find_artifacts_by_digest("sha512", ["e" * 128, "0" * 128])
+        urls = await store.find_remote_artifact_urls(
+            Remote(url="http://up.test/", name="up"), [sha(3)]
+        )
+        repository = await store.get_repository("repo")
+        units = [
+            unit
+            async for chunk in store.iter_content(await store.latest_version(repository))
+            for unit in chunk
+        ]
+        async with store.new_version(repository) as mirror:
+            await mirror.mark_seen([unit for unit in units if unit.pk != 3])
+            removed = await mirror.remove_unseen()
+    assert {value: artifact.sha256 for value, artifact in by_sha512.items()} == {"e" * 128: sha(1)}
+    assert urls == {sha(3): "http://up.test/c"}
+    assert sorted(unit.pk or 0 for unit in units) == [1, 2, 3]
+    # The dead sync's version 2 was undone (unit 1 is back) before this one was numbered.
+    assert removed == 1
+    assert mirror.result is not None
+    assert (mirror.result.number, mirror.result.content_count) == (2, 2)
+    assert rows(database_url, f"SELECT version_num FROM {VERSION_TABLE}") == [("0004",)]
+    assert rows(database_url, "SELECT value FROM stageline_meta") == [("4",)]
+    assert rows(database_url, "SELECT count(*) FROM new_version_seen") == [(0,)]
+    engine = sync_engine(database_url)
+    try:
+        inspector = sa.inspect(engine)
+        indexes = {
+            index["name"]
+            for table in ("artifacts", "remote_artifacts")
+            for index in inspector.get_indexes(table)
+        }
+    finally:
+        engine.dispose()
+    assert {
+        "ix_artifacts_sha224",
+        "ix_artifacts_sha384",
+        "ix_artifacts_sha512",
+        "ix_remote_artifacts_remote_sha256",
+    } <= indexes

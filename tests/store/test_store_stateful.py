@@ -1,6 +1,7 @@
 """A Hypothesis state machine: repository versions against a plain Python model.
 
-Rules build versions from random adds, removes and mirrors of units that share
+Rules build versions from random adds, removes, marks as seen and removals of the unseen
+(a mirror) of units that share
 repository keys, and let some versions fail or be cancelled; after every step the store's
 versions must equal the model's, version by version: what each holds, adds and removes,
 as ``iter_content`` streams them (and a new version's own ``iter_content`` after each of
@@ -37,13 +38,20 @@ UNITS: list[Content] = [
 
 unit_lists = st.lists(st.integers(0, len(UNITS) - 1), max_size=6)
 operations = st.lists(
-    st.tuples(st.sampled_from(["add", "remove", "mirror"]), unit_lists), min_size=1, max_size=4
+    st.tuples(st.sampled_from(["add", "remove", "mark", "unseen"]), unit_lists),
+    min_size=1,
+    max_size=5,
 )
 
 
 def apply_to_model(units: frozenset[int], ops: list[tuple[str, list[int]]]) -> frozenset[int]:
-    """What a version built by ``ops`` on ``units`` must contain (the reference semantics)."""
+    """What a version built by ``ops`` on ``units`` must contain (the reference semantics).
+
+    "mark" records units as seen (the record grows over the version's ops); "unseen"
+    keeps only the units marked so far (its own list is not used).
+    """
     current = set(units)
+    seen: set[int] = set()
     for kind, indices in ops:
         if kind == "add":
             for i in indices:
@@ -57,8 +65,10 @@ def apply_to_model(units: frozenset[int], ops: list[tuple[str, list[int]]]) -> f
                 current.add(i)
         elif kind == "remove":
             current -= set(indices)
+        elif kind == "mark":
+            seen |= set(indices)
         else:
-            current &= set(indices)
+            current &= seen
     return frozenset(current)
 
 
@@ -113,6 +123,7 @@ class VersionMachine(RuleBasedStateMachine):
     async def _build(self, ops: list[tuple[str, list[int]]], outcome: str) -> NewVersion:
         new_version = self.store.new_version(self.repository)
         present = self.versions[-1]
+        done: list[tuple[str, list[int]]] = []
         with anyio.CancelScope() as scope:
             try:
                 async with new_version:
@@ -128,10 +139,12 @@ class VersionMachine(RuleBasedStateMachine):
                             await new_version.remove_content(
                                 [UNITS[i] for i in indices if i in present]
                             )
+                        elif kind == "mark":
+                            await new_version.mark_seen(units)
                         else:
-                            keep = {self.pk_of[i] for i in indices}
-                            await new_version.remove_content_except(keep, chunk_size=3)
-                        present = apply_to_model(present, [(kind, indices)])
+                            await new_version.remove_unseen()
+                        done.append((kind, indices))
+                        present = apply_to_model(self.versions[-1], done)
                         assert await self._read(new_version.iter_content(chunk_size=2)) == present
                     if outcome == "raise":
                         raise Abort

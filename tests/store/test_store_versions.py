@@ -232,19 +232,6 @@ async def test_removing_content_not_in_the_version_is_refused(store: Store) -> N
     assert await content_of(store, repository) == {units[0].pk}
 
 
-async def test_remove_content_except_mirrors(store: Store) -> None:
-    """remove_content_except removes every unit not kept, scanning in chunks."""
-    repository = await make_repository(store)
-    units = await saved_files(store, range(25))
-    async with store.new_version(repository) as first:
-        await first.add_content(units)
-    keep = {u.pk for u in units[::3] if u.pk is not None}
-    async with store.new_version(repository) as mirror:
-        removed = await mirror.remove_content_except(keep, chunk_size=4)
-    assert removed == 25 - len(keep)
-    assert await content_of(store, repository) == keep
-
-
 async def test_a_version_costs_its_changes_not_the_repository(database_url: str) -> None:
     """One change on a large repository writes one row: versions are ranges, not copies."""
     from stageline.store import open_store

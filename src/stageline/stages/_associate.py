@@ -64,26 +64,34 @@ class ContentAssociation(Stage):
 class ContentUnassociation(Stage):
     """Mirror mode: removes from the new version every unit the stream did not bring.
 
-    Put it after :class:`ContentAssociation`. It passes every item on, remembering its
-    unit's primary key, and once its input has ended removes the rest of the version's
-    content. A unit the sync skipped (its download failed) is not in the stream, so the
-    unit it would have replaced is removed as well.
+    Put it after :class:`ContentAssociation`. It passes every item on, recording its
+    saved unit in the database batch by batch (:meth:`NewVersion.mark_seen
+    <stageline.store.NewVersion.mark_seen>`), and once its input has ended removes the
+    rest of the version's content with one database pass
+    (:meth:`~stageline.store.NewVersion.remove_unseen`). A unit the sync skipped (its
+    download failed) is not in the stream, so the unit it would have replaced is removed
+    as well.
 
-    Memory: the primary keys of the units seen are held until the end (8 bytes and a
-    set entry each).
+    Memory: one batch. What was seen is kept in the database, not here, so the stage's
+    memory does not grow with the repository.
 
     Progress: an "Un-Associating Content" report (``UNASSOCIATING_CONTENT_CODE``) counts
     the units removed; it runs for the whole stage and counts them at the end.
 
     Args:
         new_version: the version being built.
+        batch_size: items per store call.
+
+    Raises:
+        StageConfigurationError: (a ``ValueError``) ``batch_size`` < 1.
     """
 
-    def __init__(self, new_version: NewVersion) -> None:
+    def __init__(self, new_version: NewVersion, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.new_version = new_version
+        self.batch_size = check_batch_size(batch_size)
 
     async def run(self) -> None:
-        """Pass every item on, then remove what was not seen.
+        """Record each batch as seen and pass its items on, then remove what was not seen.
 
         Raises:
             StoreError: the version is not open, or the database failed.
@@ -91,9 +99,10 @@ class ContentUnassociation(Stage):
         async with ProgressReport(
             UNASSOCIATING_CONTENT_MESSAGE, UNASSOCIATING_CONTENT_CODE
         ) as report:
-            seen: set[int] = set()
-            async for d in self.items():
-                if d.content.pk is not None:
-                    seen.add(d.content.pk)
-                await self.put(d)
-            report.increase_by(await self.new_version.remove_content_except(seen))
+            async for batch in self.batches(self.batch_size):
+                await self.new_version.mark_seen(
+                    [pk for d in batch if (pk := d.content.pk) is not None]
+                )
+                for d in batch:
+                    await self.put(d)
+            report.increase_by(await self.new_version.remove_unseen())

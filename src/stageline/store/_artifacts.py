@@ -73,9 +73,9 @@ class ArtifactCalls:
         """Look up saved artifacts by a digest of any kind (``sha512``, ``sha384``, …).
 
         For metadata that gives no sha256. Which kinds are trusted for matching is the
-        caller's choice (``QueryExistingArtifacts`` uses only the allowed ones). Only the
-        sha256 column is indexed, so a lookup by another kind reads the whole table: call
-        it once per batch, not per artifact.
+        caller's choice (``QueryExistingArtifacts`` uses only the allowed ones). sha224,
+        sha384 and sha512 are indexed; md5 and sha1 (never allowed by default) are not, so
+        a lookup by them reads the whole table.
 
         Args:
             kind: a digest kind, one of :data:`stageline.models.DIGEST_FIELDS`.

@@ -20,10 +20,13 @@ from ._database import Database, chunks
 __all__ = [
     "Change",
     "add_rows",
+    "clear_seen",
     "count_changes",
     "discard_version",
     "end_rows",
+    "mark_seen_rows",
     "remove_rows",
+    "remove_unseen_rows",
     "version_condition",
     "working_view_condition",
 ]
@@ -76,6 +79,7 @@ def working_view_condition() -> sa.ColumnElement[bool]:
 def discard_version(conn: sa.Connection, repository_id: int, number: int, version_id: int) -> None:
     """Undo every change of an incomplete version and delete it: O(its changes)."""
     rc, v = t.repository_content, t.repository_versions
+    clear_seen(conn, version_id)
     conn.execute(
         sa.delete(rc).where(rc.c.repository_id == repository_id, rc.c.version_added == number)
     )
@@ -198,6 +202,46 @@ def remove_rows(
     if not missing:
         end_rows(conn, database, number, rows)
     return missing
+
+
+_SEEN_COLUMNS = (("version_id", "bigint"), ("content_id", "bigint"))
+
+
+def mark_seen_rows(
+    conn: sa.Connection, database: Database, version_id: int, pks: Sequence[int]
+) -> None:
+    """Record content ``pks`` (sorted, distinct) as seen by the version being built."""
+    rows = [(version_id, pk) for pk in pks]
+    for chunk in chunks(rows):
+        database.bulk_insert(
+            conn, "new_version_seen", _SEEN_COLUMNS, chunk, conflict="version_id, content_id"
+        )
+
+
+def remove_unseen_rows(
+    conn: sa.Connection, repository_id: int, number: int, version_id: int
+) -> int:
+    """End every row of version ``number`` whose content was not marked seen; how many.
+
+    Two statements over the database's own record, whatever the repository's size: the
+    rows this version added are deleted, older ones get ``version_removed``.
+    """
+    rc, seen = t.repository_content, t.new_version_seen
+    unseen = ~sa.exists().where(
+        seen.c.version_id == version_id, seen.c.content_id == rc.c.content_id
+    )
+    present = sa.and_(rc.c.repository_id == repository_id, rc.c.version_removed.is_(None), unseen)
+    deleted = conn.execute(sa.delete(rc).where(present, rc.c.version_added == number))
+    ended = conn.execute(
+        sa.update(rc).where(present, rc.c.version_added != number).values(version_removed=number)
+    )
+    return int(deleted.rowcount) + int(ended.rowcount)
+
+
+def clear_seen(conn: sa.Connection, version_id: int) -> None:
+    """Forget what the version being built was marked as having seen."""
+    seen = t.new_version_seen
+    conn.execute(sa.delete(seen).where(seen.c.version_id == version_id))
 
 
 def count_changes(conn: sa.Connection, repository_id: int, number: int) -> tuple[int, int]:

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 __all__ = ["SCHEMA_VERSION", "metadata"]
 
 #: The schema version this stageline creates and uses: the number of its newest Alembic
-#: revision ("0003" is version 3). Also recorded in ``stageline_meta``, where releases
+#: revision ("0004" is version 4). Also recorded in ``stageline_meta``, where releases
 #: from before Alembic look for it (and so refuse a newer database instead of failing
 #: on a missing column).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # SQLite only aliases the rowid (and so autoincrements) for "INTEGER PRIMARY KEY".
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -45,6 +45,11 @@ artifacts = sa.Table(
     # No file path: a file's location is derived from its sha256 and the storage root
     # (ArtifactStorage.path_for), so the storage can move and hosts can share the rows.
     sa.CheckConstraint("size >= 0", name="ck_artifacts_size"),
+    # QueryExistingArtifacts matches by the strongest allowed digest a declared artifact
+    # carries (find_artifacts_by_digest); md5 and sha1 are never allowed by default.
+    sa.Index("ix_artifacts_sha224", "sha224"),
+    sa.Index("ix_artifacts_sha384", "sha384"),
+    sa.Index("ix_artifacts_sha512", "sha512"),
 )
 
 content = sa.Table(
@@ -100,6 +105,8 @@ remote_artifacts = sa.Table(
     sa.Column("sha512", _DIGEST),
     sa.UniqueConstraint("content_artifact_id", "remote_id"),
     sa.CheckConstraint("size >= 0", name="ck_remote_artifacts_size"),
+    # An alternate content source's files by sha256 (find_remote_artifact_urls).
+    sa.Index("ix_remote_artifacts_remote_sha256", "remote_id", "sha256"),
 )
 
 repositories = sa.Table(
@@ -159,4 +166,23 @@ repository_content = sa.Table(
         sqlite_where=sa.text("repo_key_digest IS NOT NULL"),
         postgresql_where=sa.text("repo_key_digest IS NOT NULL"),
     ),
+)
+
+# The content a sync brought into the version it builds, recorded batch by batch
+# (NewVersion.mark_seen) so that a mirror sync's last step, removing everything else, is one
+# SQL statement over the database's record instead of a set of the repository's keys in
+# memory. Rows exist only while their version is incomplete: committing or discarding the
+# version deletes them, and the foreign key keeps a deleted version from leaving any (an
+# id SQLite reuses must never find another version's rows).
+new_version_seen = sa.Table(
+    "new_version_seen",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.ForeignKey("repository_versions.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("content_id", _ID, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )

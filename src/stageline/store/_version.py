@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -19,9 +19,12 @@ from ._database import Database
 from ._lock import RepositoryLock, acquire_repository_lock
 from ._ranges import (
     add_rows,
+    clear_seen,
     count_changes,
     discard_version,
+    mark_seen_rows,
     remove_rows,
+    remove_unseen_rows,
     working_view_condition,
 )
 from ._repositories import iter_repository_content
@@ -38,6 +41,15 @@ class NewVersion:
             await new_version.add_content(units)
             await new_version.remove_content(old_units)
         print(new_version.result)   # the committed version, or None if nothing changed
+
+    A mirror sync marks what it brings and removes the rest at the end, without holding
+    the repository's keys in memory::
+
+        async with store.new_version(repository) as new_version:
+            for batch in batches:
+                await new_version.add_content(batch)
+                await new_version.mark_seen(batch)
+            await new_version.remove_unseen()
 
     Entering takes the repository's lock (one new version per repository at a time,
     across processes), cleans up what a crashed process left of an earlier attempt, and
@@ -257,6 +269,7 @@ class NewVersion:
     def _commit(self, conn: sa.Connection) -> RepositoryVersion | None:
         v = t.repository_versions
         version = self.version
+        clear_seen(conn, version.pk or 0)
         added, removed = count_changes(conn, self._repository_id, version.number)
         if not added and not removed:
             conn.execute(sa.delete(v).where(v.c.id == version.pk))
@@ -337,7 +350,7 @@ class NewVersion:
             StoreError: the version is not open, or the database failed.
         """
         self._check_open()
-        pks = sorted({_pk_of(unit) for unit in units})
+        pks = sorted({_pk_of(unit, "removed") for unit in units})
         if pks:
             assert self._changing is not None
             async with self._changing:
@@ -362,15 +375,74 @@ class NewVersion:
                 "holds (new_version.iter_content() streams them)"
             )
 
-    async def remove_content_except(self, keep: Collection[int], *, chunk_size: int = 5000) -> int:
-        """Remove every unit whose primary key is not in ``keep`` (a mirror sync's last step).
+    async def mark_seen(self, units: Iterable[Content] | Iterable[int]) -> None:
+        """Record units (or content primary keys) as brought by this sync, in the database.
 
-        The version's content is scanned in chunks of primary keys, so memory holds
-        ``keep`` and one chunk, not the repository.
+        A mirror sync marks every unit its stream brings, batch by batch, and at the end
+        calls :meth:`remove_unseen`. The record lives in the database (the
+        ``new_version_seen`` table), so memory holds one batch, whatever the size of the
+        repository. It only grows: marking a unit twice is harmless, and there is no
+        unmarking. It is deleted when the version is committed or discarded. Marking
+        changes nothing in the version: a unit marked but never added is not added, and
+        a primary key of no saved unit is recorded and never matches.
 
         Args:
-            keep: primary keys of the units to keep (any collection; looked up as a set).
-            chunk_size: primary keys read per query (>= 1).
+            units: saved units, or their primary keys.
+
+        Raises:
+            StoreArgumentError: a unit is not saved.
+            StoreError: the version is not open, or the database failed.
+        """
+        _repository_id, number = self._check_open()
+        pks = sorted({_pk_of(unit, "marked seen") for unit in units})
+        if not pks:
+            return
+        version_id = self.version.pk or 0
+        assert self._changing is not None
+        async with self._changing:
+            await self._database.run(
+                f"record content seen by version {number} of repository {self.repository.name!r}",
+                lambda conn: mark_seen_rows(conn, self._database, version_id, pks),
+                write=True,
+            )
+
+    async def remove_unseen(self) -> int:
+        """Remove every unit of the version that was not marked seen (a mirror sync's end).
+
+        One pass of the database over the version's rows and the record of
+        :meth:`mark_seen`, in one transaction: nothing of the repository is read into
+        memory. Units marked seen stay; units added after the call stay too. The record
+        stays until the version is committed, so calling it again removes only what is
+        unseen by then (units marked in between are kept).
+
+        Returns:
+            How many units were removed.
+
+        Raises:
+            StoreError: the version is not open, or the database failed.
+        """
+        repository_id, number = self._check_open()
+        version_id = self.version.pk or 0
+        assert self._changing is not None
+        async with self._changing:
+            return await self._database.run(
+                f"remove the content version {number} of repository "
+                f"{self.repository.name!r} did not see",
+                lambda conn: remove_unseen_rows(conn, repository_id, number, version_id),
+                write=True,
+            )
+
+    async def remove_content_except(self, keep: Collection[int], *, chunk_size: int = 5000) -> int:
+        """Remove every unit whose primary key is not in ``keep`` nor marked seen already.
+
+        For keys a caller holds in memory anyway (a small repository, or a port of code
+        that collected them): it marks ``keep`` seen, ``chunk_size`` keys per call, then
+        calls :meth:`remove_unseen`. A sync should mark each batch as it passes instead
+        (:meth:`mark_seen`), so that it never holds the repository's keys.
+
+        Args:
+            keep: primary keys of the units to keep.
+            chunk_size: primary keys marked per database call (>= 1).
 
         Returns:
             How many units were removed.
@@ -379,43 +451,13 @@ class NewVersion:
             StoreArgumentError: ``chunk_size`` < 1.
             StoreError: the version is not open, or the database failed.
         """
-        repository_id, number = self._check_open()
+        self._check_open()
         if chunk_size < 1:
             raise StoreArgumentError(f"chunk_size must be >= 1, got {chunk_size!r}")
-        # Membership is tested once per unit in the repository: a list would make it O(n·m).
-        keep = keep if isinstance(keep, set | frozenset) else frozenset(keep)
-        rc = t.repository_content
-        removed = 0
-        last = 0
-        while True:
-            query = (
-                sa.select(rc.c.content_id)
-                .where(
-                    rc.c.repository_id == repository_id,
-                    rc.c.content_id > last,
-                    working_view_condition(),
-                )
-                .order_by(rc.c.content_id)
-                .limit(chunk_size)
-            )
-            # Read and removed under one hold of the lock: no other change can end a unit
-            # in between, so every unit dropped is still in the version.
-            assert self._changing is not None
-            async with self._changing:
-                pks = await self._database.run(
-                    f"read version {number} of repository {self.repository.name!r}",
-                    lambda conn, query=query: list(conn.execute(query).scalars()),  # type: ignore[misc]
-                    write=False,
-                )
-                drop = [pk for pk in pks if pk not in keep]
-                if drop:
-                    await self._remove_now(drop)
-            if not pks:
-                return removed
-            removed += len(drop)
-            if len(pks) < chunk_size:
-                return removed
-            last = pks[-1]
+        ordered = sorted(set(keep))
+        for start in range(0, len(ordered), chunk_size):
+            await self.mark_seen(ordered[start : start + chunk_size])
+        return await self.remove_unseen()
 
     async def iter_content(self, *, chunk_size: int = 1000) -> AsyncIterator[list[Content]]:
         """Stream the content of the version as built so far, in chunks by primary key.
@@ -439,11 +481,11 @@ class NewVersion:
             yield chunk
 
 
-def _pk_of(unit: Content | int) -> int:
+def _pk_of(unit: Content | int, done: str) -> int:
     if isinstance(unit, int):
         return unit
     if unit.pk is None:
-        raise StoreArgumentError(f"content must be saved to be removed: {unit!r}")
+        raise StoreArgumentError(f"content must be saved to be {done}: {unit!r}")
     return unit.pk
 
 

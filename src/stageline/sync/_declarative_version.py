@@ -294,7 +294,7 @@ class DeclarativeVersion:
             ContentAssociation(new_version, batch_size=batch_size),
         ]
         if self.mirror:
-            stages.append(ContentUnassociation(new_version))
+            stages.append(ContentUnassociation(new_version, batch_size=batch_size))
         return stages
 
     def _new_budget(self) -> ArtifactResourceBudget | None:
