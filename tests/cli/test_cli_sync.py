@@ -221,3 +221,13 @@ def test_demo_runs_to_a_summary(tmp_path: Path) -> None:
     assert "First sync: version 1: 42 units, 42 files downloaded" in done.stdout
     assert "Re-sync: skipped, the manifest is unchanged" in done.stdout
     assert "Repository 'demo' has 2 versions" in done.stdout
+
+
+def test_demo_creates_the_home_that_stageline_home_names(tmp_path: Path) -> None:
+    """With STAGELINE_HOME naming a folder not made yet (and no --home), the demo creates it
+    and syncs into it, as the README's first command does with the default home."""
+    home = tmp_path / "not-yet" / "home"
+    done = stageline("demo", "--files", "20", home=None, env=environment(STAGELINE_HOME=str(home)))
+    assert done.returncode == 0, done.stderr
+    assert (home / "stageline.db").is_file()
+    assert "Repository 'demo' has 2 versions" in done.stdout

@@ -32,10 +32,10 @@ def workspace_options(command: F) -> F:
         metavar="DIR",
         type=click.Path(file_okay=False),
         default=None,
-        envvar=HOME_ENV,
-        show_envvar=True,
-        help="stageline's folder: the database and the artifacts "
-        "(default: the per-user data folder of the platform).",
+        # Not envvar=HOME_ENV: a folder named on the command line must exist, while the
+        # default home (which $STAGELINE_HOME names) is created on first use.
+        help=f"stageline's folder: the database and the artifacts (default: ${HOME_ENV}, "
+        "else the per-user data folder of the platform, created on first use).",
     )(command)
     return command
 
