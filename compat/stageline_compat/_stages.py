@@ -384,18 +384,19 @@ class ContentAssociation(Stage, native.ContentAssociation):
         if not self.mirror:
             await super().run()
             return
-        seen: set[int] = set()
+        # What the stream brought is recorded in the database batch by batch (not in a
+        # set of every key), so memory does not grow with the repository.
         async with ProgressReport(ASSOCIATING_CONTENT_MESSAGE, ASSOCIATING_CONTENT_CODE) as added:
             async for batch in self.batches(self.batch_size):
-                added.increase_by(await self.new_version.add_content([d.content for d in batch]))
+                units = [d.content for d in batch]
+                added.increase_by(await self.new_version.add_content(units))
+                await self.new_version.mark_seen(units)
                 for d in batch:
-                    if d.content.pk is not None:
-                        seen.add(d.content.pk)
                     await self.put(d)
         async with ProgressReport(
             UNASSOCIATING_CONTENT_MESSAGE, UNASSOCIATING_CONTENT_CODE
         ) as removed:
-            removed.increase_by(await self.new_version.remove_content_except(seen))
+            removed.increase_by(await self.new_version.remove_unseen())
 
 
 class ContentUnassociation(Stage):
