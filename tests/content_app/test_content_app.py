@@ -19,7 +19,7 @@ from ..download._servers import body
 from ..sync._on_demand_support import FILES, gated, synced
 from ..sync._plugin import Upstream, sha256_of
 from ..sync._support import content_artifacts, leftover_temporary_files
-from ._support import raw_request, serving
+from ._support import raw_request, serving, wait_for_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -315,18 +315,6 @@ async def test_serve_on_a_taken_port_fails_clearly(workspace: Workspace) -> None
         port = client.base_url.port
         with pytest.raises(ContentServerError, match=f"port {port}"):
             await serve(ContentApp(fetcher), port=port)
-
-
-def wait_for_requests(upstream: Upstream, count: int) -> None:
-    """Block until upstream has received ``count`` requests for files (in a worker thread)."""
-    state = upstream.server.state
-    manifest = upstream.prefix + "MANIFEST"
-    with state.changed:
-        if not state.changed.wait_for(
-            lambda: sum(not r.path.endswith(manifest) for r in state.requests) >= count,
-            timeout=10,
-        ):
-            raise AssertionError(f"upstream did not receive {count} requests within 10 s")
 
 
 async def test_a_head_of_a_deferred_file_downloads_nothing(

@@ -116,6 +116,9 @@ def serve(
     workspace = make_workspace(home, database)
     try:
         anyio.run(_serve, workspace, host, port, backend=backend)
+    except KeyboardInterrupt:
+        # Ctrl-C before the server listened (once it listens, Ctrl-C stops it cleanly).
+        raise SystemExit(130) from None
     except ContentServerError as exc:
         raise CommandError(str(exc)) from exc
     except StagelineError as exc:
