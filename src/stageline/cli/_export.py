@@ -16,7 +16,7 @@ from ._plugins import load_plugins
 __all__ = ["export"]
 
 
-@click.command("export")
+@click.command("export", short_help="Write a version's files and a manifest into a folder.")
 @click.argument("name")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(

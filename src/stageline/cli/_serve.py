@@ -69,7 +69,7 @@ async def _serve(workspace: Workspace, host: str, port: int) -> None:
         raise failure
 
 
-@click.command("serve")
+@click.command("serve", short_help="Serve the repositories over HTTP until Ctrl-C.")
 @click.option(
     "--host",
     default=DEFAULT_HOST,
