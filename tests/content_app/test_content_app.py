@@ -358,3 +358,16 @@ async def test_cancelling_serve_stops_the_server_cleanly(workspace: Workspace) -
             async with httpx.AsyncClient() as client:
                 with pytest.raises(httpx.ConnectError):
                     await client.get(url)
+
+
+async def test_on_sqlite_and_postgresql(any_workspace: Workspace, upstream: Upstream) -> None:
+    """Files, folder indexes and 404s are the same on either database."""
+    await synced(any_workspace, upstream, DownloadPolicy.ON_DEMAND)
+    async with serving(any_workspace) as client:
+        index = await client.get("/files/latest/dir/")
+        assert '<a href="./b">b</a>' in index.text
+        assert '<a href="./sub/">sub/</a>' in index.text
+        response = await client.get("/files/1/dir/sub/c")
+        assert (response.status_code, response.content) == (200, FILES["dir/sub/c"])
+        assert (await client.get("/files/1/dir/su")).status_code == 404
+        assert (await client.get("/files/1/di")).status_code == 404
