@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from stageline import Workspace
 from stageline.models import DownloadPolicy
 
-from ..sync._on_demand_support import FILES, synced
+from ..content_app._support import wait_for_requests
+from ..sync._on_demand_support import FILES, gated, synced
 from ..sync._plugin import Upstream, sha256_of
-from ._cli_support import run_cli
+from ._cli_support import ROOT, STAGELINE, run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -68,3 +72,32 @@ async def test_export_of_an_unknown_repository_or_version(
         error = result.stderr.decode().strip()
         assert error.startswith(message), error
         assert "\n" not in error
+
+
+async def test_sigint_during_an_export_leaves_whole_files_and_no_manifest(
+    workspace: Workspace, upstream: Upstream, home: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C while a file is being fetched ends the export with exit code 130: no
+    temporary file, no manifest."""
+    await synced(workspace, upstream, DownloadPolicy.ON_DEMAND)
+    gate = threading.Event()
+    for path, data in FILES.items():
+        upstream.server.route(f"/repo/{path}", gated(data, gate))
+    target = tmp_path / "export"
+    command = [*STAGELINE, "export", "files", str(target), "--home", str(home)]
+    with anyio.fail_after(120):
+        async with await anyio.open_process(command, cwd=ROOT) as process:
+            try:
+                await anyio.to_thread.run_sync(wait_for_requests, upstream, 1, 60.0)
+                process.send_signal(signal.SIGINT)
+                assert await process.wait() == 130
+            finally:
+                gate.set()
+                if process.returncode is None:
+                    process.kill()
+            assert process.stderr is not None
+            error = (await process.stderr.receive()).decode()
+            assert error.startswith(f"Interrupted: {target} holds the files written so far")
+    left = [path.name for path in await anyio.to_thread.run_sync(sorted, target.rglob("*"))]
+    assert "PULP_MANIFEST" not in left
+    assert not [name for name in left if name.endswith(".tmp")]

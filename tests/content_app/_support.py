@@ -12,6 +12,8 @@ import httpx
 from stageline import Workspace
 from stageline.content_app import serve_workspace
 
+from ..sync._plugin import Upstream
+
 
 @asynccontextmanager
 async def serving(workspace: Workspace) -> AsyncIterator[httpx.AsyncClient]:
@@ -48,3 +50,15 @@ async def raw_request(url: str, target: str) -> tuple[int, bytes]:
             while len(body) < length:
                 body += await stream.receive()
     return int(head.split()[1]), received[: len(head) + 4] + body
+
+
+def wait_for_requests(upstream: Upstream, count: int, limit: float = 10.0) -> None:
+    """Block until upstream has received ``count`` requests for files (in a worker thread)."""
+    state = upstream.server.state
+    manifest = upstream.prefix + "MANIFEST"
+    with state.changed:
+        if not state.changed.wait_for(
+            lambda: sum(not r.path.endswith(manifest) for r in state.requests) >= count,
+            timeout=limit,
+        ):
+            raise AssertionError(f"upstream did not receive {count} requests within {limit} s")

@@ -19,7 +19,7 @@ from ..download._servers import body
 from ..sync._on_demand_support import FILES, gated, synced
 from ..sync._plugin import Upstream, sha256_of
 from ..sync._support import content_artifacts, leftover_temporary_files
-from ._support import raw_request, serving
+from ._support import raw_request, serving, wait_for_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -317,18 +317,6 @@ async def test_serve_on_a_taken_port_fails_clearly(workspace: Workspace) -> None
             await serve(ContentApp(fetcher), port=port)
 
 
-def wait_for_requests(upstream: Upstream, count: int) -> None:
-    """Block until upstream has received ``count`` requests for files (in a worker thread)."""
-    state = upstream.server.state
-    manifest = upstream.prefix + "MANIFEST"
-    with state.changed:
-        if not state.changed.wait_for(
-            lambda: sum(not r.path.endswith(manifest) for r in state.requests) >= count,
-            timeout=10,
-        ):
-            raise AssertionError(f"upstream did not receive {count} requests within 10 s")
-
-
 async def test_a_head_of_a_deferred_file_downloads_nothing(
     workspace: Workspace, upstream: Upstream
 ) -> None:
@@ -370,3 +358,16 @@ async def test_cancelling_serve_stops_the_server_cleanly(workspace: Workspace) -
             async with httpx.AsyncClient() as client:
                 with pytest.raises(httpx.ConnectError):
                     await client.get(url)
+
+
+async def test_on_sqlite_and_postgresql(any_workspace: Workspace, upstream: Upstream) -> None:
+    """Files, folder indexes and 404s are the same on either database."""
+    await synced(any_workspace, upstream, DownloadPolicy.ON_DEMAND)
+    async with serving(any_workspace) as client:
+        index = await client.get("/files/latest/dir/")
+        assert '<a href="./b">b</a>' in index.text
+        assert '<a href="./sub/">sub/</a>' in index.text
+        response = await client.get("/files/1/dir/sub/c")
+        assert (response.status_code, response.content) == (200, FILES["dir/sub/c"])
+        assert (await client.get("/files/1/dir/su")).status_code == 404
+        assert (await client.get("/files/1/di")).status_code == 404

@@ -16,7 +16,7 @@ from ._plugins import load_plugins
 __all__ = ["export"]
 
 
-@click.command("export")
+@click.command("export", short_help="Write a version's files and a manifest into a folder.")
 @click.argument("name")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
@@ -71,6 +71,14 @@ def export(
             lambda: export_version(workspace, name, directory, version=number, overwrite=overwrite),
             backend=backend,
         )
+    except KeyboardInterrupt:
+        # The export was cancelled: its temporary files are gone, the files written are
+        # whole, and there is no manifest.
+        click.echo(
+            f"Interrupted: {directory} holds the files written so far, and no manifest",
+            err=True,
+        )
+        raise SystemExit(130) from None
     except (ContentNotFound, ExportError) as exc:
         raise CommandError(str(exc)) from exc
     except DownloadError as exc:

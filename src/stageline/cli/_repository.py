@@ -78,7 +78,7 @@ def run_reading(workspace: Workspace, read: Callable[[Store], Awaitable[T]]) -> 
         raise CommandError(f"{type(exc).__name__}: {exc}") from exc
 
 
-@click.group("repository")
+@click.group("repository", short_help="List the repositories, or show one.")
 def repository() -> None:
     """List the repositories, or show one with its versions and remotes."""
 

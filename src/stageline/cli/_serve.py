@@ -69,7 +69,7 @@ async def _serve(workspace: Workspace, host: str, port: int) -> None:
         raise failure
 
 
-@click.command("serve")
+@click.command("serve", short_help="Serve the repositories over HTTP until Ctrl-C.")
 @click.option(
     "--host",
     default=DEFAULT_HOST,
@@ -116,6 +116,9 @@ def serve(
     workspace = make_workspace(home, database)
     try:
         anyio.run(_serve, workspace, host, port, backend=backend)
+    except KeyboardInterrupt:
+        # Ctrl-C before the server listened (once it listens, Ctrl-C stops it cleanly).
+        raise SystemExit(130) from None
     except ContentServerError as exc:
         raise CommandError(str(exc)) from exc
     except StagelineError as exc:

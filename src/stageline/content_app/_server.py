@@ -97,6 +97,7 @@ async def serve(
 
     Raises:
         ContentServerError: the address cannot be listened on (in use, not local, …).
+        Exception: what Hypercorn raised, when it failed while serving.
     """
     sock = _bind(host, port)
     stop = anyio.Event()
