@@ -240,3 +240,64 @@ def test_get_downloader_needs_a_url() -> None:
     remote = Remote(url="https://example.org/", name="upstream")
     with pytest.raises(ValueError, match="url="):
         remote.get_downloader()
+
+
+def stand_in_artifact(download: Any) -> Any:
+    """A mock declarative artifact with what ArtifactDownloader reads, and ``download``."""
+    return mock.Mock(
+        artifact=mock.Mock(saved=False, file=None, sha256=None, size=1),
+        deferred_download=False,
+        urls=("https://example.org/x",),
+        all_urls=("https://example.org/x",),
+        download=download,
+    )
+
+
+async def test_artifact_downloader_with_mock_declarative_artifacts() -> None:
+    """Mock declarative artifacts are downloaded through their own download(), never more
+    than max_concurrent_content units at once; a failure cancels the others and is raised."""
+    with anyio.fail_after(HANG_TIMEOUT):
+        gate = asyncio.Event()
+        log = {"running": 0, "peak": 0, "cancelled": 0}
+
+        async def download(factory: Any) -> None:
+            log["running"] += 1
+            log["peak"] = max(log["peak"], log["running"])
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                log["cancelled"] += 1
+                raise
+            finally:
+                log["running"] -= 1
+
+        items = [
+            DeclarativeContent(mock.Mock(), d_artifacts=[stand_in_artifact(download)])
+            for _ in range(6)
+        ]
+        stage = ArtifactDownloader(max_concurrent_content=3)
+        out_q = wired(stage, items)
+        task = asyncio.ensure_future(stage())
+        await anyio.wait_all_tasks_blocked()
+        assert log["running"] == 3
+        gate.set()
+        await task
+        assert log["peak"] == 3
+        assert [out_q.get_nowait() for _ in range(7)] == [*items, None]
+
+        async def fails(factory: Any) -> None:
+            raise ConnectionResetError("mirror went away")
+
+        gate.clear()
+        log.update(running=0, peak=0, cancelled=0)
+        failing = [
+            DeclarativeContent(mock.Mock(), d_artifacts=[stand_in_artifact(download)]),
+            DeclarativeContent(mock.Mock(), d_artifacts=[stand_in_artifact(download)]),
+            DeclarativeContent(mock.Mock(), d_artifacts=[stand_in_artifact(fails)]),
+        ]
+        stage = ArtifactDownloader(max_concurrent_content=3)
+        out_q = wired(stage, failing)
+        with pytest.raises(ConnectionResetError, match="went away"):
+            await stage()
+        assert log["cancelled"] == 2
+        assert out_q.empty()
