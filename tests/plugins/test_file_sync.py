@@ -8,10 +8,12 @@ from typing import Any
 import anyio
 import pytest
 
-from stageline import Workspace
+from stageline import DeclarativeVersion, Workspace
+from stageline.models import Repository
 from stageline.plugins.file import sync_files, write_fixture
 
 from ..download._servers import LocalServer, status
+from ..sync._plugin import ManifestFirstStage, Upstream
 from ._support import (
     content_artifacts,
     files_in,
@@ -124,6 +126,26 @@ async def test_a_resync_after_another_version_is_not_skipped(
     assert not back.unchanged
     assert back.reasons[0].startswith("the manifest changed")
     assert any(reason.startswith("url changed") for reason in back.reasons)
+
+
+async def test_a_version_made_by_another_sync_since_makes_the_next_one_run(
+    workspace: Workspace, server: LocalServer, tmp_path: Path
+) -> None:
+    """Another plugin's version of the repository since the last sync: not skipped, and said."""
+    url = publish(server, tmp_path / "repo")
+    other = Upstream(server, prefix="/other/")
+    other.add("x.txt", b"x-ray")
+    with anyio.fail_after(30):
+        await sync_files(url, "files", workspace=workspace)
+        await DeclarativeVersion(
+            ManifestFirstStage(other.remote()), Repository(name="files"), workspace=workspace
+        ).acreate()
+        again = await sync_files(url, "files", workspace=workspace)
+    assert again.reasons == (
+        "the repository changed since (the last sync left version 1, the latest is 2)",
+    )
+    assert again.version is None
+    assert (await sync_files(url, "files", workspace=workspace)).unchanged
 
 
 async def test_mirror_keeps_exactly_the_listed_files_and_additive_keeps_the_rest(
