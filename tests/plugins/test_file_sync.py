@@ -18,6 +18,7 @@ from ._support import (
     content_artifacts,
     files_in,
     leftover_temporary_files,
+    line,
     requested,
     serve_directory,
     write_repository,
@@ -276,3 +277,25 @@ async def test_bad_arguments_fail_before_anything_is_fetched(
     with pytest.raises(ValueError, match=message):
         await sync_files(server.url("/repo/"), "files", workspace=workspace, **arguments)
     assert server.requests == []
+
+
+async def test_a_sub_repository_listed_twice_is_read_once(
+    workspace: Workspace, server: LocalServer, tmp_path: Path
+) -> None:
+    """Repeated sub-repository entries cannot multiply the walk: each manifest is read once."""
+    root = tmp_path / "repo"
+    deep = write_repository(root / "a" / "b", {"f.txt": b"deep"})
+    middle = write_repository(
+        root / "a", {"g.txt": b"middle"}, *[line("b/PULP_MANIFEST", deep)] * 3
+    )
+    write_repository(root, {}, *[line("a/PULP_MANIFEST", middle)] * 3)
+    url = serve_directory(server, root)
+    with anyio.fail_after(30):
+        result = await sync_files(url, "files", workspace=workspace)
+    assert result.manifests == 3
+    assert sorted(await files_in(workspace, "files")) == [
+        "a/PULP_MANIFEST",
+        "a/b/PULP_MANIFEST",
+        "a/b/f.txt",
+        "a/g.txt",
+    ]
