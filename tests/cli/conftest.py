@@ -1,3 +1,4 @@
-"""Fixtures for the CLI tests: a local server (shared with tests/sync)."""
+"""Fixtures for the CLI tests: a local server (shared with tests/sync), TLS (tests/download)."""
 
-from ..sync.fixtures import _collect_garbage, server  # noqa: F401  (fixtures are found by name)
+from ..download.conftest import ca, ca_file, tls_server  # noqa: F401  (fixtures are found by name)
+from ..sync.fixtures import _collect_garbage, server  # noqa: F401

@@ -167,14 +167,16 @@ async def test_mirror_keeps_exactly_the_listed_files_and_additive_keeps_the_rest
     assert sorted(await files_in(workspace, "files")) == sorted(smaller)
 
 
+@pytest.mark.parametrize("policy", ["on_demand", "streamed"])
 async def test_on_demand_downloads_only_the_manifests(
-    workspace: Workspace, server: LocalServer, tmp_path: Path
+    workspace: Workspace, server: LocalServer, tmp_path: Path, policy: str
 ) -> None:
-    """On demand, files are saved deferred; sub-repository manifests are still downloaded."""
+    """On demand (or streamed), files are saved deferred; sub-repository manifests are
+    still downloaded."""
     fixture = write_fixture(tmp_path / "repo", files=6, size=10, nested=1)
     url = serve_directory(server, fixture.directory)
     with anyio.fail_after(30):
-        result = await sync_files(url, "files", workspace=workspace, policy="on_demand")
+        result = await sync_files(url, "files", workspace=workspace, policy=policy)
     assert result.version is not None
     assert result.version.content_count == 7  # six files and the nested manifest
     assert sorted(requested(server)) == ["PULP_MANIFEST", "nested/PULP_MANIFEST"]
