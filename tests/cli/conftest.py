@@ -1,4 +1,3 @@
-"""Fixtures for the CLI tests: a local server (shared with tests/sync), TLS (tests/download)."""
+"""Fixtures for the CLI tests: a local server (shared with tests/sync)."""
 
-from ..download.conftest import ca, ca_file, tls_server  # noqa: F401  (fixtures are found by name)
-from ..sync.fixtures import _collect_garbage, server  # noqa: F401
+from ..sync.fixtures import _collect_garbage, server  # noqa: F401  (fixtures are found by name)

@@ -14,14 +14,7 @@ import pytest
 from stageline import Workspace
 from stageline.plugins.file import write_fixture
 
-from ..download._servers import (
-    ForwardProxy,
-    LocalServer,
-    body,
-    require_basic_auth,
-    stall,
-    status,
-)
+from ..download._servers import LocalServer, body, require_basic_auth, stall, status
 from ..plugins._support import leftover_temporary_files, serve_directory, write_repository
 from ._support import COMMAND, COMMAND_TIMEOUT, environment, one_line_error, stageline, sync_json
 
@@ -228,17 +221,3 @@ def test_demo_runs_to_a_summary(tmp_path: Path) -> None:
     assert "First sync: version 1: 42 units, 42 files downloaded" in done.stdout
     assert "Re-sync: skipped, the manifest is unchanged" in done.stdout
     assert "Repository 'demo' has 2 versions" in done.stdout
-
-
-def test_the_proxy_options_reach_the_remote(url: str, home: Path) -> None:
-    """--proxy, --proxy-username and $STAGELINE_PROXY_PASSWORD send every request through it."""
-    with ForwardProxy("proxy-user", "proxy-pw") as proxy:
-        done = stageline(
-            "sync", url, "-r", "files", "--proxy", proxy.url, "--proxy-username", "proxy-user",
-            "--json", home=home, env=environment(STAGELINE_PROXY_PASSWORD="proxy-pw"),
-        )  # fmt: skip
-        seen = [target for target, _ in proxy.seen]
-    assert done.returncode == 0, done.stderr
-    assert "proxy-pw" not in done.stdout + done.stderr
-    assert url in seen
-    assert len(seen) == 1 + len(FILES)
