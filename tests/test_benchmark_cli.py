@@ -41,6 +41,7 @@ def test_the_cli_benchmark_runs_every_measurement_on_both_backends(tmp_path: Pat
             ("skip (immediate)", 10),
         ):
             assert f"| {what} | {backend} | {units} |" in report
+        assert f"| bare httpx (immediate) | {backend} | 10 |" in report
     assert "| parsing | asyncio | 100 |" in report
     assert "| parsing | asyncio | 2000 |" in report
     assert "asyncio: on_demand best" in report

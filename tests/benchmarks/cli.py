@@ -19,7 +19,9 @@ asyncio and on trio, at each size (10 000, 30 000 and 100 000 units by default):
 3. *skip*: again without ``--force``: the manifest is unchanged, so only it is read.
 
 and *immediate*: a first sync of a fixture of M files of 1 KiB (10 000 by default)
-downloaded from the server, then its forced and skipped re-syncs.
+downloaded from the server, then its forced and skipped re-syncs, and a *bare* httpx
+client fetching the same files with 10 connections (the remote's default concurrency),
+for scale: on a loaded machine both slow down together.
 
 and *parsing*: the file plugin's first stage alone (its items drained by an
 ``EndStage``) reading a local manifest of 10 000 and of 1 000 000 lines, each in a
@@ -213,6 +215,37 @@ def measure_parse(path: Path) -> Run:
     return run
 
 
+async def _bare(base: str, paths: list[str], concurrency: int) -> float:
+    import anyio
+    import httpx
+
+    limiter = anyio.CapacityLimiter(concurrency)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits) as client:
+        started = time.perf_counter()
+
+        async def one(path: str) -> None:
+            async with limiter:
+                response = await client.get(base + path)
+                response.raise_for_status()
+
+        async with anyio.create_task_group() as group:
+            for path in paths:
+                group.start_soon(one, path)
+        return time.perf_counter() - started
+
+
+def measure_bare(base: str, manifest: Path, backend: str) -> Run:
+    """A bare httpx client fetching the fixture's files (10 connections), in this process."""
+    import anyio
+
+    paths = [line.split(",")[0] for line in manifest.read_text().splitlines()]
+    seconds = anyio.run(_bare, base, paths, 10, backend=backend)
+    run = Run("bare httpx (immediate)", backend, len(paths), seconds, seconds, 0.0)
+    print(f"  {run.what:22} {run.units:>7} files {seconds:7.2f} s  {run.rate:9.0f} files/s")
+    return run
+
+
 def measure_three(what: str, url: str, home: Path, backend: str, *options: str) -> list[Run]:
     """The first sync, the forced re-sync and the skipped re-sync of ``url``."""
     runs = []
@@ -288,12 +321,14 @@ def main() -> None:
                 home = root / f"home-{backend}-immediate"
                 home.mkdir()
                 runs += measure_three("immediate", f"{base}immediate/", home, backend)
+                manifest = root / "upstream" / "immediate" / "PULP_MANIFEST"
+                runs.append(measure_bare(f"{base}immediate/", manifest, backend))
                 shutil.rmtree(home)
         finally:
             server.terminate()
             server.join()
         print("\nparsing (the first stage alone, asyncio)")
-        for lines in (int(count) for count in args.parse_lines.split(",")):
+        for lines in (int(count) for count in args.parse_lines.split(",") if count):
             path = root / f"parse{lines}" / "PULP_MANIFEST"
             write_manifest(path, lines)
             runs.append(measure_parse(path))
@@ -310,9 +345,10 @@ def report(runs: list[Run]) -> None:
     print("\n| run | backend | units | wall, s | sync, s | units/s (sync) | peak RSS, MiB |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for run in runs:
+        peak = f"{run.peak_mib:.0f}" if run.peak_mib else "–"
         print(
             f"| {run.what} | {run.backend} | {run.units} | {run.wall:.2f} | "
-            f"{run.sync_seconds:.2f} | {run.rate:,.0f} | {run.peak_mib:.0f} |"
+            f"{run.sync_seconds:.2f} | {run.rate:,.0f} | {peak} |"
         )
     for backend in sorted({run.backend for run in runs}):
         first = [r for r in runs if r.backend == backend and r.what == "on_demand"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stageline import InvalidValueError, Stage, Workspace, create_pipeline
 from stageline.models import Remote
@@ -193,3 +196,50 @@ def test_a_bad_read_size_is_refused(workspace: Workspace, read_size: object) -> 
     remote = Remote(url="http://127.0.0.1:9/PULP_MANIFEST", name="r")
     with pytest.raises(InvalidValueError, match="read_size must be an int >= 1"):
         FileFirstStage(remote, workspace.storage, read_size=read_size)  # type: ignore[arg-type]
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.tuples(
+                st.text(alphabet="abc ,/é._-", min_size=1, max_size=12),
+                st.integers(min_value=0, max_value=10**12),
+            ),
+            st.sampled_from(["", "# comment", "   ", "  # indented, comment"]),
+        ),
+        max_size=30,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=10),
+    crlf=st.booleans(),
+)
+def test_any_chunking_reads_the_same_entries_as_the_whole(
+    lines: list[tuple[str, int] | str], cuts: list[int], crlf: bool
+) -> None:
+    """Fed in chunks cut anywhere, the reader gives exactly the whole manifest's entries."""
+    text_lines = [line if isinstance(line, str) else f"{line[0]},{SHA},{line[1]}" for line in lines]
+    data = ("\r\n" if crlf else "\n").join(text_lines).encode()
+    whole = _outcome(lambda: read_all(data))
+    # The same entries, or the same error (an unsafe path was drawn), however it is cut.
+    assert _outcome(lambda: _read_cut(data, cuts)) == whole
+    if not isinstance(whole, str):
+        expected = [line for line in lines if not isinstance(line, str)]
+        assert [(e.relative_path, e.size) for e in whole] == expected
+
+
+def _outcome(read: Callable[[], list[ManifestEntry]]) -> list[ManifestEntry] | str:
+    try:
+        return read()
+    except ManifestError as error:
+        return str(error)
+
+
+def _read_cut(data: bytes, cuts: list[int]) -> list[ManifestEntry]:
+    reader = ManifestReader(URL)
+    entries: list[ManifestEntry] = []
+    start = 0
+    for cut in sorted({min(cut, len(data)) for cut in cuts}):
+        entries.extend(reader.feed(data[start:cut]))
+        start = cut
+    entries.extend(reader.feed(data[start:]))
+    return entries + reader.end()

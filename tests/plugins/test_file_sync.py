@@ -8,14 +8,17 @@ from typing import Any
 import anyio
 import pytest
 
-from stageline import Workspace
+from stageline import DeclarativeVersion, Workspace
+from stageline.models import Repository
 from stageline.plugins.file import sync_files, write_fixture
 
 from ..download._servers import LocalServer, status
+from ..sync._plugin import ManifestFirstStage, Upstream
 from ._support import (
     content_artifacts,
     files_in,
     leftover_temporary_files,
+    line,
     requested,
     serve_directory,
     write_repository,
@@ -126,6 +129,26 @@ async def test_a_resync_after_another_version_is_not_skipped(
     assert any(reason.startswith("url changed") for reason in back.reasons)
 
 
+async def test_a_version_made_by_another_sync_since_makes_the_next_one_run(
+    workspace: Workspace, server: LocalServer, tmp_path: Path
+) -> None:
+    """Another plugin's version of the repository since the last sync: not skipped, and said."""
+    url = publish(server, tmp_path / "repo")
+    other = Upstream(server, prefix="/other/")
+    other.add("x.txt", b"x-ray")
+    with anyio.fail_after(30):
+        await sync_files(url, "files", workspace=workspace)
+        await DeclarativeVersion(
+            ManifestFirstStage(other.remote()), Repository(name="files"), workspace=workspace
+        ).acreate()
+        again = await sync_files(url, "files", workspace=workspace)
+    assert again.reasons == (
+        "the repository changed since (the last sync left version 1, the latest is 2)",
+    )
+    assert again.version is None
+    assert (await sync_files(url, "files", workspace=workspace)).unchanged
+
+
 async def test_mirror_keeps_exactly_the_listed_files_and_additive_keeps_the_rest(
     workspace: Workspace, server: LocalServer, tmp_path: Path
 ) -> None:
@@ -144,14 +167,16 @@ async def test_mirror_keeps_exactly_the_listed_files_and_additive_keeps_the_rest
     assert sorted(await files_in(workspace, "files")) == sorted(smaller)
 
 
+@pytest.mark.parametrize("policy", ["on_demand", "streamed"])
 async def test_on_demand_downloads_only_the_manifests(
-    workspace: Workspace, server: LocalServer, tmp_path: Path
+    workspace: Workspace, server: LocalServer, tmp_path: Path, policy: str
 ) -> None:
-    """On demand, files are saved deferred; sub-repository manifests are still downloaded."""
+    """On demand (or streamed), files are saved deferred; sub-repository manifests are
+    still downloaded."""
     fixture = write_fixture(tmp_path / "repo", files=6, size=10, nested=1)
     url = serve_directory(server, fixture.directory)
     with anyio.fail_after(30):
-        result = await sync_files(url, "files", workspace=workspace, policy="on_demand")
+        result = await sync_files(url, "files", workspace=workspace, policy=policy)
     assert result.version is not None
     assert result.version.content_count == 7  # six files and the nested manifest
     assert sorted(requested(server)) == ["PULP_MANIFEST", "nested/PULP_MANIFEST"]
@@ -254,3 +279,25 @@ async def test_bad_arguments_fail_before_anything_is_fetched(
     with pytest.raises(ValueError, match=message):
         await sync_files(server.url("/repo/"), "files", workspace=workspace, **arguments)
     assert server.requests == []
+
+
+async def test_a_sub_repository_listed_twice_is_read_once(
+    workspace: Workspace, server: LocalServer, tmp_path: Path
+) -> None:
+    """Repeated sub-repository entries cannot multiply the walk: each manifest is read once."""
+    root = tmp_path / "repo"
+    deep = write_repository(root / "a" / "b", {"f.txt": b"deep"})
+    middle = write_repository(
+        root / "a", {"g.txt": b"middle"}, *[line("b/PULP_MANIFEST", deep)] * 3
+    )
+    write_repository(root, {}, *[line("a/PULP_MANIFEST", middle)] * 3)
+    url = serve_directory(server, root)
+    with anyio.fail_after(30):
+        result = await sync_files(url, "files", workspace=workspace)
+    assert result.manifests == 3
+    assert sorted(await files_in(workspace, "files")) == [
+        "a/PULP_MANIFEST",
+        "a/b/PULP_MANIFEST",
+        "a/b/f.txt",
+        "a/g.txt",
+    ]

@@ -128,16 +128,19 @@ def demo(
         else f"no change (the repository held these files already, version "
         f"{first.latest_version.number})"
     )
-    click.echo(
+    click.secho(
         f"First sync: {made}: {first.latest_version.content_count} units, "
         f"{first.downloaded_files} files downloaded ({format_bytes(first.downloaded_bytes)}) "
-        f"in {first.seconds:.2f} s ({_rate(first.units, first.seconds)})"
+        f"in {first.seconds:.2f} s ({_rate(first.units, first.seconds)})",
+        fg="green",
     )
     skipped = "skipped, the manifest is unchanged" if again.unchanged else "synced again"
-    click.echo(f"Re-sync: {skipped}, no new version, in {again.seconds:.2f} s")
-    click.echo(
+    click.secho(f"Re-sync: {skipped}, no new version, in {again.seconds:.2f} s", fg="green")
+    click.secho(
         f"Repository {repository!r} has {versions} versions; the latest holds "
-        f"{again.latest_version.content_count} units."
+        f"{again.latest_version.content_count} units.",
+        fg="green",
+        bold=True,
     )
 
 

@@ -70,7 +70,10 @@ def run_async(work: Callable[[], Awaitable[T]], *, backend: str) -> T:
 
     async def main() -> None:
         async with anyio.create_task_group() as group:
-            group.start_soon(_cancel_on_sigint, group.cancel_scope, interrupted)
+            # Windows has no signal handlers in the event loops: there Ctrl-C arrives as
+            # KeyboardInterrupt (below), which unwinds the sync's clean-up too.
+            if sys.platform != "win32":
+                group.start_soon(_cancel_on_sigint, group.cancel_scope, interrupted)
             results.append(await work())
             group.cancel_scope.cancel()
 

@@ -58,7 +58,7 @@ class FileFirstStage(Stage):
     but downloaded whatever the remote's policy (``deferred_download=False``); once the
     manifest that lists it is read, the stage awaits its ``resolution()``, reads it from
     the storage and declares its entries relative to its folder, to any depth. Each level
-    lies one folder deeper, so the walk ends.
+    lies one folder deeper, so the walk ends; a sub-repository listed twice is read once.
 
     With ``on_error="skip"``, a sub-repository whose manifest cannot be downloaded is
     left out (its manifest unit is among the sync's skipped units) and logged.
@@ -102,6 +102,10 @@ class FileFirstStage(Stage):
         self.declared_bytes = 0
         self.bytes_read = 0
         self.manifests: list[str] = []
+        # Sub-repository manifests queued so far, by path: one listed twice is read once,
+        # so that an upstream repeating its entries cannot make the walk grow
+        # exponentially with its depth.
+        self._queued: set[str] = set()
         self._base = base_url(remote.url)
         self._report: ProgressReport | None = None
 
@@ -162,7 +166,12 @@ class FileFirstStage(Stage):
                 d = self._declare(entry, folder)
                 await self.put(d)
                 if entry.is_manifest:
-                    sub_repositories.append(d)
+                    path = d.d_artifacts[0].relative_path
+                    if path in self._queued:
+                        logger.warning("%s is listed again in %s; it is read once", path, url)
+                    else:
+                        self._queued.add(path)
+                        sub_repositories.append(d)
             if not chunk:
                 return sub_repositories
 
