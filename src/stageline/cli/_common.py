@@ -9,13 +9,24 @@ import click
 
 from ..sync import HOME_ENV, Workspace
 
-__all__ = ["CommandError", "make_workspace", "workspace_options"]
+__all__ = ["CommandError", "backend_option", "make_workspace", "workspace_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CommandError(click.ClickException):
     """A command failed for a reason the user can act on: one line, exit code 1."""
+
+
+def backend_option(command: F) -> F:
+    """Add ``--backend asyncio|trio`` to ``command`` (as ``backend``; asyncio by default)."""
+    return click.option(
+        "--backend",
+        type=click.Choice(["asyncio", "trio"]),
+        default="asyncio",
+        show_default=True,
+        help="The event loop to run on.",
+    )(command)
 
 
 def workspace_options(command: F) -> F:

@@ -16,7 +16,7 @@ import click
 from ..plugins.file import FileSyncResult, sync_files, write_fixture
 from ..progress import ProgressReporter, RichReporter
 from ..sync import Workspace
-from ._common import make_workspace, workspace_options
+from ._common import backend_option, make_workspace, workspace_options
 from ._running import configure_logging, run_async, stderr_console
 from ._sync import format_bytes
 
@@ -71,13 +71,7 @@ def _rate(count: int, seconds: float) -> str:
     metavar="NAME",
     help="The repository to sync into.",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["asyncio", "trio"]),
-    default="asyncio",
-    show_default=True,
-    help="The event loop to run on.",
-)
+@backend_option
 @workspace_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; the summary only.")
 @click.option("--verbose", "-v", count=True, help="Show the log (-vv: debug).")

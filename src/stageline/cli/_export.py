@@ -10,7 +10,7 @@ import click
 
 from .._exceptions import ContentNotFound, DownloadError, ExportError, StagelineError
 from ..sync import DEFAULT_EXPORT_CONCURRENCY, ExportResult, export_version
-from ._common import CommandError, make_workspace, workspace_options
+from ._common import CommandError, backend_option, make_workspace, workspace_options
 from ._plugins import load_plugins
 
 __all__ = ["export"]
@@ -38,13 +38,7 @@ __all__ = ["export"]
     show_default=True,
     help="Files fetched and written at once.",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["asyncio", "trio"]),
-    default="asyncio",
-    show_default=True,
-    help="The event loop to run on.",
-)
+@backend_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @workspace_options
 def export(

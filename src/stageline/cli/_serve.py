@@ -13,7 +13,7 @@ import click
 from .._exceptions import ContentServerError, StagelineError
 from ..content_app import DEFAULT_HOST, serve_workspace
 from ..sync import Workspace
-from ._common import CommandError, make_workspace, workspace_options
+from ._common import CommandError, backend_option, make_workspace, workspace_options
 from ._plugins import load_plugins
 
 __all__ = ["serve"]
@@ -83,13 +83,7 @@ async def _serve(workspace: Workspace, host: str, port: int) -> None:
     show_default=True,
     help="The port to listen on; 0 picks a free one.",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["asyncio", "trio"]),
-    default="asyncio",
-    show_default=True,
-    help="The event loop to run on.",
-)
+@backend_option
 @workspace_options
 def serve(
     host: str,

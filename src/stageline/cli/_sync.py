@@ -10,7 +10,7 @@ import click
 
 from ..plugins.file import FileSyncResult, sync_files
 from ..progress import ProgressReporter, RichReporter
-from ._common import make_workspace, workspace_options
+from ._common import backend_option, make_workspace, workspace_options
 from ._download_options import download_options, remote_settings
 from ._running import configure_logging, run_async, stderr_console
 
@@ -90,13 +90,7 @@ def print_result(result: FileSyncResult, *, verbose: int = 0) -> None:
     help="With --on-error skip: fail once more than N units were left out.",
 )
 @click.option("--force", is_flag=True, help="Sync in full even when the manifest is unchanged.")
-@click.option(
-    "--backend",
-    type=click.Choice(["asyncio", "trio"]),
-    default="asyncio",
-    show_default=True,
-    help="The event loop to run on.",
-)
+@backend_option
 @workspace_options
 @download_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; errors only.")

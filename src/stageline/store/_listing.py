@@ -7,18 +7,16 @@ pages, an export), where the sync's calls look rows up by key.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import sqlalchemy as sa
 
 from .._exceptions import StoreArgumentError
 from ..models import ContentArtifact, Remote, Repository, RepositoryVersion
 from . import _schema as t
-from ._artifacts import artifact_from_row
-from ._codec import decode_content
 from ._database import Runner, require_pk
 from ._ranges import version_condition
 from ._repositories import _storable as storable
+from ._repositories import read_content_artifacts
 from ._values import INTEGER_MAX, check_int
 
 __all__ = ["ListingCalls"]
@@ -103,7 +101,6 @@ class ListingCalls:
         if not storable(prefix) or (after is not None and not storable(after)):
             return []
         cat, rc, c = t.content_artifacts, t.repository_content, t.content
-        database = self._runner.database
         path: sa.ColumnElement[str] = cat.c.relative_path
         if not await self._compares_bytewise():
             # The database orders text by language rules, under which the strings that
@@ -144,35 +141,9 @@ class ListingCalls:
             .limit(limit)
         )
 
-        def work(conn: sa.Connection) -> tuple[list[Any], dict[int, Any]]:
-            rows = list(conn.execute(query))
-            artifact_ids = sorted({row.artifact_id for row in rows if row.artifact_id is not None})
-            artifacts: dict[int, Any] = {}
-            if artifact_ids:
-                for row in conn.execute(
-                    sa.select(t.artifacts).where(t.artifacts.c.id.in_(artifact_ids))
-                ):
-                    artifacts[row.id] = row
-            return rows, artifacts
-
-        rows, artifact_rows = await self._runner.run(
-            "list content artifacts by relative path", work, write=False
+        return await read_content_artifacts(
+            self._runner, query, "list content artifacts by relative path"
         )
-        return [
-            ContentArtifact(
-                content=decode_content(row.type, row.data, row.content_id),
-                artifact=(
-                    None
-                    if row.artifact_id is None
-                    else artifact_from_row(
-                        database, artifact_rows[row.artifact_id], row.artifact_id
-                    )
-                ),
-                relative_path=row.relative_path,
-                pk=row.id,
-            )
-            for row in rows
-        ]
 
     async def _compares_bytewise(self) -> bool:
         """Whether the database compares text by code point: SQLite, or PostgreSQL with

@@ -16,7 +16,7 @@ from ._database import Runner, require_pk
 from ._ranges import Change, version_condition
 from ._values import INTEGER_MAX, NAME_MAX_CHARS, check_int, check_text
 
-__all__ = ["RepositoryCalls", "iter_repository_content"]
+__all__ = ["RepositoryCalls", "iter_repository_content", "read_content_artifacts"]
 
 
 # The largest version number a row can hold (an INTEGER column on both databases).
@@ -86,6 +86,43 @@ async def iter_repository_content(
         if len(rows) < chunk_size:
             return
         last = rows[-1][0]
+
+
+async def read_content_artifacts(
+    runner: Runner, query: sa.Select[Any], what: str
+) -> list[ContentArtifact]:
+    """Run ``query`` and make a content artifact of each row it returns, in its order.
+
+    The query selects a content artifact's ``id``, ``content_id``, ``artifact_id`` and
+    ``relative_path`` with its unit's ``type`` and ``data``; the artifacts are read in the
+    same transaction, in one query, and located by the database's storage.
+    """
+    artifacts = t.artifacts
+
+    def work(conn: sa.Connection) -> tuple[list[Any], dict[int, Any]]:
+        rows = list(conn.execute(query))
+        artifact_ids = sorted({row.artifact_id for row in rows if row.artifact_id is not None})
+        found: dict[int, Any] = {}
+        if artifact_ids:
+            for row in conn.execute(sa.select(artifacts).where(artifacts.c.id.in_(artifact_ids))):
+                found[row.id] = row
+        return rows, found
+
+    rows, artifact_rows = await runner.run(what, work, write=False)
+    database = runner.database
+    return [
+        ContentArtifact(
+            content=decode_content(row.type, row.data, row.content_id),
+            artifact=(
+                None
+                if row.artifact_id is None
+                else artifact_from_row(database, artifact_rows[row.artifact_id], row.artifact_id)
+            ),
+            relative_path=row.relative_path,
+            pk=row.id,
+        )
+        for row in rows
+    ]
 
 
 class RepositoryCalls:
@@ -360,39 +397,19 @@ class RepositoryCalls:
             .exists()
         )
         query = (
-            sa.select(cat.c.id, cat.c.content_id, cat.c.artifact_id, c.c.type, c.c.data)
+            sa.select(
+                cat.c.id,
+                cat.c.content_id,
+                cat.c.artifact_id,
+                cat.c.relative_path,
+                c.c.type,
+                c.c.data,
+            )
             .select_from(cat.join(c, c.c.id == cat.c.content_id))
             .where(cat.c.relative_path == relative_path, in_version)
             .order_by(cat.c.content_id)
             .limit(limit)
         )
-
-        def work(conn: sa.Connection) -> tuple[list[Any], dict[int, Any]]:
-            rows = list(conn.execute(query))
-            artifact_ids = sorted({row.artifact_id for row in rows if row.artifact_id is not None})
-            artifacts: dict[int, Any] = {}
-            if artifact_ids:
-                for row in conn.execute(
-                    sa.select(t.artifacts).where(t.artifacts.c.id.in_(artifact_ids))
-                ):
-                    artifacts[row.id] = row
-            return rows, artifacts
-
-        rows, artifact_rows = await self._runner.run(
-            "look up content artifacts by relative path", work, write=False
+        return await read_content_artifacts(
+            self._runner, query, "look up content artifacts by relative path"
         )
-        return [
-            ContentArtifact(
-                content=decode_content(row.type, row.data, row.content_id),
-                artifact=(
-                    None
-                    if row.artifact_id is None
-                    else artifact_from_row(
-                        self._runner.database, artifact_rows[row.artifact_id], row.artifact_id
-                    )
-                ),
-                relative_path=relative_path,
-                pk=row.id,
-            )
-            for row in rows
-        ]
