@@ -109,6 +109,45 @@ def _key_json(type_name: str, values: tuple[Any, ...]) -> str:
         ) from exc
 
 
+#: Keys met lately: (type name, key values) -> (canonical key JSON, key digest). A sync
+#: needs the same keys several times (looked up, saved, added to the version), each in
+#: another stage; the JSON and digest are a pure function of the type name and values,
+#: so they are computed once. Only keys made of exact str and int values are kept: they
+#: are immutable, and equal tuples of them always have equal JSON (1 == 1.0 == True, but
+#: their JSON differs). Bounded: emptied when full.
+_KEY_MEMO: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
+_KEY_MEMO_SIZE = 16384
+
+
+def _key_json_and_digest(type_name: str, values: tuple[Any, ...]) -> tuple[str, str]:
+    """The canonical JSON of a key and its digest (see :func:`key_digest`)."""
+    for value in values:
+        kind = type(value)
+        if kind is not str and kind is not int:
+            return _compute_key(type_name, values)
+    memo_key = (type_name, values)
+    result = _KEY_MEMO.get(memo_key)
+    if result is None:
+        result = _compute_key(type_name, values)
+        if len(_KEY_MEMO) >= _KEY_MEMO_SIZE:
+            _KEY_MEMO.clear()
+        _KEY_MEMO[memo_key] = result
+    return result
+
+
+def _compute_key(type_name: str, values: tuple[Any, ...]) -> tuple[str, str]:
+    try:
+        key_json = _key_json(type_name, values)
+    except StoreArgumentError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ContentTypeError(
+            f"content of type {type_name!r} with key {values!r} cannot be stored: its key "
+            f"fields must be JSON values (str, int, float, bool, None, list, dict): {exc}"
+        ) from exc
+    return key_json, _digest(type_name, key_json)
+
+
 def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
     """A fixed-size digest of a (type, key values) pair, used as an indexed unique key.
 
@@ -119,16 +158,7 @@ def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
         StoreArgumentError: a key value is NaN or infinity.
         ContentTypeError: a key value is not a JSON value, or not valid Unicode.
     """
-    try:
-        key_json = _key_json(type_name, values)
-    except StoreArgumentError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ContentTypeError(
-            f"content of type {type_name!r} with key {values!r} cannot be stored: its key "
-            f"fields must be JSON values (str, int, float, bool, None, list, dict): {exc}"
-        ) from exc
-    return _digest(type_name, key_json)
+    return _key_json_and_digest(type_name, values)[1]
 
 
 def check_declared(unit: Content) -> str:
@@ -153,15 +183,12 @@ def encode_content(unit: Content) -> ContentRow:
     """
     name = check_declared(unit)
     check_text(name, "content type name", max_chars=NAME_MAX_CHARS)
+    natural_json, natural_digest = _key_json_and_digest(name, unit.natural_key())
     try:
-        natural = unit.natural_key()
-        natural_json = _key_json(name, natural)
         data = _canonical(unit.data())
         if not data.isascii():
             # The drivers send UTF-8; fail here, naming the unit, not deep in the driver.
             data.encode()
-    except StoreArgumentError:
-        raise
     except UnicodeEncodeError as exc:
         raise ContentTypeError(
             f"content of type {name!r} with natural key {unit.natural_key()!r} cannot be "
@@ -174,7 +201,7 @@ def encode_content(unit: Content) -> ContentRow:
             f"dict): {exc}"
         ) from exc
     repo = key_digest(name, unit.repo_key()) if unit.repo_key_fields else None
-    return (name, natural_json, _digest(name, natural_json), repo, data)
+    return (name, natural_json, natural_digest, repo, data)
 
 
 def repo_key_of(unit: Content) -> str | None:
