@@ -51,8 +51,7 @@ class RemoteArtifactSaver(Stage):
             declared = [(d, da) for d in batch for da in d.d_artifacts if da.remote is not None]
             if declared:
                 await self._save_batch(declared)
-            for d in batch:
-                await self.put(d)
+            await self.put_all(batch)
 
     async def _save_batch(
         self, declared: list[tuple[DeclarativeContent, DeclarativeArtifact]]
