@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stageline.store import _codec
 from stageline.store._codec import _canonical, _digest, _key_json, key_digest
 
 scalars = (
@@ -73,3 +74,16 @@ def test_equal_keys_of_other_types_get_their_own_digests() -> None:
     digests = [key_digest("codec-test.t", (value,)) for value in (1, True, 1.0, 1, True, 1.0)]
     assert digests[:3] == digests[3:]
     assert len(set(digests[:3])) == 3
+
+
+def test_remembered_keys_are_bounded_and_the_latest_are_kept() -> None:
+    """The memory of keys holds at most two generations, and the keys met last stay in it."""
+    keys = [(f"path/{number}", number) for number in range(3 * _codec._KEY_MEMO_SIZE)]
+    for values in keys:
+        key_digest("codec-test.bounded", values)
+    remembered = {**_codec._older_key_memo, **_codec._key_memo}
+    assert len(remembered) <= 2 * _codec._KEY_MEMO_SIZE
+    assert ("codec-test.bounded", keys[-1]) in remembered
+    assert key_digest("codec-test.bounded", keys[-1]) == uncached_digest(
+        "codec-test.bounded", keys[-1]
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .._exceptions import ContentTypeError, StoreArgumentError
 from ..models import Content, content_types
@@ -114,24 +114,29 @@ def _key_json(type_name: str, values: tuple[Any, ...]) -> str:
 #: another stage; the JSON and digest are a pure function of the type name and values,
 #: so they are computed once. Only keys made of exact str and int values are kept: they
 #: are immutable, and equal tuples of them always have equal JSON (1 == 1.0 == True, but
-#: their JSON differs). Bounded: emptied when full.
-_KEY_MEMO: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
-_KEY_MEMO_SIZE = 16384
+#: their JSON differs). Two generations bound the memory: when the newer one is full it
+#: becomes the older one (the oldest is dropped), so the last _KEY_MEMO_SIZE to
+#: 2 * _KEY_MEMO_SIZE keys are kept, more than a sync has between its stages (the
+#: buffers and pending batches hold ~2 000 units, two keys each) and at most ~3 MiB.
+_KEY_MEMO_SIZE: Final = 4096
+_key_memo: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
+_older_key_memo: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
 
 
 def _key_json_and_digest(type_name: str, values: tuple[Any, ...]) -> tuple[str, str]:
     """The canonical JSON of a key and its digest (see :func:`key_digest`)."""
+    global _key_memo, _older_key_memo
     for value in values:
         kind = type(value)
         if kind is not str and kind is not int:
             return _compute_key(type_name, values)
     memo_key = (type_name, values)
-    result = _KEY_MEMO.get(memo_key)
+    result = _key_memo.get(memo_key) or _older_key_memo.get(memo_key)
     if result is None:
         result = _compute_key(type_name, values)
-        if len(_KEY_MEMO) >= _KEY_MEMO_SIZE:
-            _KEY_MEMO.clear()
-        _KEY_MEMO[memo_key] = result
+        if len(_key_memo) >= _KEY_MEMO_SIZE:
+            _older_key_memo, _key_memo = _key_memo, {}
+        _key_memo[memo_key] = result
     return result
 
 
