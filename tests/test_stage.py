@@ -46,6 +46,78 @@ async def test_put_none_is_a_value_error() -> None:
             await create_pipeline([PutsNone()])
 
 
+class PutAllBatches(Stage):
+    """Passes every batch on with put_all."""
+
+    async def run(self) -> None:
+        async for batch in self.batches(minsize=7):
+            await self.put_all(batch)
+
+
+async def test_put_all_passes_every_item_in_order_through_full_buffers() -> None:
+    """put_all delivers each item once, in order, waiting while the next buffer is full."""
+    with anyio.fail_after(HANG_TIMEOUT):
+        collect = Collect()
+        await create_pipeline([Feed(range(1000)), PutAllBatches(), PutAllBatches(), collect], 1)
+        assert collect.items_seen == list(range(1000))
+
+
+async def test_put_all_of_none_is_a_value_error_after_the_items_before_it() -> None:
+    """put_all([a, None]) puts a, then raises put's ValueError for None."""
+
+    class PutsAllWithNone(Stage):
+        async def run(self) -> None:
+            await self.put_all([1, 2, None, 3])
+
+    with anyio.fail_after(HANG_TIMEOUT):
+        collect = Collect()
+        with pytest.raises(ValueError, match=r"put\(None\)"):
+            await create_pipeline([PutsAllWithNone(), collect])
+        assert collect.items_seen == [1, 2]
+
+
+async def test_put_all_outside_a_pipeline_is_a_pipeline_error() -> None:
+    """put_all without a pipeline fails as put does, saying why."""
+    with pytest.raises(PipelineError, match="not running in a pipeline"):
+        await PassItems().put_all([1])
+
+
+async def test_put_all_after_the_next_stage_returned_is_a_pipeline_error() -> None:
+    """put_all into a stage that returned without reading fails clearly, as put does."""
+
+    class ReadsOne(Stage):
+        async def run(self) -> None:
+            async for _ in self.items():
+                return
+
+    class PutsAllLate(Stage):
+        async def run(self) -> None:
+            await self.put(0)
+            await anyio.wait_all_tasks_blocked()  # ReadsOne has returned by then
+            await self.put_all(range(1, 100))
+
+    with anyio.fail_after(HANG_TIMEOUT):
+        with pytest.raises(PipelineError, match="next stage has already returned"):
+            await create_pipeline([PutsAllLate(), ReadsOne()], maxsize=1)
+
+
+async def test_put_all_goes_through_an_overridden_put() -> None:
+    """A subclass that overrides put() sees every item put_all passes on."""
+
+    class CountingPutAll(PutAllBatches):
+        def __init__(self) -> None:
+            self.seen: list[Any] = []
+
+        async def put(self, item: Any) -> None:
+            self.seen.append(item)
+            await super().put(item)
+
+    with anyio.fail_after(HANG_TIMEOUT):
+        counting, collect = CountingPutAll(), Collect()
+        await create_pipeline([Feed(range(20)), counting, collect])
+        assert counting.seen == collect.items_seen == list(range(20))
+
+
 async def test_put_outside_a_pipeline_is_a_pipeline_error() -> None:
     """A stage that is not in a pipeline cannot put, and says why."""
     with pytest.raises(PipelineError, match="not running in a pipeline"):

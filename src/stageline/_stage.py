@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -186,6 +186,53 @@ class Stage:
                 await anyio.lowlevel.checkpoint()
             else:
                 self._ops = ops
+
+    async def put_all(self, items: Iterable[Any]) -> None:
+        """Pass each of ``items`` to the next stage, in order: ``put`` for a whole batch.
+
+        The same as ``for item in items: await self.put(item)``, with less work per item
+        (one call for the batch instead of a coroutine per item); the batching stages pass
+        each batch on with it. A subclass that overrides :meth:`put` gets each item through
+        its ``put``.
+
+        Raises:
+            ValueError: when an item is None (the items before it have been put).
+            PipelineError: as :meth:`put` does.
+        """
+        if type(self).put is not Stage.put:
+            # A subclass that overrides put() sees every item go through it.
+            for item in items:
+                await self.put(item)
+            return
+        send = self._output
+        if send is None:
+            raise self._put_misuse(self)  # not None: the "no output" error
+        pipeline = self._pipeline
+        send_nowait = send.send_nowait
+        ops = self._ops
+        try:
+            for item in items:
+                if item is None:
+                    raise self._put_misuse(item)
+                # The item protocol's pipeline check, as in put().
+                if getattr(item, "pipeline", pipeline) is not pipeline:
+                    enter_pipeline = getattr(item, "enter_pipeline", None)
+                    if enter_pipeline is not None:
+                        enter_pipeline(pipeline)
+                try:
+                    send_nowait(item)
+                except anyio.WouldBlock:
+                    await send.send(item)
+                    ops = 0
+                else:
+                    ops += 1
+                    if ops >= CHECKPOINT_INTERVAL:
+                        ops = 0
+                        await anyio.lowlevel.checkpoint()
+        except anyio.BrokenResourceError:
+            raise self._downstream_gone() from None
+        finally:
+            self._ops = ops
 
     def _put_misuse(self, item: Any) -> ValueError | PipelineError:
         if item is None:

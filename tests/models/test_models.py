@@ -53,6 +53,24 @@ def test_declared_type_is_registered_with_its_keys() -> None:
     assert deb.data() == {"name": "a", "version": "1", "arch": "all"}
 
 
+def test_keys_are_tuples_for_one_field_none_and_fields_declared_as_a_list() -> None:
+    """natural_key() and repo_key() are tuples of the values, however the fields are declared."""
+
+    @attrs.define(eq=False, kw_only=True)
+    class Listed(Content):
+        type_name: ClassVar[str] = "models-test.listed"
+        natural_key_fields: ClassVar[Any] = ["name"]
+
+        name: str
+        size: int = 0
+
+    unit = Listed(name="n")
+    assert unit.natural_key() == ("n",)
+    assert unit.repo_key() == ()
+    unit.name = "m"
+    assert unit.natural_key() == ("m",)
+
+
 def test_content_type_without_natural_key_is_refused() -> None:
     """Declaring a type without natural_key_fields is a ContentTypeError that says the fix."""
     with pytest.raises(ContentTypeError, match="declares no natural_key_fields") as info:

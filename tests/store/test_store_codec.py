@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stageline.store._codec import _canonical
+from stageline.store import _codec
+from stageline.store._codec import _canonical, _digest, _key_json, key_digest
 
 scalars = (
     st.none()
@@ -54,3 +55,35 @@ def test_dicts_with_keys_other_than_strings_are_written_as_json_writes_them(
             return
         raise AssertionError(f"{value!r}: json refuses it, _canonical did not") from None
     assert _canonical(value) == expected
+
+
+def uncached_digest(type_name: str, values: tuple[Any, ...]) -> str:
+    """The key digest computed afresh, as the store did before keys were remembered."""
+    return _digest(type_name, _key_json(type_name, values))
+
+
+@given(keys=st.lists(st.tuples(st.integers() | st.booleans() | st.text(max_size=3)), max_size=8))
+def test_remembered_key_digests_equal_fresh_ones_in_any_order(keys: list[tuple[Any, ...]]) -> None:
+    """A remembered key digest is the one computed afresh, after equal keys of other types too."""
+    for values in keys + keys:
+        assert key_digest("codec-test.t", values) == uncached_digest("codec-test.t", values)
+
+
+def test_equal_keys_of_other_types_get_their_own_digests() -> None:
+    """1, True and 1.0 compare equal but are different keys: each gets its own digest."""
+    digests = [key_digest("codec-test.t", (value,)) for value in (1, True, 1.0, 1, True, 1.0)]
+    assert digests[:3] == digests[3:]
+    assert len(set(digests[:3])) == 3
+
+
+def test_remembered_keys_are_bounded_and_the_latest_are_kept() -> None:
+    """The memory of keys holds at most two generations, and the keys met last stay in it."""
+    keys = [(f"path/{number}", number) for number in range(3 * _codec._KEY_MEMO_SIZE)]
+    for values in keys:
+        key_digest("codec-test.bounded", values)
+    remembered = {**_codec._older_key_memo, **_codec._key_memo}
+    assert len(remembered) <= 2 * _codec._KEY_MEMO_SIZE
+    assert ("codec-test.bounded", keys[-1]) in remembered
+    assert key_digest("codec-test.bounded", keys[-1]) == uncached_digest(
+        "codec-test.bounded", keys[-1]
+    )

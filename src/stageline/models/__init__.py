@@ -8,6 +8,7 @@ from ._content import Content, content_types
 from ._paths import check_relative_path
 from ._remote import DownloadPolicy, Remote
 from ._repository import Repository, RepositoryVersion
+from ._trusted import trusted_artifact, trusted_content_artifact, trusted_remote_artifact
 
 __all__ = [
     "DIGEST_FIELDS",
@@ -22,4 +23,7 @@ __all__ = [
     "RepositoryVersion",
     "check_relative_path",
     "content_types",
+    "trusted_artifact",
+    "trusted_content_artifact",
+    "trusted_remote_artifact",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
@@ -97,15 +99,44 @@ class Content:
 
     def natural_key(self) -> tuple[Any, ...]:
         """The values of ``natural_key_fields``, in order."""
-        return tuple(getattr(self, f) for f in self.natural_key_fields)
+        fields = tuple(self.natural_key_fields)  # a plugin may have declared a list
+        get = _KEY_GETTERS.get(fields) or _key_getter(fields)
+        return get(self)
 
     def repo_key(self) -> tuple[Any, ...]:
         """The values of ``repo_key_fields``, in order (empty when the type has none)."""
-        return tuple(getattr(self, f) for f in self.repo_key_fields)
+        fields = tuple(self.repo_key_fields)  # a plugin may have declared a list
+        get = _KEY_GETTERS.get(fields) or _key_getter(fields)
+        return get(self)
 
     def data(self) -> dict[str, Any]:
         """The unit's fields (without ``pk``) as a JSON-ready dict."""
         return {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name != "pk"}
+
+
+#: A function returning the tuple of the named attributes' values, per tuple of field
+#: names (one per declared key): a sync reads each unit's keys several times, and
+#: ``operator.attrgetter`` does it in C, three times faster than a generator expression.
+_KEY_GETTERS: dict[tuple[str, ...], Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    get: Callable[[Any], tuple[Any, ...]]
+    if len(fields) > 1:
+        get = operator.attrgetter(*fields)
+    elif fields:
+        # attrgetter of one name returns the value itself, not a 1-tuple.
+        one = operator.attrgetter(fields[0])
+
+        def get(unit: Any) -> tuple[Any, ...]:
+            return (one(unit),)
+    else:
+
+        def get(unit: Any) -> tuple[Any, ...]:
+            return ()
+
+    _KEY_GETTERS[fields] = get
+    return get
 
 
 def _dotted(cls: type) -> str:

@@ -117,8 +117,7 @@ class ACSArtifactHandler(Stage):
             }
             if wanted and self.sources:
                 await self._look_up(wanted)
-            for d in batch:
-                await self.put(d)
+            await self.put_all(batch)
 
     def alternates_for(self, d_artifact: DeclarativeArtifact) -> tuple[AlternateLocation, ...]:
         """Where the sources serve this declared file, most preferred first (maybe none)."""

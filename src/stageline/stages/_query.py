@@ -70,8 +70,7 @@ class QueryExistingContents(Stage):
                 for d, saved in zip(unsaved, found, strict=True):
                     if saved is not None:
                         d.content = saved
-            for d in batch:
-                await self.put(d)
+            await self.put_all(batch)
 
 
 class QueryExistingArtifacts(Stage):
@@ -129,8 +128,7 @@ class QueryExistingArtifacts(Stage):
                 if not unmatched:
                     break
                 unmatched = await self._match(kind, unmatched)
-            for d in batch:
-                await self.put(d)
+            await self.put_all(batch)
 
     async def _match(
         self, kind: str, declared: list[DeclarativeArtifact]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .._declarative import DeclarativeArtifact, DeclarativeContent
 from .._exceptions import PipelineError, SyncError
 from .._stage import Stage
-from ..models import Content, ContentArtifact, Remote, RemoteArtifact
+from ..models import Content, ContentArtifact, Remote, trusted_remote_artifact
 from ..store import Store
 from ._query import DEFAULT_BATCH_SIZE, check_batch_size
 
@@ -51,8 +51,7 @@ class RemoteArtifactSaver(Stage):
             declared = [(d, da) for d in batch for da in d.d_artifacts if da.remote is not None]
             if declared:
                 await self._save_batch(declared)
-            for d in batch:
-                await self.put(d)
+            await self.put_all(batch)
 
     async def _save_batch(
         self, declared: list[tuple[DeclarativeContent, DeclarativeArtifact]]
@@ -80,19 +79,14 @@ class RemoteArtifactSaver(Stage):
             if ca is None:
                 raise SyncError(_no_such_path(d.content, da.relative_path, found))
             assert da.remote is not None
-            artifact = da.artifact
+            # The size and digests are the declared artifact's, checked when it was made
+            # (and on every assignment since), so they are not checked again.
             remote_artifacts.append(
-                RemoteArtifact(
+                trusted_remote_artifact(
                     url=da.all_urls[0],
                     content_artifact=ca,
                     remote=da.remote,
-                    size=artifact.size,
-                    md5=artifact.md5,
-                    sha1=artifact.sha1,
-                    sha224=artifact.sha224,
-                    sha256=artifact.sha256,
-                    sha384=artifact.sha384,
-                    sha512=artifact.sha512,
+                    digests_of=da.artifact,
                 )
             )
         await self.store.save_remote_artifacts(remote_artifacts)

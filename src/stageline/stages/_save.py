@@ -80,8 +80,7 @@ class ArtifactSaver(Stage):
                     await self._save(declared)
                 if budget is not None:
                     budget.release(batch)
-                for d in batch:
-                    await self.put(d)
+                await self.put_all(batch)
         finally:
             if budget is not None:
                 budget.release_all()
@@ -142,8 +141,7 @@ class ContentSaver(Stage):
         """
         async for batch in self.batches(self.batch_size):
             await self._save_batch(batch)
-            for d in batch:
-                await self.put(d)
+            await self.put_all(batch)
 
     async def _pre_save(self, batch: list[DeclarativeContent]) -> None:
         """Extension point: runs before the batch is saved. Does nothing by default.

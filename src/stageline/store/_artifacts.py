@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .._exceptions import StoreArgumentError
-from ..models import DIGEST_FIELDS, Artifact
+from ..models import DIGEST_FIELDS, Artifact, trusted_artifact
 from . import _schema as t
 from ._database import Database, Runner, chunks
 from ._values import check_file_values
@@ -20,10 +20,19 @@ _COLUMNS = ("sha256", "size", *(name for name in DIGEST_FIELDS if name != "sha25
 
 
 def artifact_from_row(database: Database, row: Any, pk: int) -> Artifact:
-    """The saved artifact of a row with the artifact columns, its file located by sha256."""
-    return Artifact(
+    """The saved artifact of a row with the artifact columns, its file located by sha256.
+
+    Without attrs' validators: the row was checked when it was written (every lookup of a
+    sync reads it back).
+    """
+    return trusted_artifact(
         size=row.size,
-        **{name: getattr(row, name) for name in DIGEST_FIELDS},
+        md5=row.md5,
+        sha1=row.sha1,
+        sha224=row.sha224,
+        sha256=row.sha256,
+        sha384=row.sha384,
+        sha512=row.sha512,
         file=database.artifact_file(row.sha256),
         pk=pk,
     )

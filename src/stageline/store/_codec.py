@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .._exceptions import ContentTypeError, StoreArgumentError
 from ..models import Content, content_types
@@ -109,6 +109,50 @@ def _key_json(type_name: str, values: tuple[Any, ...]) -> str:
         ) from exc
 
 
+#: Keys met lately: (type name, key values) -> (canonical key JSON, key digest). A sync
+#: needs the same keys several times (looked up, saved, added to the version), each in
+#: another stage; the JSON and digest are a pure function of the type name and values,
+#: so they are computed once. Only keys made of exact str and int values are kept: they
+#: are immutable, and equal tuples of them always have equal JSON (1 == 1.0 == True, but
+#: their JSON differs). Two generations bound the memory: when the newer one is full it
+#: becomes the older one (the oldest is dropped), so the last _KEY_MEMO_SIZE to
+#: 2 * _KEY_MEMO_SIZE keys are kept, more than a sync has between its stages (the
+#: buffers and pending batches hold ~2 000 units, two keys each) and at most ~3 MiB.
+_KEY_MEMO_SIZE: Final = 4096
+_key_memo: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
+_older_key_memo: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
+
+
+def _key_json_and_digest(type_name: str, values: tuple[Any, ...]) -> tuple[str, str]:
+    """The canonical JSON of a key and its digest (see :func:`key_digest`)."""
+    global _key_memo, _older_key_memo
+    for value in values:
+        kind = type(value)
+        if kind is not str and kind is not int:
+            return _compute_key(type_name, values)
+    memo_key = (type_name, values)
+    result = _key_memo.get(memo_key) or _older_key_memo.get(memo_key)
+    if result is None:
+        result = _compute_key(type_name, values)
+        if len(_key_memo) >= _KEY_MEMO_SIZE:
+            _older_key_memo, _key_memo = _key_memo, {}
+        _key_memo[memo_key] = result
+    return result
+
+
+def _compute_key(type_name: str, values: tuple[Any, ...]) -> tuple[str, str]:
+    try:
+        key_json = _key_json(type_name, values)
+    except StoreArgumentError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ContentTypeError(
+            f"content of type {type_name!r} with key {values!r} cannot be stored: its key "
+            f"fields must be JSON values (str, int, float, bool, None, list, dict): {exc}"
+        ) from exc
+    return key_json, _digest(type_name, key_json)
+
+
 def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
     """A fixed-size digest of a (type, key values) pair, used as an indexed unique key.
 
@@ -119,16 +163,7 @@ def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
         StoreArgumentError: a key value is NaN or infinity.
         ContentTypeError: a key value is not a JSON value, or not valid Unicode.
     """
-    try:
-        key_json = _key_json(type_name, values)
-    except StoreArgumentError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ContentTypeError(
-            f"content of type {type_name!r} with key {values!r} cannot be stored: its key "
-            f"fields must be JSON values (str, int, float, bool, None, list, dict): {exc}"
-        ) from exc
-    return _digest(type_name, key_json)
+    return _key_json_and_digest(type_name, values)[1]
 
 
 def check_declared(unit: Content) -> str:
@@ -153,15 +188,12 @@ def encode_content(unit: Content) -> ContentRow:
     """
     name = check_declared(unit)
     check_text(name, "content type name", max_chars=NAME_MAX_CHARS)
+    natural_json, natural_digest = _key_json_and_digest(name, unit.natural_key())
     try:
-        natural = unit.natural_key()
-        natural_json = _key_json(name, natural)
         data = _canonical(unit.data())
         if not data.isascii():
             # The drivers send UTF-8; fail here, naming the unit, not deep in the driver.
             data.encode()
-    except StoreArgumentError:
-        raise
     except UnicodeEncodeError as exc:
         raise ContentTypeError(
             f"content of type {name!r} with natural key {unit.natural_key()!r} cannot be "
@@ -174,7 +206,7 @@ def encode_content(unit: Content) -> ContentRow:
             f"dict): {exc}"
         ) from exc
     repo = key_digest(name, unit.repo_key()) if unit.repo_key_fields else None
-    return (name, natural_json, _digest(name, natural_json), repo, data)
+    return (name, natural_json, natural_digest, repo, data)
 
 
 def repo_key_of(unit: Content) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..models import Content, ContentArtifact
+from ..models import Content, ContentArtifact, trusted_content_artifact
 from . import _schema as t
 from ._artifacts import artifact_from_row
 from ._codec import ContentRow, check_declared, decode_content, encode_content, key_digest
@@ -291,12 +291,10 @@ class ContentCalls:
             artifact = None
             if row.artifact_id is not None:
                 artifact = artifact_from_row(database, row, row.artifact_id)
+            # Read back from the database, whose paths were checked on the way in.
             result.append(
-                ContentArtifact(
-                    content=by_pk[row.content_id],
-                    artifact=artifact,
-                    relative_path=row.relative_path,
-                    pk=row.ca_id,
+                trusted_content_artifact(
+                    by_pk[row.content_id], artifact, row.relative_path, row.ca_id
                 )
             )
         return result

@@ -213,6 +213,7 @@ class RemoteCalls:
             StoreError: the database failed.
         """
         latest: dict[tuple[int, int], RemoteArtifact] = {}
+        keyed: list[tuple[tuple[int, int], RemoteArtifact]] = []
         for ra in remote_artifacts:
             key = (
                 require_pk(ra.content_artifact, "content artifact"),
@@ -221,6 +222,7 @@ class RemoteCalls:
             check_text(ra.url, "remote artifact url")
             check_file_values(ra, "remote artifact")
             latest[key] = ra
+            keyed.append((key, ra))
         keys = sorted(latest)
         database = self._runner.database
 
@@ -264,8 +266,8 @@ class RemoteCalls:
 
         ids, written = await self._runner.run("save remote artifacts", work, write=True)
         await self._runner.note_growth("remote_artifacts", written)
-        for ra in remote_artifacts:
-            ra.pk = ids[(require_pk(ra.content_artifact, ""), require_pk(ra.remote, ""))]
+        for key, ra in keyed:
+            ra.pk = ids[key]
         return list(remote_artifacts)
 
     async def find_remote_artifacts(
