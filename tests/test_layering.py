@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._source import parse_file
+
 ROOT = Path(__file__).parent.parent
 SOURCES = {"stageline": ROOT / "src" / "stageline", "stageline_compat": ROOT / "compat"}
 
@@ -84,7 +86,7 @@ def _modules() -> Iterator[tuple[str, Path]]:
 
 def _imports(module: str, path: Path) -> Iterator[tuple[str, list[str], int]]:
     """(imported module, names imported from it, line) for every import in the file."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse_file(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

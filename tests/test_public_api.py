@@ -8,6 +8,7 @@ import pkgutil
 import pytest
 
 import stageline
+from tests._source import parse_file
 
 PUBLIC_PACKAGES = sorted(
     {"stageline"}
@@ -67,7 +68,7 @@ def test_no_bare_builtin_errors_are_raised_on_purpose() -> None:
     root = Path(stageline.__file__).parent
     found = []
     for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse_file(path)):
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
                 func = node.exc.func
                 if isinstance(func, ast.Name) and func.id in builtins:

@@ -17,6 +17,7 @@ from stageline import (
 )
 from stageline.download import DownloaderFactory
 from stageline.models import Remote
+from tests._source import parse_file
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +62,7 @@ def _imported_modules(path: Path) -> set[str]:
     relative imports resolved against the stageline package."""
     package = ".".join(("stageline", *path.relative_to(SOURCE).parent.parts))
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse_file(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

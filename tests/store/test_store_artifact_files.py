@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from store_support import FileUnit, sha
+from tests._source import parse_file
 
 import stageline.store
 from stageline.models import Artifact, ContentArtifact
@@ -82,7 +83,7 @@ def test_the_store_does_not_import_the_storage() -> None:
     """The store locates files through a protocol: it never imports stageline.storage."""
     package = Path(stageline.store.__file__).parent
     for module in sorted(package.rglob("*.py")):
-        for node in ast.walk(ast.parse(module.read_text(), str(module))):
+        for node in ast.walk(parse_file(module)):
             if isinstance(node, ast.ImportFrom):
                 target = "." * node.level + (node.module or "")
                 assert "storage" not in target, f"{module.name} imports {target}"
