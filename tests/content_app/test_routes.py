@@ -58,7 +58,15 @@ def test_a_parsed_path_is_always_a_safe_relative_path(raw: bytes) -> None:
             assert "/" not in segment
 
 
-@given(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=5))
+# Segments hold no "/": an encoded slash inside a segment is refused by design (see
+# test_paths_that_name_nothing), so a segment "0/0" is not a path one can ask for that way.
+@given(
+    st.lists(
+        st.text(st.characters(exclude_characters="/"), min_size=1, max_size=8),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_every_safe_path_can_be_asked_for(segments: list[str]) -> None:
     """A safe relative path, percent-encoded segment by segment, parses back to itself."""
     path = "/".join(segments)
