@@ -16,7 +16,7 @@ from . import _schema as t
 from ._database import Runner, require_pk
 from ._ranges import version_condition
 from ._repositories import _storable as storable
-from ._repositories import read_content_artifacts
+from ._repositories import content_artifacts_in_version, read_content_artifacts
 from ._values import INTEGER_MAX, check_int
 
 __all__ = ["ListingCalls"]
@@ -100,7 +100,7 @@ class ListingCalls:
             )
         if not storable(prefix) or (after is not None and not storable(after)):
             return []
-        cat, rc, c = t.content_artifacts, t.repository_content, t.content
+        cat = t.content_artifacts
         path: sa.ColumnElement[str] = cat.c.relative_path
         if not await self._compares_bytewise():
             # The database orders text by language rules, under which the strings that
@@ -115,28 +115,9 @@ class ListingCalls:
                 conditions.append(path < end)
         if after is not None:
             conditions.append(path > after)
-        # The version's rows are probed per content artifact (EXISTS), as in
-        # find_content_artifacts_by_path, so that the walk follows the path index.
-        in_version = (
-            sa.select(rc.c.id)
-            .where(
-                rc.c.repository_id == repository_pk,
-                rc.c.content_id == cat.c.content_id,
-                version_condition(version.number, "present"),
-            )
-            .exists()
-        )
         query = (
-            sa.select(
-                cat.c.id,
-                cat.c.content_id,
-                cat.c.artifact_id,
-                cat.c.relative_path,
-                c.c.type,
-                c.c.data,
-            )
-            .select_from(cat.join(c, c.c.id == cat.c.content_id))
-            .where(*conditions, in_version)
+            content_artifacts_in_version(repository_pk, version.number)
+            .where(*conditions)
             .order_by(path, cat.c.content_id)
             .limit(limit)
         )

@@ -16,7 +16,12 @@ from ._database import Runner, require_pk
 from ._ranges import Change, version_condition
 from ._values import INTEGER_MAX, NAME_MAX_CHARS, check_int, check_text
 
-__all__ = ["RepositoryCalls", "iter_repository_content", "read_content_artifacts"]
+__all__ = [
+    "RepositoryCalls",
+    "content_artifacts_in_version",
+    "iter_repository_content",
+    "read_content_artifacts",
+]
 
 
 # The largest version number a row can hold (an INTEGER column on both databases).
@@ -86,6 +91,33 @@ async def iter_repository_content(
         if len(rows) < chunk_size:
             return
         last = rows[-1][0]
+
+
+def content_artifacts_in_version(repository_pk: int, number: int) -> sa.Select[Any]:
+    """The content artifacts of a version's units, as :func:`read_content_artifacts` reads
+    them; callers add their own conditions, order and limit.
+
+    The version's rows are probed per content artifact (EXISTS), never joined: a planner
+    without statistics (SQLite's) would otherwise start from the repository's rows and
+    walk the whole version, where this walk follows the path index.
+    """
+    cat, rc, c = t.content_artifacts, t.repository_content, t.content
+    in_version = (
+        sa.select(rc.c.id)
+        .where(
+            rc.c.repository_id == repository_pk,
+            rc.c.content_id == cat.c.content_id,
+            version_condition(number, "present"),
+        )
+        .exists()
+    )
+    return (
+        sa.select(
+            cat.c.id, cat.c.content_id, cat.c.artifact_id, cat.c.relative_path, c.c.type, c.c.data
+        )
+        .select_from(cat.join(c, c.c.id == cat.c.content_id))
+        .where(in_version)
+    )
 
 
 async def read_content_artifacts(
@@ -383,30 +415,10 @@ class RepositoryCalls:
             raise StoreArgumentError(f"relative_path must be a str, got {relative_path!r}")
         if not _storable(relative_path):
             return []
-        cat, rc, c = t.content_artifacts, t.repository_content, t.content
-        # The version's rows are probed per content artifact (EXISTS), never joined: a
-        # planner without statistics (SQLite's) would otherwise start from the
-        # repository's rows and walk the whole version.
-        in_version = (
-            sa.select(rc.c.id)
-            .where(
-                rc.c.repository_id == repository_pk,
-                rc.c.content_id == cat.c.content_id,
-                version_condition(version.number, "present"),
-            )
-            .exists()
-        )
+        cat = t.content_artifacts
         query = (
-            sa.select(
-                cat.c.id,
-                cat.c.content_id,
-                cat.c.artifact_id,
-                cat.c.relative_path,
-                c.c.type,
-                c.c.data,
-            )
-            .select_from(cat.join(c, c.c.id == cat.c.content_id))
-            .where(cat.c.relative_path == relative_path, in_version)
+            content_artifacts_in_version(repository_pk, version.number)
+            .where(cat.c.relative_path == relative_path)
             .order_by(cat.c.content_id)
             .limit(limit)
         )
