@@ -90,13 +90,14 @@ async def test_sigint_during_an_export_leaves_whole_files_and_no_manifest(
             try:
                 await anyio.to_thread.run_sync(wait_for_requests, upstream, 1, 60.0)
                 process.send_signal(signal.SIGINT)
-                assert await process.wait() == 130
+                code = await process.wait()
             finally:
                 gate.set()
                 if process.returncode is None:
                     process.kill()
             assert process.stderr is not None
             error = (await process.stderr.receive()).decode()
+            assert code == 130, error
             assert error.startswith(f"Interrupted: {target} holds the files written so far")
     left = [path.name for path in await anyio.to_thread.run_sync(sorted, target.rglob("*"))]
     assert "PULP_MANIFEST" not in left

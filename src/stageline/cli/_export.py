@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-import anyio
 import click
 
 from .._exceptions import ContentNotFound, DownloadError, ExportError, StagelineError
 from ..sync import DEFAULT_EXPORT_CONCURRENCY, ExportResult, export_version
 from ._common import CommandError, backend_option, make_workspace, workspace_options
 from ._plugins import load_plugins
+from ._running import run_async
 
 __all__ = ["export"]
 
@@ -60,25 +60,32 @@ def export(
     """
     load_plugins()
     workspace = make_workspace(home, database)
-    try:
-        result: ExportResult = anyio.run(
-            lambda: export_version(workspace, name, directory, version=number, overwrite=overwrite),
-            backend=backend,
-        )
-    except KeyboardInterrupt:
-        # The export was cancelled: its temporary files are gone, the files written are
-        # whole, and there is no manifest.
-        click.echo(
-            f"Interrupted: {directory} holds the files written so far, and no manifest",
-            err=True,
-        )
-        raise SystemExit(130) from None
-    except (ContentNotFound, ExportError) as exc:
-        raise CommandError(str(exc)) from exc
-    except DownloadError as exc:
-        raise CommandError(f"a file could not be fetched: {exc}") from exc
-    except StagelineError as exc:
-        raise CommandError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def work() -> ExportResult:
+        try:
+            return await export_version(
+                workspace, name, directory, version=number, overwrite=overwrite
+            )
+        except (ContentNotFound, ExportError) as exc:
+            raise CommandError(str(exc)) from exc
+        except DownloadError as exc:
+            raise CommandError(f"a file could not be fetched: {exc}") from exc
+        except StagelineError as exc:
+            raise CommandError(f"{type(exc).__name__}: {exc}") from exc
+
+    # run_async, as sync does, not a bare anyio.run: Ctrl-C then cancels the export
+    # through a signal receiver and an anyio cancel scope on both backends. Under a bare
+    # asyncio run, Ctrl-C is asyncio's native cancellation of the main task, and the
+    # SIGINT test saw an export go on past it until a read timed out (exit code 1). After
+    # a cancelled export its temporary files are gone, the files written are whole, and
+    # there is no manifest.
+    result = run_async(
+        work,
+        backend=backend,
+        interrupted_message=(
+            f"Interrupted: {directory} holds the files written so far, and no manifest"
+        ),
+    )
     if as_json:
         click.echo(
             json.dumps(

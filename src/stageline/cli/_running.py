@@ -54,15 +54,23 @@ def _unwrapped(error: BaseException) -> BaseException:
     return error
 
 
-def run_async(work: Callable[[], Awaitable[T]], *, backend: str) -> T:
+def run_async(
+    work: Callable[[], Awaitable[T]],
+    *,
+    backend: str,
+    interrupted_message: str = "stageline: interrupted; nothing was committed",
+) -> T:
     """Run ``work()`` on a new event loop of ``backend``; Ctrl-C cancels it cleanly.
 
     Ctrl-C (SIGINT) cancels the work like any cancellation, so that what it had begun is
-    undone (no version, no temporary files), then exits with code 130. A stageline
-    error, or an OS error, ends the command with its message on one line (exit code 1).
+    undone (no version, no temporary files), prints ``interrupted_message`` on standard
+    error and exits with code 130. A stageline error, or an OS error, ends the command
+    with its message on one line (exit code 1); a ``click.ClickException`` (such as
+    :class:`CommandError`) raised by ``work`` ends it as click reports it.
 
     Raises:
         CommandError: the work failed with a StagelineError or an OSError.
+        click.ClickException: what ``work`` raised.
         click.exceptions.Exit: with code 130 after Ctrl-C.
     """
     interrupted: list[bool] = []
@@ -85,6 +93,8 @@ def run_async(work: Callable[[], Awaitable[T]], *, backend: str) -> T:
         error = _unwrapped(caught)
         if isinstance(error, KeyboardInterrupt):
             interrupted.append(True)
+        elif isinstance(error, click.ClickException):
+            raise error from None
         elif isinstance(error, StagelineError | OSError) or (
             isinstance(error, BaseExceptionGroup)
             and error.split((StagelineError, OSError))[1] is None
@@ -93,7 +103,7 @@ def run_async(work: Callable[[], Awaitable[T]], *, backend: str) -> T:
         else:
             raise
     if interrupted:
-        click.echo("stageline: interrupted; nothing was committed", err=True)
+        click.echo(interrupted_message, err=True)
         raise click.exceptions.Exit(INTERRUPTED_EXIT_CODE)
     return results[0]
 
