@@ -46,6 +46,49 @@ async def test_a_partly_filled_batch_with_idle_input_blocks_without_spinning() -
         assert record.seen == [[0, 1, 2, 3]]
 
 
+async def test_items_and_put_with_idle_neighbours_block_without_spinning() -> None:
+    """A reader whose input ran dry, and a writer whose output is full, let the others run
+    once and then block: they neither spin nor lose or reorder an item."""
+    with anyio.fail_after(HANG_TIMEOUT):
+        release_input = anyio.Event()
+        release_output = anyio.Event()
+        put_count = 0
+
+        class FeedThenHold(Stage):
+            async def run(self) -> None:
+                for i in range(3):
+                    await self.put(i)
+                await release_input.wait()
+                await self.put(3)
+
+        class CountPuts(Stage):
+            async def run(self) -> None:
+                nonlocal put_count
+                async for item in self.items():
+                    await self.put(item)
+                    put_count += 1
+
+        class HoldThenCollect(Collect):
+            async def run(self) -> None:
+                await release_output.wait()
+                await super().run()
+
+        collect = HoldThenCollect()
+        async with anyio.create_task_group() as tg:
+            stages = [FeedThenHold(), CountPuts(), collect]
+            tg.start_soon(create_pipeline, stages, 1)
+            # If the reader or the writer spun while waiting, this would never return.
+            await anyio.wait_all_tasks_blocked()
+            # One item in the full buffer; CountPuts waits to put the second.
+            assert put_count == 1
+            release_output.set()
+            await anyio.wait_all_tasks_blocked()
+            # The reader has taken all three and waits for more input.
+            assert collect.items_seen == [0, 1, 2]
+            release_input.set()
+        assert collect.items_seen == [0, 1, 2, 3]
+
+
 async def test_outside_cancellation_stops_stages_that_never_block() -> None:
     """A cancel from outside reaches stages whose buffers never fill or run dry."""
     with anyio.fail_after(HANG_TIMEOUT):

@@ -172,11 +172,7 @@ class Stage:
         try:
             send.send_nowait(item)
         except anyio.WouldBlock:
-            try:
-                await send.send(item)
-            except anyio.BrokenResourceError:
-                raise self._downstream_gone() from None
-            self._ops = 0
+            await self._send_when_room(send, item)
         except anyio.BrokenResourceError:
             raise self._downstream_gone() from None
         else:
@@ -222,8 +218,8 @@ class Stage:
                 try:
                     send_nowait(item)
                 except anyio.WouldBlock:
-                    await send.send(item)
                     ops = 0
+                    await self._send_when_room(send, item)
                 else:
                     ops += 1
                     if ops >= CHECKPOINT_INTERVAL:
@@ -233,6 +229,21 @@ class Stage:
             raise self._downstream_gone() from None
         finally:
             self._ops = ops
+
+    async def _send_when_room(self, send: MemoryObjectSendStream[Any], item: Any) -> None:
+        """``put``'s slow path: the next stage's buffer is full."""
+        self._ops = 0
+        # Let the others run once first: the next stage is usually runnable and makes
+        # room, which costs less than a blocking send (an event, a wake-up and a second
+        # pass through the scheduler). Only if it made none does the stage block.
+        await anyio.lowlevel.checkpoint()
+        try:
+            try:
+                send.send_nowait(item)
+            except anyio.WouldBlock:
+                await send.send(item)
+        except anyio.BrokenResourceError:
+            raise self._downstream_gone() from None
 
     def _put_misuse(self, item: Any) -> ValueError | PipelineError:
         if item is None:
@@ -275,11 +286,19 @@ class _Items:
         try:
             item = self._receive_nowait()
         except anyio.WouldBlock:
+            self._stage._ops = 0
+            # The buffer ran dry: let the others run once first, since the previous stage
+            # is usually runnable and refills it, which costs less than a blocking receive
+            # (an event, a wake-up and a second pass through the scheduler). Only if that
+            # brought nothing does the stage block.
+            await anyio.lowlevel.checkpoint()
             try:
-                item = await self._receive.receive()
+                try:
+                    item = self._receive_nowait()
+                except anyio.WouldBlock:
+                    item = await self._receive.receive()
             except anyio.EndOfStream:
                 raise StopAsyncIteration from None
-            self._stage._ops = 0
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
         else:
