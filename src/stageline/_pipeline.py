@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._exceptions import StageConfigurationError
 from ._resolvable import PipelineItem, pipeline_context
-from ._stage import EndStage, Stage
+from ._stage import EndStage, Stage, running_checkpoint
 
 __all__ = ["DEFAULT_MAXSIZE", "create_pipeline"]
 
@@ -114,6 +115,7 @@ async def create_pipeline(stages: Iterable[Stage], maxsize: int = DEFAULT_MAXSIZ
                 stage._output.close()
             stage._input = stage._output = None
             stage._pipeline = None
+            stage._checkpoint = anyio.lowlevel.checkpoint
         if finished:
             pipeline.close("the pipeline finished without resolving this item", None)
         else:
@@ -154,9 +156,11 @@ def _check_stages(stages: Iterable[Stage]) -> list[Stage]:
 
 def _connect(stages: list[Stage], pipeline: _Pipeline, maxsize: int) -> None:
     receive: MemoryObjectReceiveStream[Any] | None = None
+    checkpoint = running_checkpoint()
     for index, stage in enumerate(stages):
         stage._pipeline = pipeline
         stage._ops = 0
+        stage._checkpoint = checkpoint
         stage._input = receive
         if index == len(stages) - 1:
             stage._output = None
