@@ -13,9 +13,11 @@ from stageline import (
     DeclarativeArtifact,
     DeclarativeContent,
     InvalidValueError,
+    Resolvable,
     StagelineError,
     UnsafePathError,
 )
+from stageline._resolvable import pipeline_context
 from stageline.models import Artifact, Remote
 
 from .stages import HANG_TIMEOUT, Node
@@ -37,6 +39,20 @@ def test_defaults_are_fresh_containers() -> None:
     c = DeclarativeContent(Node(name="c"), d_artifacts=None, extra_data=None)
     assert c.d_artifacts == []
     assert c.extra_data == {}
+
+
+def test_a_new_item_starts_with_every_field_of_a_new_resolvable() -> None:
+    """DeclarativeContent's hand-written initializer sets Resolvable's fields as
+    Resolvable's own initializer does (it does not call it, to save a call per item)."""
+    d = DeclarativeContent(Node(name="a"))
+    fresh = Resolvable()
+    for field in attrs.fields(Resolvable):
+        assert getattr(d, field.name) == getattr(fresh, field.name), field.name
+    token = pipeline_context.set(handle := object())  # type: ignore[arg-type]
+    try:
+        assert DeclarativeContent(Node(name="b")).pipeline is handle
+    finally:
+        pipeline_context.reset(token)
 
 
 @pytest.mark.anyio
