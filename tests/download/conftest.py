@@ -13,7 +13,7 @@ import trustme
 
 from stageline.storage import use_temp_dir
 
-from ._servers import LocalServer, running
+from ._servers import LocalServer, refusing_port, running
 
 
 @pytest.fixture
@@ -51,6 +51,13 @@ def tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
     ca.issue_cert("127.0.0.1").configure_cert(context)
     with running(LocalServer(ssl_context=context)) as srv:
         yield srv
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections during the test (see refusing_port)."""
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture
