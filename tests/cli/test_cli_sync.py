@@ -225,9 +225,14 @@ def test_demo_runs_to_a_summary(tmp_path: Path) -> None:
 
 def test_demo_creates_the_home_that_stageline_home_names(tmp_path: Path) -> None:
     """With STAGELINE_HOME naming a folder not made yet (and no --home), the demo creates it
-    and syncs into it, as the README's first command does with the default home."""
+    and syncs into it, as the README's first command does with the default home (on trio:
+    the other demo test runs on asyncio)."""
     home = tmp_path / "not-yet" / "home"
-    done = stageline("demo", "--files", "20", home=None, env=environment(STAGELINE_HOME=str(home)))
+    done = stageline(
+        "demo", "--files", "20", "--backend", "trio",
+        home=None, env=environment(STAGELINE_HOME=str(home)),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert f"Syncing into {home} (repository 'demo', trio)" in done.stdout
     assert (home / "stageline.db").is_file()
     assert "Repository 'demo' has 2 versions" in done.stdout
