@@ -10,6 +10,7 @@ matters (it runs async work: sync, demo, export, serve) run it on both backends 
 
 import pytest
 
+from ..download._tls import ca, ca_file, mutual_tls_server, tls_server  # noqa: F401
 from ..sync.fixtures import (  # noqa: F401  (fixtures are found by name)
     _collect_garbage,
     home,
