@@ -28,14 +28,6 @@ FILES = {"a.txt": b"alpha", "dir/b.txt": b"bravo", "dir/c.txt": b"charlie"}
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """The home folder the commands use."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def url(server: LocalServer, tmp_path: Path) -> str:
     """A served repository of three files."""
     write_repository(tmp_path / "repo", FILES)
