@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parent / "benchmarks" / "cli.py"
+from ._benchmark_runner import run_benchmark
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_the_cli_benchmark_runs_every_measurement_on_both_backends(tmp_path: Path) -> None:
     """A tiny run of the CLI benchmark times each kind of sync on both backends, and parsing."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--sizes=50",
-            "--immediate-files=10",
-            "--parse-lines=100,2000",
-            f"--directory={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
+    report = run_benchmark(
+        "cli.py",
+        "--sizes=50",
+        "--immediate-files=10",
+        "--parse-lines=100,2000",
+        directory=tmp_path,
         timeout=380,
-        check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = result.stdout
     for backend in ("asyncio", "trio"):
         for what, units in (
             ("on_demand", 50),

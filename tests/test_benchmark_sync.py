@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parent / "benchmarks" / "sync.py"
+from ._benchmark_runner import run_benchmark
 
 
 @pytest.mark.slow
@@ -17,23 +15,15 @@ SCRIPT = Path(__file__).parent / "benchmarks" / "sync.py"
 @pytest.mark.timeout(330)
 def test_the_sync_benchmark_runs_every_measurement_on_both_backends(tmp_path: Path) -> None:
     """A tiny run of tests/benchmarks/sync.py measures and reports everything, both backends."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--quick",
-            "--units=300",
-            "--files=40",
-            "--memory-units=100,300",
-            f"--directory={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
+    report = run_benchmark(
+        "sync.py",
+        "--quick",
+        "--units=300",
+        "--files=40",
+        "--memory-units=100,300",
+        directory=tmp_path,
         timeout=300,
-        check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = result.stdout
     for backend in ("asyncio", "trio"):
         assert f"\n{backend}\n" in report
     for line, count in {

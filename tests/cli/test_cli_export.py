@@ -23,12 +23,15 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_export_of_an_on_demand_version(
-    workspace: Workspace, upstream: Upstream, home: Path, tmp_path: Path
+    workspace: Workspace, upstream: Upstream, home: Path, tmp_path: Path, cli_backend: str
 ) -> None:
-    """The files are fetched and written with a manifest; --json summarises it."""
+    """The files are fetched and written with a manifest, on either --backend; --json
+    summarises it."""
     await synced(workspace, upstream, DownloadPolicy.ON_DEMAND)
     target = tmp_path / "export"
-    result = await run_cli("export", "files", str(target), "--home", str(home), "--json")
+    result = await run_cli(
+        "export", "files", str(target), "--home", str(home), "--json", "--backend", cli_backend
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary == {
@@ -75,16 +78,17 @@ async def test_export_of_an_unknown_repository_or_version(
 
 
 async def test_sigint_during_an_export_leaves_whole_files_and_no_manifest(
-    workspace: Workspace, upstream: Upstream, home: Path, tmp_path: Path
+    workspace: Workspace, upstream: Upstream, home: Path, tmp_path: Path, cli_backend: str
 ) -> None:
-    """Ctrl-C while a file is being fetched ends the export with exit code 130: no
-    temporary file, no manifest."""
+    """Ctrl-C while a file is being fetched ends the export with exit code 130, on either
+    --backend: no temporary file, no manifest."""
     await synced(workspace, upstream, DownloadPolicy.ON_DEMAND)
     gate = threading.Event()
     for path, data in FILES.items():
         upstream.server.route(f"/repo/{path}", gated(data, gate))
     target = tmp_path / "export"
-    command = [*STAGELINE, "export", "files", str(target), "--home", str(home)]
+    export = ["export", "files", str(target), "--home", str(home), "--backend", cli_backend]
+    command = [*STAGELINE, *export]
     with anyio.fail_after(120):
         async with await anyio.open_process(command, cwd=ROOT) as process:
             try:

@@ -3,58 +3,14 @@ certificate, --no-verify-tls) and a proxy."""
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import trustme
 
-from ..download._servers import ForwardProxy, LocalServer, running
+from ..download._servers import ForwardProxy, LocalServer
+from ..download._tls import client_certificate
 from ..plugins._support import serve_directory, write_repository
 from ._support import environment, one_line_error, stageline, sync_json
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """The home folder the commands use."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    """A certificate authority made for these tests."""
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
-    """The test CA's certificate as a PEM file, for --ca-cert."""
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
-@pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
-    """An HTTPS server on 127.0.0.1 whose certificate the test CA signed."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    with running(LocalServer(ssl_context=context)) as server:
-        yield server
-
-
-@pytest.fixture
-def mutual_tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
-    """An HTTPS server that also demands a client certificate signed by the test CA."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    context.verify_mode = ssl.CERT_REQUIRED
-    ca.configure_trust(context)
-    with running(LocalServer(ssl_context=context)) as server:
-        yield server
 
 
 def test_ca_and_client_certificate_options_reach_the_remote(
@@ -64,10 +20,7 @@ def test_ca_and_client_certificate_options_reach_the_remote(
     certificate it syncs."""
     write_repository(tmp_path / "repo", {"a.txt": b"over tls"})
     url = serve_directory(mutual_tls_server, tmp_path / "repo")
-    leaf = ca.issue_cert("stageline-client")
-    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
-    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(key))
+    cert, key = client_certificate(ca, tmp_path)
     untrusted = stageline("sync", url, "-r", "files", "--max-retries", "0", home=home)
     assert "ca_cert" in one_line_error(untrusted)
     summary = sync_json(

@@ -21,12 +21,12 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_serve_serves_files_and_stops_cleanly_on_sigint(
-    workspace: Workspace, upstream: Upstream, home: Path, anyio_backend: str
+    workspace: Workspace, upstream: Upstream, home: Path, cli_backend: str
 ) -> None:
     """The command prints the url it listens on (127.0.0.1), serves an on-demand file and an
-    index, and exits 0 on SIGINT (its --backend is the test's)."""
+    index, and exits 0 on SIGINT, on either --backend."""
     await synced(workspace, upstream, DownloadPolicy.ON_DEMAND)
-    command = [*STAGELINE, "serve", "--home", str(home), "--port", "0", "--backend", anyio_backend]
+    command = [*STAGELINE, "serve", "--home", str(home), "--port", "0", "--backend", cli_backend]
     with anyio.fail_after(60):
         async with await anyio.open_process(command, cwd=ROOT) as process:
             assert process.stdout is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -14,19 +13,18 @@ import pytest
 from stageline import Workspace
 from stageline.plugins.file import write_fixture
 
-from ..download._servers import LocalServer, body, require_basic_auth, stall, status
+from ..download._servers import (
+    LocalServer,
+    body,
+    refusing_port,
+    require_basic_auth,
+    stall,
+    status,
+)
 from ..plugins._support import leftover_temporary_files, serve_directory, write_repository
 from ._support import COMMAND, COMMAND_TIMEOUT, environment, one_line_error, stageline, sync_json
 
 FILES = {"a.txt": b"alpha", "dir/b.txt": b"bravo", "dir/c.txt": b"charlie"}
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """The home folder the commands use."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture
@@ -102,17 +100,11 @@ def test_skip_policy_reports_the_skipped_file_and_its_cap_fails(
     assert summary["content_count"] == 2
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_an_unreachable_url_fails_in_one_line(home: Path) -> None:
     """Nothing listening: exit 1 with a one-line error naming the url."""
-    url = f"http://127.0.0.1:{free_port()}/repo/PULP_MANIFEST"
-    done = stageline("sync", url, "-r", "files", "--max-retries", "0", home=home)
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}/repo/PULP_MANIFEST"
+        done = stageline("sync", url, "-r", "files", "--max-retries", "0", home=home)
     assert url in one_line_error(done)
 
 
@@ -225,9 +217,14 @@ def test_demo_runs_to_a_summary(tmp_path: Path) -> None:
 
 def test_demo_creates_the_home_that_stageline_home_names(tmp_path: Path) -> None:
     """With STAGELINE_HOME naming a folder not made yet (and no --home), the demo creates it
-    and syncs into it, as the README's first command does with the default home."""
+    and syncs into it, as the README's first command does with the default home (on trio:
+    the other demo test runs on asyncio)."""
     home = tmp_path / "not-yet" / "home"
-    done = stageline("demo", "--files", "20", home=None, env=environment(STAGELINE_HOME=str(home)))
+    done = stageline(
+        "demo", "--files", "20", "--backend", "trio",
+        home=None, env=environment(STAGELINE_HOME=str(home)),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert f"Syncing into {home} (repository 'demo', trio)" in done.stdout
     assert (home / "stageline.db").is_file()
     assert "Repository 'demo' has 2 versions" in done.stdout

@@ -287,6 +287,20 @@ def running(server: LocalServer) -> Iterator[LocalServer]:
         server.stop()
 
 
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for the block's duration.
+
+    A socket binds it and never listens, so a connection is refused (on Linux and macOS),
+    and no other socket can take the port meanwhile: a port merely found free and
+    released could be taken by a server of a test running at the same time (pytest-xdist
+    runs the suite in several processes).
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _ProxyServer

@@ -1,19 +1,19 @@
-"""Fixtures for the download tests: a scripted server, a private temporary area, no backoff."""
+"""Fixtures for the download tests: a scripted server, a private temporary area, no backoff,
+and the TLS ones of ``_tls``."""
 
 from __future__ import annotations
 
 import gc
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import stamina
-import trustme
 
 from stageline.storage import use_temp_dir
 
-from ._servers import LocalServer, running
+from ._servers import LocalServer, refusing_port, running
+from ._tls import ca, ca_file, mutual_tls_server, tls_server  # noqa: F401  (found by name)
 
 
 @pytest.fixture
@@ -30,27 +30,11 @@ def other_server() -> Iterator[LocalServer]:
         yield srv
 
 
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    """A certificate authority made for these tests."""
-    return trustme.CA()
-
-
 @pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
-    """The test CA's certificate as a PEM file, for a remote's ca_cert."""
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
-@pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
-    """An HTTPS server on 127.0.0.1 whose certificate the test CA signed."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    with running(LocalServer(ssl_context=context)) as srv:
-        yield srv
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections during the test (see refusing_port)."""
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture

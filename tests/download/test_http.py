@@ -7,7 +7,6 @@ import contextlib
 import gzip
 import hashlib
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -607,9 +606,9 @@ async def test_a_native_asyncio_cancellation_at_the_total_timeout_is_not_swallow
     assert files_in(temp_dir) == []
 
 
-async def test_connection_refused_is_a_connection_error(temp_dir: Path) -> None:
+async def test_connection_refused_is_a_connection_error(temp_dir: Path, refused_port: int) -> None:
     """Nothing listening: DownloadConnectionError after the retries, naming the url."""
-    url = f"http://127.0.0.1:{unused_port()}/x"
+    url = f"http://127.0.0.1:{refused_port}/x"
     remote = Remote(url=url, max_retries=1)
     async with DownloaderFactory() as factory:
         with pytest.raises(DownloadConnectionError) as info:
@@ -1024,11 +1023,3 @@ def recorded_retries() -> Iterator[list[int]]:
         yield retries
     finally:
         stamina.instrumentation.set_on_retry_hooks(None)
-
-
-def unused_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (it was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import socket
 from pathlib import Path
 
 import pytest
@@ -39,13 +38,6 @@ def _everything_shown(error: BaseException) -> str:
     """What a traceback or a log of ``error`` shows of stageline's own making."""
     notes = getattr(error, "__notes__", [])
     return "\n".join([str(error), repr(error), str(getattr(error, "url", "")), *notes])
-
-
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.mark.parametrize(
@@ -92,7 +84,7 @@ def test_a_remote_repr_shows_no_secret() -> None:
 
 
 async def test_errors_for_a_url_with_credentials_mask_them(
-    server: LocalServer, temp_dir: Path
+    server: LocalServer, temp_dir: Path, refused_port: int
 ) -> None:
     """A 404, a digest mismatch and a refused connection name the url without its password.
 
@@ -101,7 +93,7 @@ async def test_errors_for_a_url_with_credentials_mask_them(
     server.route("/missing", status(404))
     server.route("/a.bin", body(DATA))
     base = f"http://alice:urlsecret@127.0.0.1:{server.port}"
-    refused = f"http://alice:urlsecret@127.0.0.1:{_unused_port()}/x"
+    refused = f"http://alice:urlsecret@127.0.0.1:{refused_port}/x"
     remote = Remote(url=f"{base}/", max_retries=0)
     errors: list[DownloadError] = []
     async with DownloaderFactory() as factory:
@@ -132,7 +124,9 @@ async def test_a_refused_scheme_masks_the_remote_url(temp_dir: Path, tmp_path: P
     assert "https://alice:[secure]@127.0.0.1:1/repo/" in shown
 
 
-async def test_proxy_and_tls_failures_mask_credentials(temp_dir: Path, tmp_path: Path) -> None:
+async def test_proxy_and_tls_failures_mask_credentials(
+    temp_dir: Path, tmp_path: Path, refused_port: int
+) -> None:
     """An unusable proxy url, an unreachable proxy and missing TLS files show no secret.
 
     The unusable proxy_url was quoted whole, credentials included, and the TLS error
@@ -141,7 +135,7 @@ async def test_proxy_and_tls_failures_mask_credentials(temp_dir: Path, tmp_path:
     url = "http://127.0.0.1:1/x"
     proxies = {
         "malformed": "http://bob:proxysecret@127.0.0.1:notaport",
-        "unreachable": f"http://bob:proxysecret@127.0.0.1:{_unused_port()}",
+        "unreachable": f"http://bob:proxysecret@127.0.0.1:{refused_port}",
     }
     shown: list[str] = []
     async with DownloaderFactory() as factory:

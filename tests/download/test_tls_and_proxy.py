@@ -13,22 +13,12 @@ from stageline import DownloadConnectionError, DownloadError, HTTPStatusError
 from stageline.download import DownloaderFactory
 from stageline.models import Remote
 
-from ._servers import ForwardProxy, LocalServer, body, running
+from ._servers import ForwardProxy, LocalServer, body
+from ._tls import client_certificate
 
 pytestmark = pytest.mark.anyio
 
 DATA = b"tls payload " * 1000
-
-
-@pytest.fixture
-def mutual_tls_server(ca: trustme.CA) -> Iterator[LocalServer]:
-    """An HTTPS server that also demands a client certificate signed by the test CA."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    context.verify_mode = ssl.CERT_REQUIRED
-    ca.configure_trust(context)
-    with running(LocalServer(ssl_context=context)) as server:
-        yield server
 
 
 async def test_https_with_the_remote_ca_bundle(
@@ -67,12 +57,7 @@ async def test_client_certificate_and_key(
     mutual_tls_server: LocalServer, ca: trustme.CA, ca_file: str, tmp_path: Path, temp_dir: Path
 ) -> None:
     """A server demanding a client certificate accepts the remote's client_cert/key."""
-    leaf = ca.issue_cert("stageline-client")
-    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
-    for blob in leaf.cert_chain_pems:
-        with cert.open("ab") as f:
-            f.write(blob.bytes())
-    leaf.private_key_pem.write_to_path(str(key))
+    cert, key = client_certificate(ca, tmp_path)
     url = mutual_tls_server.route("/m.bin", body(DATA))
     async with DownloaderFactory() as factory:
         remote = Remote(url=url, ca_cert=ca_file, client_cert=str(cert), client_key=str(key))

@@ -272,7 +272,8 @@ class _Examples:
 @settings(
     max_examples=12,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    # (A list of its own replaces the profile's, too_slow included: see tests/conftest.py.)
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 async def test_no_deadlock_and_no_excess_whatever_the_limits_and_batches(
     server: LocalServer,
