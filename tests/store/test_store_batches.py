@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import pytest
 import sqlalchemy as sa
-from store_support import FileUnit, PackageUnit, sha
+from store_support import FileUnit, PackageUnit, count_statements, sha
 
 from stageline import ContentTypeError, StoreArgumentError, StoreError
 from stageline.models import Artifact, ContentArtifact, Remote, RemoteArtifact
 from stageline.store import Store
 
 pytestmark = pytest.mark.anyio
-
-
-@contextmanager
-def count_statements(store: Store) -> Iterator[list[str]]:
-    """Collect the SQL statements the store sends while the block runs."""
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
-            statements.append(statement)
-
-    engine = store._engine
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def files(numbers: range | list[int]) -> list[FileUnit]:
