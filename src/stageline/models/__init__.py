@@ -4,7 +4,7 @@ An object is unsaved until the store gives it a primary key (``pk``).
 """
 
 from ._artifact import DIGEST_FIELDS, DIGEST_LENGTHS, Artifact, ContentArtifact, RemoteArtifact
-from ._content import Content, content_types
+from ._content import Content, content_type_named, content_types
 from ._paths import check_relative_path
 from ._remote import DownloadPolicy, Remote
 from ._repository import Repository, RepositoryVersion
@@ -22,6 +22,7 @@ __all__ = [
     "Repository",
     "RepositoryVersion",
     "check_relative_path",
+    "content_type_named",
     "content_types",
     "trusted_artifact",
     "trusted_content_artifact",

@@ -157,3 +157,12 @@ def _same_definition(registered: type, new: type) -> bool:
 def content_types() -> dict[str, type[Content]]:
     """Every declared content type, by ``type_name``."""
     return dict(_REGISTRY)
+
+
+def content_type_named(name: str) -> type[Content] | None:
+    """The declared content type whose ``type_name`` is ``name``, or None.
+
+    Like ``content_types().get(name)`` without copying the registry: the store asks it for
+    every unit it encodes or decodes.
+    """
+    return _REGISTRY.get(name)

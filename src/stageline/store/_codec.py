@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._exceptions import ContentTypeError, StoreArgumentError
-from ..models import Content, content_types
+from ..models import Content, content_type_named
 from ._values import NAME_MAX_CHARS, check_text
 
 __all__ = [
@@ -169,7 +169,7 @@ def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
 def check_declared(unit: Content) -> str:
     cls = type(unit)
     name = cls.type_name
-    if not name or content_types().get(name) is not cls:
+    if not name or content_type_named(name) is not cls:
         raise ContentTypeError(
             f"{cls.__module__}.{cls.__qualname__} is not a declared content type; subclass "
             "Content with a type_name and natural_key_fields (see stageline.models.Content)"
@@ -223,7 +223,7 @@ def decode_content(type_name: str, data: str, pk: int) -> Content:
         ContentTypeError: no imported module declares ``type_name``, or the stored fields no
             longer fit the declared class.
     """
-    cls = content_types().get(type_name)
+    cls = content_type_named(type_name)
     if cls is None:
         raise ContentTypeError(
             f"the database holds content of type {type_name!r}, which no imported module "
