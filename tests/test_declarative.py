@@ -164,6 +164,32 @@ def test_declarative_artifact_needs_a_relative_path(path: str | None) -> None:
         )
 
 
+def test_declarative_artifact_evolves_and_keeps_url_and_urls_in_step() -> None:
+    """attrs.evolve makes a checked copy; setting url or urls later updates the other."""
+    remote = Remote(url="http://x")
+    da = DeclarativeArtifact(
+        artifact=_artifact(), urls=["http://x/a", "http://y/a"], relative_path="a", remote=remote
+    )
+    assert (da.url, da.urls, da.extra_data, da.deferred_download) == (
+        "http://x/a",
+        ("http://x/a", "http://y/a"),
+        {},
+        None,
+    )
+    copy = attrs.evolve(da, relative_path="b/a", deferred_download=False)
+    assert (copy.url, copy.urls, copy.relative_path) == (da.url, da.urls, "b/a")
+    assert copy.remote is remote
+    assert copy.deferred_download is False
+    with pytest.raises(ValueError, match="unsafe relative path"):
+        attrs.evolve(da, relative_path="../a")
+    copy.url = "http://z/a"
+    assert copy.urls == ("http://z/a",)
+    copy.urls = ("http://w/a", "http://v/a")  # type: ignore[assignment]
+    assert copy.url == "http://w/a"
+    with pytest.raises(ValueError, match="relative_path is required"):
+        copy.relative_path = None  # type: ignore[assignment]
+
+
 def test_declarative_artifact_needs_an_artifact() -> None:
     """artifact is required."""
     with pytest.raises(ValueError, match="artifact is required"):

@@ -29,6 +29,7 @@ from stageline.models import (
     RemoteArtifact,
     Repository,
     check_relative_path,
+    content_type_named,
     content_types,
 )
 
@@ -48,6 +49,8 @@ def test_declared_type_is_registered_with_its_keys() -> None:
     """A declared type is registered by name and exposes its natural and repo keys."""
     deb = Deb(name="a", version="1")
     assert content_types()["models-test.deb"] is Deb
+    assert content_type_named("models-test.deb") is Deb
+    assert content_type_named("models-test.never-declared") is None
     assert deb.natural_key() == ("a", "1", "all")
     assert deb.repo_key() == ("a", "all")
     assert deb.data() == {"name": "a", "version": "1", "arch": "all"}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stageline import DeclarativeContent, DownloadError, StageConfigurationError
 from stageline.stages import DownloadFailurePolicy, GenericDownloader
@@ -168,3 +171,39 @@ def test_max_concurrent_content_must_be_positive() -> None:
     """0 units at once could never make progress: refused with the argument named."""
     with pytest.raises(StageConfigurationError, match="max_concurrent_content"):
         GenericDownloader(0)
+
+
+class Mixed(GenericDownloader):
+    """Handles the units named in ``handled``, each after a number of scheduler passes of
+    its own, so that they finish out of order while units with nothing to do go by."""
+
+    def __init__(self, delays: dict[str, int], max_concurrent_content: int) -> None:
+        super().__init__(max_concurrent_content)
+        self.delays = delays
+
+    def _needs_handling(self, d_content: DeclarativeContent) -> bool:
+        return d_content.content.name in self.delays  # type: ignore[attr-defined]
+
+    async def _handle_content_unit(self, d_content: DeclarativeContent) -> int:
+        for _ in range(self.delays[d_content.content.name]):  # type: ignore[attr-defined]
+            await anyio.lowlevel.checkpoint()
+        return 1
+
+
+@given(
+    plan=st.lists(st.none() | st.integers(min_value=0, max_value=5), max_size=40),
+    concurrency=st.integers(min_value=1, max_value=4),
+    maxsize=st.integers(min_value=1, max_value=3),
+)
+@settings(max_examples=60, deadline=None)
+async def test_handled_and_passing_units_keep_their_order(
+    plan: list[int | None], concurrency: int, maxsize: int
+) -> None:
+    """Any mix of units to handle (finishing out of order) and units with nothing to do
+    (put on directly when nothing before them is pending) comes out in input order, also
+    when the next stage's buffer is full."""
+    items = sample_items(len(plan))
+    delays = {str(n): delay for n, delay in enumerate(plan) if delay is not None}
+    stage = Mixed(delays, concurrency)
+    assert await run_stage(stage, items, maxsize=maxsize) == items
+    assert stage.downloaded == len(delays)

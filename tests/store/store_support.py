@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from stageline.models import Content
+from stageline.store import Store
 
 POSTGRESQL_ENV = "STAGELINE_TEST_POSTGRESQL_URL"
 
@@ -74,3 +77,20 @@ def count_rows(url: str, table: str, where: str = "") -> int:
             return int(conn.exec_driver_sql(sql).scalar_one())
     finally:
         engine.dispose()
+
+
+@contextmanager
+def count_statements(store: Store) -> Iterator[list[str]]:
+    """Collect the SQL statements the store sends while the block runs."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
+            statements.append(statement)
+
+    engine = store._engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)

@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import pytest
 import sqlalchemy as sa
-from store_support import FileUnit, PackageUnit, sha
+from store_support import FileUnit, PackageUnit, count_statements, sha
 
 from stageline import ContentTypeError, StoreArgumentError, StoreError
 from stageline.models import Artifact, ContentArtifact, Remote, RemoteArtifact
 from stageline.store import Store
 
 pytestmark = pytest.mark.anyio
-
-
-@contextmanager
-def count_statements(store: Store) -> Iterator[list[str]]:
-    """Collect the SQL statements the store sends while the block runs."""
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
-            statements.append(statement)
-
-    engine = store._engine
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def files(numbers: range | list[int]) -> list[FileUnit]:
@@ -392,3 +374,84 @@ async def test_text_that_is_not_unicode_is_a_content_type_error(store: Store) ->
     with pytest.raises(ContentTypeError, match=r"'test\.package'.*cannot be stored"):
         await store.save_content([PackageUnit(name="p", version="1", requires=[bad_name])])
     assert await store.find_content([PackageUnit(name="p", version="1")]) == [None]
+
+
+async def test_remote_artifacts_by_path(store: Store) -> None:
+    """Remote artifacts named by (unit, relative path): inserted, moved, left, last wins;
+    a path the unit lacks is returned and nothing is written for it."""
+    units = files(range(3))
+    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
+    await store.save_content(units, cas)
+    r1 = await store.save_remote(Remote(url="http://one.test/", name="one"))
+    r2 = await store.save_remote(Remote(url="http://two.test/", name="two"))
+    assert r1.pk is not None
+    assert r2.pk is not None
+    pks = [u.pk or 0 for u in units]
+    declared = Artifact(sha256=sha(7), size=7)
+    missing = await store.save_remote_artifacts_by_path(
+        [
+            (pks[0], "f0", r1.pk, "http://one.test/f0", declared),
+            (pks[1], "f1", r1.pk, "http://one.test/old-f1", declared),
+            (pks[1], "f1", r1.pk, "http://one.test/f1", declared),  # the last one wins
+            (pks[0], "f0", r2.pk, "http://two.test/f0", declared),
+            (pks[2], "nope", r1.pk, "http://one.test/nope", declared),
+        ]
+    )
+    assert missing == [(pks[2], "nope")]
+    found = await store.find_remote_artifacts(cas)
+    assert [(ra.content_artifact.pk, ra.remote.pk, ra.url) for ra in found] == [
+        (cas[0].pk, r1.pk, "http://one.test/f0"),
+        (cas[0].pk, r2.pk, "http://two.test/f0"),
+        (cas[1].pk, r1.pk, "http://one.test/f1"),
+    ]
+    assert (found[0].sha256, found[0].size) == (sha(7), 7)
+    first_pks = [ra.pk for ra in found]
+
+    moved = Artifact(sha256=sha(8), size=8)
+    assert (
+        await store.save_remote_artifacts_by_path(
+            [
+                (pks[0], "f0", r1.pk, "http://one.test/moved/f0", moved),
+                (pks[1], "f1", r1.pk, "http://one.test/f1", moved),  # same url: left alone
+            ]
+        )
+        == []
+    )
+    found = await store.find_remote_artifacts(cas[:2], remote=r1)
+    assert [(ra.pk, ra.url, ra.sha256) for ra in found] == [
+        (first_pks[0], "http://one.test/moved/f0", sha(8)),
+        (first_pks[2], "http://one.test/f1", sha(7)),
+    ]
+
+
+async def test_unchanged_remote_artifacts_by_path_are_read_in_one_query(store: Store) -> None:
+    """A re-sync's remote artifacts by path cost one SELECT and no write."""
+    units = files(range(400))
+    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
+    await store.save_content(units, cas)
+    remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
+    assert remote.pk is not None
+    entries = [
+        (u.pk or 0, u.path, remote.pk, f"http://x.test/{u.path}", Artifact(sha256=sha(n)))
+        for n, u in enumerate(units)
+    ]
+    assert await store.save_remote_artifacts_by_path(entries) == []
+    with count_statements(store) as statements:
+        assert await store.save_remote_artifacts_by_path(entries) == []
+    assert [s.split()[0].upper() for s in statements] == ["SELECT"], statements
+    assert len(await store.find_remote_artifacts(cas)) == 400
+
+
+async def test_remote_artifacts_by_path_refuse_a_nul_in_the_url(store: Store) -> None:
+    """A url the database cannot store is refused before anything is written."""
+    [unit] = files([1])
+    await store.save_content(
+        [unit], [ContentArtifact(content=unit, artifact=None, relative_path="f1")]
+    )
+    remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
+    assert unit.pk is not None
+    assert remote.pk is not None
+    with pytest.raises(StoreArgumentError, match="NUL"):
+        await store.save_remote_artifacts_by_path(
+            [(unit.pk, "f1", remote.pk, "http://x.test/\x00", Artifact(sha256=sha(1)))]
+        )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stageline.models import Content
 from stageline.store import _codec
 from stageline.store._codec import _canonical, _digest, _key_json, key_digest
 
@@ -87,3 +89,48 @@ def test_remembered_keys_are_bounded_and_the_latest_are_kept() -> None:
     assert key_digest("codec-test.bounded", keys[-1]) == uncached_digest(
         "codec-test.bounded", keys[-1]
     )
+
+
+@attrs.define(kw_only=True, eq=False)
+class _Wide(Content):
+    """A content type with fields of every kind, declared out of alphabetical order."""
+
+    type_name: ClassVar[str] = "codec-test.wide"
+    natural_key_fields: ClassVar[tuple[str, ...]] = ("zeta",)
+
+    zeta: Any = None
+    alpha: Any = None
+    mid: Any = None
+
+
+@attrs.define(kw_only=True, eq=False)
+class _One(Content):
+    type_name: ClassVar[str] = "codec-test.one"
+    natural_key_fields: ClassVar[tuple[str, ...]] = ("only",)
+
+    only: Any = None
+
+
+@attrs.define(kw_only=True, eq=False)
+class _OwnData(Content):
+    """A type whose data() adds a field: its dict is encoded as it comes."""
+
+    type_name: ClassVar[str] = "codec-test.own-data"
+    natural_key_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    name: str = ""
+
+    def data(self) -> dict[str, Any]:
+        return {**super().data(), "extra": [self.name]}
+
+
+@given(zeta=values, alpha=values, mid=values, only=values, name=st.text())
+@settings(max_examples=200)
+def test_unit_fields_are_written_as_canonical_json_of_their_data(
+    zeta: Any, alpha: Any, mid: Any, only: Any, name: str
+) -> None:
+    """A unit's fields encode to exactly the canonical JSON of its data(), whatever they hold
+    (the per-class fast path, its fallback for nested or float values, and an overridden
+    data())."""
+    for unit in (_Wide(zeta=zeta, alpha=alpha, mid=mid), _One(only=only), _OwnData(name=name)):
+        assert _codec._data_json(unit) == reference(unit.data())

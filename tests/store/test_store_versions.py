@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 import sqlalchemy as sa
-from store_support import FileUnit, PackageUnit, count_rows, sha
+from store_support import FileUnit, PackageUnit, count_rows, count_statements, sha
 
 from stageline import StoreArgumentError, StoreError
 from stageline.models import Content, Repository
@@ -188,6 +188,34 @@ async def test_repo_key_last_added_wins(store: Store) -> None:
     assert v3.result is not None
     assert (v3.result.added_count, v3.result.removed_count) == (1, 1)
     assert await content_of(store, repository, 1) == {old.pk, other.pk}
+
+
+async def test_a_present_unit_after_a_new_one_with_its_key_wins(store: Store) -> None:
+    """In one batch the later of two units with one repo key wins, also when the later one
+    is in the version already and the earlier one is new."""
+    repository = await make_repository(store)
+    old, new = await store.save_content(
+        [FileUnit(path="same", digest=sha(1)), FileUnit(path="same", digest=sha(2))]
+    )
+    async with store.new_version(repository) as v1:
+        await v1.add_content([old])
+    async with store.new_version(repository) as v2:
+        assert await v2.add_content([new, old]) == 0
+    assert v2.result is None
+    assert await content_of(store, repository) == {old.pk}
+
+
+async def test_adding_units_the_version_holds_reads_and_writes_nothing(store: Store) -> None:
+    """A batch wholly in the version (a re-sync's) costs one query: no key, no write."""
+    repository = await make_repository(store)
+    units = await saved_files(store, range(300))
+    async with store.new_version(repository) as v1:
+        await v1.add_content(units)
+    async with store.new_version(repository) as v2:
+        with count_statements(store) as statements:
+            assert await v2.add_content(units) == 0
+    assert [s.split()[0].upper() for s in statements] == ["SELECT"], statements
+    assert v2.result is None
 
 
 async def test_types_without_repo_key_coexist(store: Store) -> None:

@@ -4,7 +4,7 @@ An object is unsaved until the store gives it a primary key (``pk``).
 """
 
 from ._artifact import DIGEST_FIELDS, DIGEST_LENGTHS, Artifact, ContentArtifact, RemoteArtifact
-from ._content import Content, content_types
+from ._content import Content, content_type_named, content_types, data_fields
 from ._paths import check_relative_path
 from ._remote import DownloadPolicy, Remote
 from ._repository import Repository, RepositoryVersion
@@ -22,7 +22,9 @@ __all__ = [
     "Repository",
     "RepositoryVersion",
     "check_relative_path",
+    "content_type_named",
     "content_types",
+    "data_fields",
     "trusted_artifact",
     "trusted_content_artifact",
     "trusted_remote_artifact",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, Final
 
 import attrs
 
-from .._exceptions import InvalidValueError, MalformedDigestError
+from .._exceptions import InvalidValueError, MalformedDigestError, UnsafePathError
 from ._paths import check_relative_path
 
 if TYPE_CHECKING:
@@ -65,7 +65,13 @@ def _optional_size(
 
 
 def _relative_path(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    check_relative_path(value, context=f"{type(instance).__name__}.{attribute.name}")
+    try:
+        check_relative_path(value)
+    except UnsafePathError:
+        # Again, naming the field: the context is built only for a path that fails (a
+        # sync makes a content artifact per file, whose path is nearly always safe).
+        check_relative_path(value, context=f"{type(instance).__name__}.{attribute.name}")
+        raise
 
 
 @attrs.define(eq=False, kw_only=True)

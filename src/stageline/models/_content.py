@@ -111,7 +111,39 @@ class Content:
 
     def data(self) -> dict[str, Any]:
         """The unit's fields (without ``pk``) as a JSON-ready dict."""
-        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name != "pk"}
+        names, get = data_fields(type(self))
+        return dict(zip(names, get(self), strict=True))
+
+
+#: Per content class: its field names but ``pk``, in declaration order, and a function
+#: returning their values as a tuple, in that order (see :func:`data_fields`).
+_DATA_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
+
+
+def data_fields(cls: type[Content]) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """The names of a content class's fields but ``pk``, in declaration order, and a
+    function giving a unit's values of them as a tuple in that order.
+
+    What :meth:`Content.data` is made of, computed once per class: the store encodes the
+    fields of every unit it saves.
+    """
+    found = _DATA_FIELDS.get(cls)
+    if found is None:
+        names = tuple(a.name for a in attrs.fields(cls) if a.name != "pk")
+        found = _DATA_FIELDS[cls] = (names, _values_getter(names))
+    return found
+
+
+def _values_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function returning the tuple of the named attributes' values (in C, mostly)."""
+    if len(names) > 1:
+        get: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*names)
+        return get
+    if names:
+        # attrgetter of one name returns the value itself, not a 1-tuple.
+        one = operator.attrgetter(names[0])
+        return lambda unit: (one(unit),)
+    return lambda _unit: ()
 
 
 #: A function returning the tuple of the named attributes' values, per tuple of field
@@ -121,21 +153,7 @@ _KEY_GETTERS: dict[tuple[str, ...], Callable[[Any], tuple[Any, ...]]] = {}
 
 
 def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    get: Callable[[Any], tuple[Any, ...]]
-    if len(fields) > 1:
-        get = operator.attrgetter(*fields)
-    elif fields:
-        # attrgetter of one name returns the value itself, not a 1-tuple.
-        one = operator.attrgetter(fields[0])
-
-        def get(unit: Any) -> tuple[Any, ...]:
-            return (one(unit),)
-    else:
-
-        def get(unit: Any) -> tuple[Any, ...]:
-            return ()
-
-    _KEY_GETTERS[fields] = get
+    get = _KEY_GETTERS[fields] = _values_getter(fields)
     return get
 
 
@@ -157,3 +175,12 @@ def _same_definition(registered: type, new: type) -> bool:
 def content_types() -> dict[str, type[Content]]:
     """Every declared content type, by ``type_name``."""
     return dict(_REGISTRY)
+
+
+def content_type_named(name: str) -> type[Content] | None:
+    """The declared content type whose ``type_name`` is ``name``, or None.
+
+    Like ``content_types().get(name)`` without copying the registry: the store asks it for
+    every unit it encodes or decodes.
+    """
+    return _REGISTRY.get(name)

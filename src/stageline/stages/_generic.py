@@ -141,6 +141,12 @@ class GenericDownloader(Stage):
                         await running.acquire()
                     slot = _Slot(d_content, finished=False)
                     tg.start_soon(self._handle, slot, running, failures, tg)
+                elif not window.slots and not window.emitting:
+                    # Nothing read before it is still waiting to be put on: put it on
+                    # here, without a slot and a hand-over to the emitter (a unit with
+                    # nothing to download, and so every unit of an on-demand sync).
+                    await self.put(d_content)
+                    continue
                 else:
                     slot = _Slot(d_content, finished=True)
                 window.push(slot)
@@ -185,7 +191,12 @@ class GenericDownloader(Stage):
                 slots.popleft()
                 window.freed()
                 if not slot.skipped:
-                    await self.put(slot.d_content)
+                    # While this put waits, the reader must not put a later unit past it.
+                    window.emitting = True
+                    try:
+                        await self.put(slot.d_content)
+                    finally:
+                        window.emitting = False
             elif window.ended:
                 return
             else:
@@ -200,12 +211,14 @@ class _Window:
     semaphore, which each pass through the scheduler.
     """
 
-    __slots__ = ("_space", "_work", "ended", "size", "slots")
+    __slots__ = ("_space", "_work", "emitting", "ended", "size", "slots")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.slots: deque[_Slot] = deque()
         self.ended = False
+        # True while the emitter puts a unit on (the reader then queues, to keep order).
+        self.emitting = False
         self._space: anyio.Event | None = None
         self._work: anyio.Event | None = None
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from .._declarative import DeclarativeArtifact, DeclarativeContent
 from .._exceptions import PipelineError, SyncError
 from .._stage import Stage
-from ..models import Content, ContentArtifact, Remote, trusted_remote_artifact
-from ..store import Store
+from ..models import Content, ContentArtifact, Remote
+from ..store import RemoteArtifactEntry, Store
 from ._query import DEFAULT_BATCH_SIZE, check_batch_size
 
 __all__ = ["RemoteArtifactSaver"]
@@ -56,40 +56,29 @@ class RemoteArtifactSaver(Stage):
     async def _save_batch(
         self, declared: list[tuple[DeclarativeContent, DeclarativeArtifact]]
     ) -> None:
-        units: dict[int, Content] = {}
-        for d, _da in declared:
-            if d.content.pk is None:
+        entries: list[RemoteArtifactEntry] = []
+        for d, da in declared:
+            content_pk = d.content.pk
+            if content_pk is None:
                 raise PipelineError(
                     f"RemoteArtifactSaver got the unsaved unit {d.content!r}; put ContentSaver "
                     "before it in the pipeline"
                 )
-            units[d.content.pk] = d.content
-        for _d, da in declared:
-            assert da.remote is not None
-            if id(da.remote) not in self._remotes:
-                await self.store.save_remote(da.remote)
-                self._remotes[id(da.remote)] = da.remote
-        found = await self.store.find_content_artifacts(list(units.values()))
-        by_path: dict[tuple[int, str], ContentArtifact] = {
-            (ca.content.pk or 0, ca.relative_path): ca for ca in found
-        }
-        remote_artifacts = []
-        for d, da in declared:
-            ca = by_path.get((d.content.pk or 0, da.relative_path))
-            if ca is None:
-                raise SyncError(_no_such_path(d.content, da.relative_path, found))
-            assert da.remote is not None
+            remote = da.remote
+            assert remote is not None
+            if id(remote) not in self._remotes:
+                await self.store.save_remote(remote)
+                self._remotes[id(remote)] = remote
+            assert remote.pk is not None
             # The size and digests are the declared artifact's, checked when it was made
             # (and on every assignment since), so they are not checked again.
-            remote_artifacts.append(
-                trusted_remote_artifact(
-                    url=da.all_urls[0],
-                    content_artifact=ca,
-                    remote=da.remote,
-                    digests_of=da.artifact,
-                )
-            )
-        await self.store.save_remote_artifacts(remote_artifacts)
+            entries.append((content_pk, da.relative_path, remote.pk, da.all_urls[0], da.artifact))
+        missing = await self.store.save_remote_artifacts_by_path(entries)
+        if missing:
+            content_pk, path = missing[0]
+            unit = next(d.content for d, _da in declared if d.content.pk == content_pk)
+            found = await self.store.find_content_artifacts([unit])
+            raise SyncError(_no_such_path(unit, path, found))
 
 
 def _no_such_path(unit: Content, path: str, found: list[ContentArtifact]) -> str:

@@ -8,6 +8,7 @@ Open one with :func:`open_store`; group calls in one transaction with
 from ._home import HOME_ENV, create_home, default_database_path, default_home
 from ._locator import ArtifactLocator
 from ._ranges import Change
+from ._remotes import RemoteArtifactEntry
 from ._schema import SCHEMA_VERSION
 from ._store import Store, open_store
 from ._unit_of_work import UnitOfWork
@@ -19,6 +20,7 @@ __all__ = [
     "ArtifactLocator",
     "Change",
     "NewVersion",
+    "RemoteArtifactEntry",
     "Store",
     "UnitOfWork",
     "create_home",

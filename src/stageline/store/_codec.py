@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Callable
 from typing import Any, Final
 
 from .._exceptions import ContentTypeError, StoreArgumentError
-from ..models import Content, content_types
+from ..models import Content, content_type_named, data_fields
 from ._values import NAME_MAX_CHARS, check_text
 
 __all__ = [
@@ -71,6 +72,47 @@ def _canonical(value: Any, encoder: Callable[[Any], str] = _encoder) -> str:
             pairs.append(_encode_str(key) + ":" + write(value[key]))
         return "{" + ",".join(pairs) + "}"
     return encoder(value)
+
+
+#: Per content class: the JSON key prefixes (``"name":``) of its data fields in sorted
+#: order and a function giving the unit's values in that order; None for a class that
+#: overrides ``data()`` (its dict is encoded as it comes).
+_DATA_PLANS: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]] | None] = {}
+
+
+def _data_plan(cls: type[Content]) -> tuple[tuple[str, ...], Callable[[Any], Any]] | None:
+    if cls.data is not Content.data:
+        plan = None
+    else:
+        names = tuple(sorted(data_fields(cls)[0]))
+        get: Callable[[Any], Any]
+        if len(names) > 1:
+            get = operator.attrgetter(*names)
+        elif names:
+            # attrgetter of one name returns the value itself, not a 1-tuple.
+            one = operator.attrgetter(names[0])
+            get = lambda unit: (one(unit),)  # noqa: E731
+        else:
+            get = lambda _unit: ()  # noqa: E731
+        plan = (tuple(_encode_str(name) + ":" for name in names), get)
+    _DATA_PLANS[cls] = plan
+    return plan
+
+
+def _data_json(unit: Content) -> str:
+    """``_canonical(unit.data())``, without building the dict or sorting its keys per unit."""
+    cls = type(unit)
+    plan = _DATA_PLANS[cls] if cls in _DATA_PLANS else _data_plan(cls)
+    if plan is None:
+        return _canonical(unit.data())
+    prefixes, get = plan
+    parts = []
+    for prefix, value in zip(prefixes, get(unit), strict=True):
+        write = _SCALARS.get(type(value))
+        if write is None:
+            return _canonical(unit.data())
+        parts.append(prefix + write(value))
+    return "{" + ",".join(parts) + "}"
 
 
 def _canonical_key(value: Any) -> str:
@@ -169,7 +211,7 @@ def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
 def check_declared(unit: Content) -> str:
     cls = type(unit)
     name = cls.type_name
-    if not name or content_types().get(name) is not cls:
+    if not name or content_type_named(name) is not cls:
         raise ContentTypeError(
             f"{cls.__module__}.{cls.__qualname__} is not a declared content type; subclass "
             "Content with a type_name and natural_key_fields (see stageline.models.Content)"
@@ -190,7 +232,7 @@ def encode_content(unit: Content) -> ContentRow:
     check_text(name, "content type name", max_chars=NAME_MAX_CHARS)
     natural_json, natural_digest = _key_json_and_digest(name, unit.natural_key())
     try:
-        data = _canonical(unit.data())
+        data = _data_json(unit)
         if not data.isascii():
             # The drivers send UTF-8; fail here, naming the unit, not deep in the driver.
             data.encode()
@@ -223,7 +265,7 @@ def decode_content(type_name: str, data: str, pk: int) -> Content:
         ContentTypeError: no imported module declares ``type_name``, or the stored fields no
             longer fit the declared class.
     """
-    cls = content_types().get(type_name)
+    cls = content_type_named(type_name)
     if cls is None:
         raise ContentTypeError(
             f"the database holds content of type {type_name!r}, which no imported module "

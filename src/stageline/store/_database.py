@@ -7,6 +7,8 @@ protocol, never through an engine or a connection of its own.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar, Token
 from pathlib import Path
@@ -20,7 +22,13 @@ from sqlalchemy.dialects import postgresql as _pg
 from sqlalchemy.dialects import sqlite as _sqlite
 
 from .._exceptions import StoreArgumentError, StoreError
-from ._engine import WRITE_OPTION, describe_url, sqlite_path, translate_error
+from ._engine import (
+    SQLITE_BUSY_TIMEOUT,
+    WRITE_OPTION,
+    describe_url,
+    sqlite_path,
+    translate_error,
+)
 from ._locator import ArtifactLocator
 from ._values import check_int
 
@@ -113,6 +121,54 @@ class Runner(Protocol):
         ...
 
 
+class _WriterGate:
+    """SQLite's write lock, taken in turn by this process's writers before they ask SQLite.
+
+    SQLite lets one connection write at a time; a writer that finds the lock taken sleeps
+    in its busy handler for 1, 2, 5, 10, 15, 20, 25 … ms between tries, so a stage whose
+    transaction queued behind another's slept up to ~25 ms past the moment the lock was
+    free, while the sync's other writers (saving content, remote artifacts, adding to the
+    version) took turns. The writers of one process wait here instead, on a lock that
+    wakes the next one as soon as the last one commits. Other processes are still kept
+    out by SQLite's own lock (and its busy handler).
+
+    Waiting is done in the worker thread, in steps, so that a cancelled caller stops
+    waiting within one step; after the busy timeout it fails as SQLite would.
+    """
+
+    __slots__ = ("_lock",)
+
+    #: Seconds between checks for a cancellation of the waiting caller.
+    STEP = 0.05
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def acquire(self, what: str, url: str) -> None:
+        """Take the lock (in a worker thread started by anyio).
+
+        Raises:
+            StoreError: it stayed taken for the busy timeout.
+            Cancelled: the caller was cancelled while it waited.
+        """
+        lock = self._lock
+        if lock.acquire(blocking=False):
+            return
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+        while not lock.acquire(timeout=self.STEP):
+            anyio.from_thread.check_cancelled()
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"could not {what} in {url}: database is locked; another writer of "
+                    f"this process kept the SQLite database locked for longer than the "
+                    f"busy timeout ({SQLITE_BUSY_TIMEOUT:g} s)"
+                )
+
+    def release(self) -> None:
+        """Let the next writer in (from any thread)."""
+        self._lock.release()
+
+
 class Database:
     """An engine, the worker threads that use it, and the SQL every store module shares.
 
@@ -132,6 +188,8 @@ class Database:
         self._postgresql = engine.dialect.name == "postgresql"
         self._sqlite_file = sqlite_path(engine.url)
         self._limiter = anyio.CapacityLimiter(max_threads)
+        # SQLite: this process's writers take its write lock in turn (see _WriterGate).
+        self._writer_gate = None if self._postgresql else _WriterGate()
         self._placeholder = "%s" if self._postgresql else "?"
         # Rows written per table since statistics were last refreshed, and the count at
         # which they are refreshed next (tests lower it to reach the refresh quickly).
@@ -223,30 +281,42 @@ class Database:
         """
         self._refuse_inside_transaction(what)
         limiter = anyio.CapacityLimiter(1)
-        connection = await anyio.to_thread.run_sync(lambda: self._begin(what), limiter=limiter)
+        connection, gate = await anyio.to_thread.run_sync(
+            lambda: self._begin(what), limiter=limiter
+        )
         token = _open_transactions.set((*_open_transactions.get(), self))
-        return Transaction(self, connection, limiter, token)
+        return Transaction(self, connection, limiter, token, gate)
 
-    def _begin(self, what: str) -> sa.Connection:
-        try:
-            conn = self._engine.connect()
-        except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc, what=what, url=self._url) from exc
+    def _begin(self, what: str) -> tuple[sa.Connection, _WriterGate | None]:
+        gate = self._writer_gate
+        if gate is not None:
+            gate.acquire(what, self.url)
         opened = False
         try:
-            conn.execution_options(**{WRITE_OPTION: True})
-            conn.begin()
-            # A caller cancelled meanwhile would never end the transaction: end it here.
-            anyio.from_thread.check_cancelled()
-            opened = True
-        except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc, what=what, url=self._url) from exc
+            try:
+                conn = self._engine.connect()
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate_error(exc, what=what, url=self._url) from exc
+            try:
+                conn.execution_options(**{WRITE_OPTION: True})
+                conn.begin()
+                # A caller cancelled meanwhile would never end the transaction: end it here.
+                anyio.from_thread.check_cancelled()
+                opened = True
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate_error(exc, what=what, url=self._url) from exc
+            finally:
+                if not opened:
+                    close_connection(conn)
         finally:
-            if not opened:
-                close_connection(conn)
-        return conn
+            if not opened and gate is not None:
+                gate.release()
+        return conn, gate
 
     def _call(self, what: str, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
+        gate = self._writer_gate if write else None
+        if gate is not None:
+            gate.acquire(what, self.url)
         try:
             with self._engine.connect() as conn:
                 if write:
@@ -257,6 +327,9 @@ class Database:
                     return result
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc, what=what, url=self._url) from exc
+        finally:
+            if gate is not None:
+                gate.release()
 
     async def run_blocking(self, fn: Callable[[], T]) -> T:
         """Run a blocking ``fn()`` that opens its own connection, in a worker thread."""
@@ -391,8 +464,11 @@ class Transaction:
         connection: sa.Connection,
         limiter: anyio.CapacityLimiter,
         token: Token[tuple[Database, ...]],
+        gate: _WriterGate | None = None,
     ) -> None:
         self._database = database
+        # The writer gate this transaction holds (SQLite), let go when its connection is.
+        self._gate = gate
         self._connection: sa.Connection | None = connection
         self._limiter = limiter
         self._token = token
@@ -461,7 +537,7 @@ class Transaction:
                 except sa.exc.SQLAlchemyError as exc:
                     raise self._database.describe_error(exc, what) from exc
                 finally:
-                    close_connection(conn)
+                    self._close(conn)
                     closed = True
 
             try:
@@ -471,7 +547,7 @@ class Transaction:
                     # Cancelled before the thread started: roll back here.
                     with anyio.CancelScope(shield=True):
                         await anyio.to_thread.run_sync(
-                            lambda: close_connection(conn), limiter=self._limiter
+                            lambda: self._close(conn), limiter=self._limiter
                         )
 
     async def rollback(self) -> None:
@@ -486,9 +562,16 @@ class Transaction:
                 if conn is None:
                     return
                 self._end()
-                await anyio.to_thread.run_sync(
-                    lambda: close_connection(conn), limiter=self._limiter
-                )
+                await anyio.to_thread.run_sync(lambda: self._close(conn), limiter=self._limiter)
+
+    def _close(self, conn: sa.Connection) -> None:
+        """Give the connection back (rolling back what is not committed), then the gate."""
+        try:
+            close_connection(conn)
+        finally:
+            gate, self._gate = self._gate, None
+            if gate is not None:
+                gate.release()
 
     def _end(self) -> None:
         self._connection = None

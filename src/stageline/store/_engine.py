@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -13,7 +13,17 @@ from sqlalchemy.engine import make_url
 
 from .._exceptions import DatabaseURLError, StoreError
 
-__all__ = ["create_engine", "describe_url", "sqlite_path", "translate_error"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT",
+    "create_engine",
+    "describe_url",
+    "sqlite_path",
+    "translate_error",
+]
+
+#: Seconds a SQLite writer waits for the write lock (held by another connection of this
+#: process or by another process) before the store reports "database is locked".
+SQLITE_BUSY_TIMEOUT: Final = 60.0
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 _POSTGRESQL_DRIVERS = {"postgresql", "postgresql+psycopg"}
@@ -82,7 +92,7 @@ def create_engine(url_or_path: str | os.PathLike[str], *, pool_size: int) -> sa.
             url,
             # The sqlite3 busy timeout: how long a writer waits for another one (threads
             # here, or another process) before "database is locked".
-            connect_args={"timeout": 60.0, "check_same_thread": False},
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size,
             # Reuse the most recently used connection: its page cache is the warm one
@@ -307,9 +317,9 @@ def translate_error(exc: sa.exc.SQLAlchemyError, *, what: str, url: sa.URL) -> S
         )
     if isinstance(exc, sa.exc.OperationalError) and not postgresql and "locked" in detail:
         return StoreError(
-            f"could not {what} in {where}: {detail}; another process kept the SQLite database "
-            "locked for longer than the busy timeout (60 s); use PostgreSQL for many "
-            "concurrent writers"
+            f"could not {what} in {where}: {detail}; another process kept the SQLite "
+            f"database locked for longer than the busy timeout ({SQLITE_BUSY_TIMEOUT:g} s); "
+            "use PostgreSQL for many concurrent writers"
         )
     operational = isinstance(exc, sa.exc.OperationalError)
     hint: str | None = None

@@ -8,7 +8,7 @@ and undoing it (a failed or abandoned version) costs O(its changes) too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import sqlalchemy as sa
@@ -119,21 +119,24 @@ def add_rows(
     database: Database,
     repository_id: int,
     number: int,
-    chosen: dict[int, str | None],
+    pks: Sequence[int],
+    choose: Callable[[], dict[int, str | None]],
 ) -> tuple[int, int]:
-    """Add content pks (mapped to their repo-key digest or None) to version ``number``.
+    """Add content to version ``number``: ``choose()`` maps the pks to add to their
+    repo-key digest (or None); ``pks`` are every pk it may name.
 
     Units present already are left alone; a unit the version removed is restored; a
-    present unit with the repo key of an added one is ended. Returns how many units were
-    added (restored ones included) and how many rows were inserted.
+    present unit with the repo key of an added one is ended. ``choose`` is called only
+    when some of ``pks`` are not present: a batch the version holds already (a re-sync's)
+    costs one query and no key. Returns how many units were added (restored ones
+    included) and how many rows were inserted.
     """
     # Driver-level SQL: this runs once per batch of every sync, and SQLAlchemy's expanding
     # IN parameters cost more than the queries.
     mark = database.placeholder
-    pks = sorted(chosen)
     present: set[int] = set()
     restorable: dict[int, int] = {}
-    for chunk in chunks(pks):
+    for chunk in chunks(sorted(set(pks))):
         # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
         # a condition on version_removed tempts PostgreSQL into scanning the whole
         # version through the version_removed index while its statistics lag behind.
@@ -146,6 +149,10 @@ def add_rows(
                 present.add(content_id)
             elif removed == number:
                 restorable[content_id] = row_id
+    if len(present) == len(set(pks)):
+        return 0, 0
+    chosen = choose()
+    pks = sorted(chosen)
     new = [pk for pk in pks if pk not in present]
     keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
     conflicts: list[tuple[int, int]] = []

@@ -12,12 +12,23 @@ import attrs
 import sqlalchemy as sa
 
 from .._exceptions import StoreArgumentError, StoreError
-from ..models import DIGEST_FIELDS, ContentArtifact, DownloadPolicy, Remote, RemoteArtifact
+from ..models import (
+    DIGEST_FIELDS,
+    Artifact,
+    ContentArtifact,
+    DownloadPolicy,
+    Remote,
+    RemoteArtifact,
+)
 from . import _schema as t
 from ._database import Database, Runner, chunks, require_pk
 from ._values import NAME_MAX_CHARS, check_file_values, check_int, check_text
 
-__all__ = ["RemoteCalls", "shown_url"]
+__all__ = ["RemoteArtifactEntry", "RemoteCalls", "shown_url"]
+
+#: A remote artifact for :meth:`RemoteCalls.save_remote_artifacts_by_path`: (content pk,
+#: relative path, remote pk, url, the artifact whose size and digests it records).
+RemoteArtifactEntry = tuple[int, str, int, str, Artifact]
 
 # Every field but the identity ones, so that a setting added to Remote is kept too.
 _REMOTE_SETTINGS = tuple(
@@ -269,6 +280,101 @@ class RemoteCalls:
         for key, ra in keyed:
             ra.pk = ids[key]
         return list(remote_artifacts)
+
+    async def save_remote_artifacts_by_path(
+        self, entries: Sequence[RemoteArtifactEntry]
+    ) -> list[tuple[int, str]]:
+        """Insert-or-update remote artifacts named by their unit and relative path.
+
+        A bulk form of :meth:`save_remote_artifacts` for a sync, which knows each file by
+        its saved unit and relative path, not by its content artifact: the content
+        artifacts and the saved remote artifacts are read in one query, and only new and
+        moved pairs are written (a second, write transaction; none when nothing changed).
+        No objects are made per row. As there, a pair (content artifact, remote) is
+        unique: a new one is inserted, one saved with another url gets the new url and
+        digests, an unchanged one is left alone, and of a pair given twice the last wins.
+
+        Args:
+            entries: ``(content pk, relative path, remote pk, url, artifact)`` tuples: a
+                saved unit, the path of one of its content artifacts, a saved remote, the
+                url, and the artifact whose size and digests the remote artifact records
+                (a declared artifact; it need not be saved).
+
+        Returns:
+            The ``(content pk, relative path)`` of the entries whose unit has no content
+            artifact at that path (none of them is written; the others are).
+
+        Raises:
+            StoreArgumentError: a url holds a NUL character, or a size or digest does not
+                fit the database.
+            StoreError: the database failed.
+        """
+        if not entries:
+            return []
+        database = self._runner.database
+        content_ids = sorted({entry[0] for entry in entries})
+        remote_ids = sorted({entry[2] for entry in entries})
+        select = (
+            "SELECT ca.content_id, ca.relative_path, ca.id, ra.remote_id, ra.url "
+            "FROM content_artifacts ca LEFT JOIN remote_artifacts ra "
+            "ON ra.content_artifact_id = ca.id AND ra.remote_id IN {remotes} "
+            "WHERE ca.content_id IN {contents}"
+        )
+
+        def read(
+            conn: sa.Connection,
+        ) -> tuple[dict[tuple[int, str], int], dict[tuple[int, int], str]]:
+            ca_ids: dict[tuple[int, str], int] = {}
+            urls: dict[tuple[int, int], str] = {}
+            remotes = database.params(len(remote_ids))
+            for chunk in chunks(content_ids):
+                query = select.format(remotes=remotes, contents=database.params(len(chunk)))
+                for cid, path, ca_id, remote_id, url in conn.exec_driver_sql(
+                    query, (*remote_ids, *chunk)
+                ).fetchall():
+                    ca_ids[(cid, path)] = ca_id
+                    if remote_id is not None:
+                        urls[(ca_id, remote_id)] = url
+            return ca_ids, urls
+
+        ca_ids, saved_urls = await self._runner.run(
+            "look up content artifacts and remote artifacts", read, write=False
+        )
+        missing: list[tuple[int, str]] = []
+        latest: dict[tuple[int, int], tuple[str, Any]] = {}
+        for content_id, path, remote_id, url, artifact in entries:
+            ca_id = ca_ids.get((content_id, path))
+            if ca_id is None:
+                missing.append((content_id, path))
+            else:
+                latest[(ca_id, remote_id)] = (url, artifact)
+        rows = []
+        for key in sorted(latest):
+            url, artifact = latest[key]
+            if saved_urls.get(key) == url:
+                continue
+            check_text(url, "remote artifact url")
+            check_file_values(artifact, "remote artifact")
+            rows.append((*key, url, artifact.size, *[getattr(artifact, n) for n in DIGEST_FIELDS]))
+        if rows:
+
+            def write(conn: sa.Connection) -> None:
+                # Sorted by the unique key, so that concurrent PostgreSQL writers take its
+                # locks in the same order; a pair a concurrent writer saved meanwhile is
+                # updated only when its url differs, as the read would have.
+                for chunk in chunks(rows):
+                    database.bulk_insert(
+                        conn,
+                        "remote_artifacts",
+                        _RA_COLUMNS,
+                        chunk,
+                        conflict="content_artifact_id, remote_id",
+                        on_conflict=_RA_MOVED,
+                    )
+
+            await self._runner.run("save remote artifacts", write, write=True)
+            await self._runner.note_growth("remote_artifacts", len(rows))
+        return missing
 
     async def find_remote_artifacts(
         self, content_artifacts: Sequence[ContentArtifact], *, remote: Remote | None = None

@@ -312,25 +312,36 @@ class NewVersion:
             StoreError: the version is not open, or the database failed.
         """
         repository_id, number = self._check_open()
-        chosen: dict[int, str | None] = {}
-        holder: dict[str, int] = {}
         for unit in units:
             if unit.pk is None:
                 raise StoreArgumentError(f"content must be saved before it is added: {unit!r}")
-            key = repo_key_of(unit)
-            if key is not None:
-                previous = holder.get(key)
-                if previous is not None and previous != unit.pk:
-                    del chosen[previous]
-                holder[key] = unit.pk
-            chosen[unit.pk] = key
-        if not chosen:
+        pks = [unit.pk for unit in units if unit.pk is not None]
+        if not pks:
             return 0
+
+        def choose() -> dict[int, str | None]:
+            # The repository keys, computed only when some unit is not in the version
+            # (a re-sync's batches usually are all there): of two units with one key,
+            # the later wins, whether it is new or present.
+            chosen: dict[int, str | None] = {}
+            holder: dict[str, int] = {}
+            for unit in units:
+                pk = unit.pk
+                assert pk is not None
+                key = repo_key_of(unit)
+                if key is not None:
+                    previous = holder.get(key)
+                    if previous is not None and previous != pk:
+                        del chosen[previous]
+                    holder[key] = pk
+                chosen[pk] = key
+            return chosen
+
         assert self._changing is not None
         async with self._changing:
             added, inserted = await self._database.run(
                 f"add content to version {number} of repository {self.repository.name!r}",
-                lambda conn: add_rows(conn, self._database, repository_id, number, chosen),
+                lambda conn: add_rows(conn, self._database, repository_id, number, pks, choose),
                 write=True,
             )
         await self._database.note_growth("repository_content", inserted)
