@@ -329,6 +329,8 @@ UNSAFE_PATHS = [
     pytest.param("a\x1bb", "control character", id="escape"),
     pytest.param("a\x7fb", "control character", id="del"),
     pytest.param("a\x85b", "control character", id="c1-next-line"),
+    pytest.param("a\ud800b", "lone surrogate", id="high-surrogate"),
+    pytest.param("a/\udfff", "lone surrogate", id="low-surrogate"),
 ]
 
 
