@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import stat
 from pathlib import Path
@@ -207,3 +208,24 @@ async def test_one_declarative_version_runs_one_sync_at_a_time(
                 release.set()
     finally:
         logging.getLogger("stageline.sync").removeHandler(handler)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_create_runs_in_a_thread_started_from_an_event_loop(
+    backend: str, workspace: Workspace, upstream: Upstream
+) -> None:
+    """create() in a worker thread of a running loop (asyncio.to_thread, the way async code
+    calls synchronous code) runs the sync: the thread copies the loop's context, which
+    names the loop's library, but no loop runs in that thread."""
+    upstream.add("a", b"content of a")
+
+    async def main() -> RepositoryVersion | None:
+        dv = DeclarativeVersion(
+            ManifestFirstStage(upstream.remote()), Repository(name="x"), workspace=workspace
+        )
+        return await asyncio.to_thread(dv.create, backend=backend)  # type: ignore[arg-type]
+
+    version = anyio.run(main)
+    assert version is not None
+    assert version.number == 1
+    assert version.content_count == 1

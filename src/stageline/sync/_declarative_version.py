@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import Final, Literal
 
@@ -329,7 +330,7 @@ class DeclarativeVersion:
                 f"DeclarativeVersion.create() was called inside a running {running} event "
                 "loop; use `await dv.acreate()` there"
             )
-        return anyio.run(self.acreate, backend=backend)
+        return _run_new_loop(self.acreate, backend)
 
     async def acreate(self) -> RepositoryVersion | None:
         """Run the sync inside the running event loop (asyncio or Trio).
@@ -383,6 +384,26 @@ def _int_at_least(minimum: int, name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise StageConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
+
+
+def _run_new_loop(
+    fn: Callable[[], Awaitable[RepositoryVersion | None]], backend: Backend
+) -> RepositoryVersion | None:
+    """``anyio.run(fn)`` in a copy of the caller's context that names no async library.
+
+    No event loop runs in this thread (the caller checked), but a thread started from
+    one by ``asyncio.to_thread`` or ``run_in_executor`` copies the loop's context, and
+    with it sniffio's variable that anyio set to the running library; ``anyio.run``
+    would read it and refuse with "Already running asyncio in this thread".
+    """
+
+    def run() -> RepositoryVersion | None:
+        sniffio = sys.modules.get("sniffio")
+        if sniffio is not None:
+            sniffio.current_async_library_cvar.set(None)
+        return anyio.run(fn, backend=backend)
+
+    return contextvars.copy_context().run(run)
 
 
 def _running_event_loop() -> str | None:
