@@ -365,6 +365,21 @@ async def test_reopening_an_upgraded_database_runs_no_revision(
     assert len([message for message in logged if UPGRADE_LOG in message]) == 1
 
 
+async def test_opening_an_up_to_date_database_logs_nothing(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alembic is not run, and so logs nothing, when the schema is at the head revision: an
+    operator's INFO log does not repeat Alembic's set-up lines on every open."""
+    async with open_store(database_url):
+        pass
+    with caplog.at_level(logging.DEBUG, logger="alembic"):
+        async with open_store(database_url) as store:
+            await store.create_repository(Repository(name="new"))
+    assert [
+        record.getMessage() for record in caplog.records if record.name.startswith("alembic")
+    ] == []
+
+
 async def test_unknown_schema_version_without_revisions_is_refused(database_url: str) -> None:
     """A stageline_meta version newer than 1 with no revision table is refused, untouched."""
     run_sql(database_url, "UPDATE stageline_meta SET value = '7'", version_1=True)

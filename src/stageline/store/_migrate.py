@@ -16,7 +16,6 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from .._exceptions import SchemaVersionError
@@ -110,8 +109,11 @@ def _current_revision(conn: sa.Connection, names: set[str]) -> str:
             f"version {SCHEMA_VERSION}, revision {HEAD_REVISION}); it was damaged: restore a "
             "backup, or point stageline at an empty database"
         )
-    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-    heads = context.get_current_heads()
+    # Read directly rather than through Alembic's MigrationContext, which logs two lines at
+    # INFO each time it is made: an operator's log would repeat them on every open.
+    heads = [
+        revision for (revision,) in conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")
+    ]
     if len(heads) != 1:
         raise SchemaVersionError(
             f"the database's {VERSION_TABLE} table holds {len(heads)} revisions "
