@@ -112,7 +112,8 @@ def _current_revision(conn: sa.Connection, names: set[str]) -> str:
     # Read directly rather than through Alembic's MigrationContext, which logs two lines at
     # INFO each time it is made: an operator's log would repeat them on every open.
     heads = [
-        revision for (revision,) in conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")
+        str(revision)
+        for (revision,) in conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")
     ]
     if len(heads) != 1:
         raise SchemaVersionError(
