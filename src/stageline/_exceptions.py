@@ -49,6 +49,7 @@ holding each of them is raised; catch it with ``except*``.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Final
 
@@ -100,16 +101,66 @@ def redact_url(url: str) -> str:
 
     As httpx shows a url: the password becomes ``[secure]``
     (``https://alice:[secure]@host/``); a username without a password, which is often a
-    token, is masked whole (``https://[secure]@host/``). The rest is kept. Masking a
-    masked url changes nothing.
+    token, is masked whole (``https://[secure]@host/``). The value of a query parameter
+    whose name holds a word such as ``token``, ``key``, ``sig``, ``signature``,
+    ``secret``, ``password`` or ``credential`` (words split at ``-``, ``_`` and ``.``, any
+    case) is masked too, as signed urls carry their
+    signature there (``?X-Amz-Signature=[secure]``, ``?sig=[secure]``,
+    ``?access_token=[secure]``). The rest is kept. Masking a masked url changes nothing.
     """
     match = _USERINFO.match(url)
-    if match is None:
+    if match is not None:
+        userinfo = match.group(2)
+        user, has_password, _ = userinfo.partition(":")
+        masked = f"{user}:{SECRET_MASK}" if has_password else SECRET_MASK
+        url = f"{match.group(1)}{masked}@{url[match.end() :]}"
+    return _redact_query(url)
+
+
+# The words that make a query parameter's value a secret in redact_url().
+_SECRET_QUERY_WORDS: Final = frozenset(
+    {
+        "apikey",
+        "auth",
+        "authorization",
+        "credential",
+        "credentials",
+        "gda",  # Akamai's __gda__ tokens
+        "hmac",
+        "key",
+        "passwd",
+        "password",
+        "pwd",
+        "secret",
+        "session",
+        "sig",
+        "signature",
+        "token",
+    }
+)
+_QUERY_NAME_WORDS: Final = re.compile(r"[-_.]+")
+
+
+def _redact_query(url: str) -> str:
+    start = url.find("?")
+    if start < 0:
         return url
-    userinfo = match.group(2)
-    user, has_password, _ = userinfo.partition(":")
-    masked = f"{user}:{SECRET_MASK}" if has_password else SECRET_MASK
-    return f"{match.group(1)}{masked}@{url[match.end() :]}"
+    end = url.find("#", start)
+    if end < 0:
+        end = len(url)
+    fields = url[start + 1 : end].split("&")
+    changed = False
+    for index, field in enumerate(fields):
+        name, has_value, value = field.partition("=")
+        if not has_value or not value or value == SECRET_MASK:
+            continue
+        words = _QUERY_NAME_WORDS.split(urllib.parse.unquote(name).lower())
+        if not _SECRET_QUERY_WORDS.isdisjoint(words):
+            fields[index] = f"{name}={SECRET_MASK}"
+            changed = True
+    if not changed:
+        return url
+    return f"{url[: start + 1]}{'&'.join(fields)}{url[end:]}"
 
 
 class StagelineError(Exception):

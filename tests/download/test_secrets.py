@@ -59,6 +59,35 @@ def test_redact_url_masks_userinfo_like_httpx(url: str, shown: str) -> None:
     assert redact_url(shown) == shown
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://b.s3.amazonaws.com/f?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abc1&X-Amz-Expires=60",
+            "https://b.s3.amazonaws.com/f?X-Amz-Credential=[secure]&X-Amz-Signature=[secure]&X-Amz-Expires=60",
+        ),
+        (
+            "https://a.blob.core.windows.net/c/f?sv=2021&sp=r&sig=tokensecret#top",
+            "https://a.blob.core.windows.net/c/f?sv=2021&sp=r&sig=[secure]#top",
+        ),
+        ("https://h/p?access_token=tokensecret", "https://h/p?access_token=[secure]"),
+        ("https://h/p?API-KEY=tokensecret&v=2", "https://h/p?API-KEY=[secure]&v=2"),
+        ("https://h/p?__gda__=1_tokensecret", "https://h/p?__gda__=[secure]"),
+        ("https://h/p?api%5Fkey=tokensecret", "https://h/p?api%5Fkey=[secure]"),
+        ("https://u:urlsecret@h/p?token=t", "https://u:[secure]@h/p?token=[secure]"),
+        # Names that only contain such a word inside another word stay as they are.
+        ("https://h/p?monkey=1&tokens=2&keys=3", "https://h/p?monkey=1&tokens=2&keys=3"),
+        ("https://h/p?token=&key&v=1", "https://h/p?token=&key&v=1"),
+        ("https://h/path/token=x", "https://h/path/token=x"),
+    ],
+)
+def test_redact_url_masks_secret_query_parameters(url: str, shown: str) -> None:
+    """Signed urls carry their secret in the query: a parameter named like a token, key,
+    signature or credential shows [secure] instead of its value; the rest stays."""
+    assert redact_url(url) == shown
+    assert redact_url(shown) == shown
+
+
 def test_a_remote_repr_shows_no_secret() -> None:
     """repr(remote) masks credentials in url and proxy_url, and header values.
 
