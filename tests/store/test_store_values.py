@@ -11,7 +11,7 @@ import attrs
 import pytest
 from store_support import FileUnit, count_rows, sha
 
-from stageline import StagelineError, StoreArgumentError, StoreError
+from stageline import StagelineError, StoreArgumentError, StoreError, UnsafePathError
 from stageline.models import Artifact, Content, ContentArtifact, Remote, RemoteArtifact, Repository
 from stageline.store import Store
 
@@ -94,13 +94,33 @@ async def test_nul_in_text_columns_is_refused(store: Store, database_url: str) -
     assert count_rows(database_url, "remote_artifacts") == 0
 
 
+@pytest.mark.parametrize("name", ["a/b", "/a", "a/", ".", "..", "a\\b", "a\nb", "a\x7fb"])
+async def test_a_repository_name_must_be_one_path_segment(store: Store, name: str) -> None:
+    """A name the content app could not serve or export could not write (a '/', a
+    backslash, a control character, '.' or '..') is refused, naming the rule; nothing is
+    created."""
+    with pytest.raises(StoreArgumentError, match="one segment") as info:
+        await store.create_repository(Repository(name=name))
+    assert repr(name) in str(info.value)
+    assert await store.list_repositories() == []
+
+
+async def test_a_repository_name_may_hold_dots_spaces_and_any_script(store: Store) -> None:
+    """What is not a path separator, a control character, '.' or '..' stays allowed."""
+    for name in ["my.repo", "...", "a b", "fedora-41_x86", "répertoire", "仓库"]:
+        assert (await store.create_repository(Repository(name=name))).saved
+
+
 async def test_text_that_is_not_unicode_is_refused(store: Store) -> None:
-    """A lone surrogate in a relative path or a name is refused, not a raw encoding error."""
+    """A lone surrogate in a relative path or a name is refused, not a raw encoding error:
+    by the model for a relative path, and by the store for one set past the model's check."""
     unit = await saved_unit(store)
+    with pytest.raises(UnsafePathError, match="lone surrogate"):
+        ContentArtifact(content=unit, artifact=None, relative_path=LONE_SURROGATE)
+    past_the_model = ContentArtifact(content=unit, artifact=None, relative_path="u")
+    object.__setattr__(past_the_model, "relative_path", LONE_SURROGATE)
     await refused(
-        lambda: store.save_content(
-            [unit], [ContentArtifact(content=unit, artifact=None, relative_path=LONE_SURROGATE)]
-        ),
+        lambda: store.save_content([unit], [past_the_model]),
         "relative path .* is not valid Unicode",
     )
     await refused(

@@ -7,8 +7,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .._exceptions import StoreArgumentError, StoreError
-from ..models import Content, ContentArtifact, Repository, RepositoryVersion
+from .._exceptions import StoreArgumentError, StoreError, UnsafePathError
+from ..models import (
+    Content,
+    ContentArtifact,
+    Repository,
+    RepositoryVersion,
+    check_relative_path,
+)
 from . import _schema as t
 from ._artifacts import artifact_from_row
 from ._codec import decode_content
@@ -157,6 +163,20 @@ async def read_content_artifacts(
     ]
 
 
+def _check_repository_name(name: str) -> None:
+    try:
+        check_relative_path(name)
+        safe = "/" not in name
+    except UnsafePathError:
+        safe = False
+    if not safe:
+        raise StoreArgumentError(
+            f"repository name {name!r} cannot be used: a name is one segment of the content "
+            "app's urls and of export folders, so it may not hold '/', a backslash or a "
+            "control character, nor be '.' or '..'"
+        )
+
+
 class RepositoryCalls:
     """The repository and version calls of :class:`~stageline.store.Store`."""
 
@@ -175,11 +195,15 @@ class RepositoryCalls:
             ``repository`` with its ``pk`` set, or the existing repository.
 
         Raises:
-            StoreArgumentError: the name or description holds a NUL character, or the name is
-                longer than 255 characters.
+            StoreArgumentError: the name or description holds a NUL character, the name is
+                longer than 255 characters, or it is not one path segment (see below).
             StoreError: the name is taken (and ``exist_ok`` is False), or the database failed.
+
+        A name is one segment of the content app's urls and of export folders: no ``/``,
+        backslash or control character, and not ``.`` or ``..``.
         """
         check_text(repository.name, "repository name", max_chars=NAME_MAX_CHARS)
+        _check_repository_name(repository.name)
         check_text(repository.description, "repository description")
         r, v = t.repositories, t.repository_versions
         stmt = (
