@@ -48,7 +48,7 @@ from ._exceptions import (
 )
 from ._pipeline import DEFAULT_MAXSIZE, create_pipeline
 from ._resolvable import PipelineHandle, PipelineItem, Resolvable, current_pipeline
-from ._stage import CHECKPOINT_INTERVAL, EndStage, Stage
+from ._stage import CHECKPOINT_INTERVAL, EndStage, FlushEvent, Stage
 from .sync import DeclarativeVersion, Workspace
 
 __version__ = VERSION
@@ -76,6 +76,7 @@ __all__ = [
     "DownloaderLike",
     "EndStage",
     "ExportError",
+    "FlushEvent",
     "ForbiddenDigestError",
     "HTTPStatusError",
     "InvalidTypeError",

@@ -16,7 +16,7 @@ from ._resolvable import BATCH_HOOKS, batch_hooks
 if TYPE_CHECKING:
     from ._pipeline import _Pipeline
 
-__all__ = ["CHECKPOINT_INTERVAL", "EndStage", "Stage"]
+__all__ = ["CHECKPOINT_INTERVAL", "EndStage", "FlushEvent", "Stage"]
 
 #: How many items a stage may receive or put without passing through the scheduler.
 #: Sending and receiving use the non-blocking calls while the buffers allow; every this
@@ -39,9 +39,13 @@ def running_checkpoint() -> Callable[[], Awaitable[None]]:
     return anyio.lowlevel.checkpoint
 
 
-class _Event(Protocol):
-    """What ``batches`` needs of a flush event: ``anyio.Event`` fits on both backends
-    (``asyncio.Event`` only under asyncio)."""
+class FlushEvent(Protocol):
+    """What ``batches(flush_event=...)`` needs of a flush event: ``is_set()`` and
+    ``async wait()``.
+
+    ``anyio.Event`` fits on both backends (``asyncio.Event`` only under asyncio), as does
+    ``ArtifactResourceBudget.flush_event`` (an event the budget can lower again).
+    """
 
     def is_set(self) -> bool: ...
 
@@ -129,7 +133,7 @@ class Stage:
         return _Items(self, self._require_input())
 
     def batches(
-        self, minsize: int = 500, flush_event: _Event | None = None
+        self, minsize: int = 500, flush_event: FlushEvent | None = None
     ) -> AsyncIterator[list[Any]]:
         """Iterate over the input as non-empty lists, in the order the items were put.
 
@@ -335,7 +339,7 @@ class _Batches:
         stage: Stage,
         receive: MemoryObjectReceiveStream[Any],
         minsize: int,
-        flush_event: _Event | None,
+        flush_event: FlushEvent | None,
     ) -> None:
         self._stage = stage
         self._receive = receive
@@ -414,7 +418,7 @@ def _join_batch(item: Any, waker: _BatchWaker) -> None:
 
 
 async def _receive_or_wake(
-    receive: MemoryObjectReceiveStream[Any], waker: _BatchWaker, flush_event: _Event | None
+    receive: MemoryObjectReceiveStream[Any], waker: _BatchWaker, flush_event: FlushEvent | None
 ) -> Any:
     # Cancelling a pending receive() loses nothing: anyio hands an item to a waiting
     # receiver only when it will be delivered, on both backends. The item is kept in a
@@ -442,7 +446,7 @@ async def _receive_or_end(receive: MemoryObjectReceiveStream[Any]) -> Any:
         return _ENDED
 
 
-async def _cancel_when_set(event: _Event, scope: anyio.CancelScope) -> None:
+async def _cancel_when_set(event: FlushEvent, scope: anyio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
 

@@ -8,7 +8,7 @@ import anyio
 
 from .._declarative import DeclarativeContent
 from .._exceptions import StageConfigurationError
-from .._stage import Stage
+from .._stage import FlushEvent, Stage
 from ._download import needs_download
 
 __all__ = ["ArtifactResourceBudget"]
@@ -125,7 +125,7 @@ class ArtifactResourceBudget(Stage):
         return len(self._held)
 
     @property
-    def flush_event(self) -> _Pressure:
+    def flush_event(self) -> FlushEvent:
         """Set while the budget waits for room: give it to ``batches(flush_event=...)``."""
         return self._pressure
 
