@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stageline import InvalidValueError, Stage, Workspace, create_pipeline
-from stageline.models import Remote
+from stageline import (
+    DeclarativeContent,
+    InvalidValueError,
+    Stage,
+    Workspace,
+    create_pipeline,
+)
+from stageline.models import Artifact, Remote
 from stageline.plugins.file import (
     MAX_LINE_BYTES,
     FileFirstStage,
@@ -21,6 +29,7 @@ from stageline.plugins.file import (
     ManifestReader,
     sync_files,
 )
+from stageline.storage import ArtifactStorage
 
 from ..download._servers import LocalServer
 from ._support import leftover_temporary_files, line, serve_directory, write_repository
@@ -243,3 +252,43 @@ def _read_cut(data: bytes, cuts: list[int]) -> list[ManifestEntry]:
         start = cut
     entries.extend(reader.feed(data[start:]))
     return entries + reader.end()
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.text(min_size=1, max_size=30))
+def test_url_of_quotes_a_path_as_urllib_does(path: str) -> None:
+    """A file's url is the base url plus the path quoted by urllib (``safe="/"``), whether
+    or not the path needed quoting (a path of safe characters skips the call)."""
+    remote = Remote(url="http://127.0.0.1:9/repo/PULP_MANIFEST", name="r")
+    first = FileFirstStage(remote, ArtifactStorage(Path("/nonexistent")))
+    try:
+        expected = "http://127.0.0.1:9/repo/" + urllib.parse.quote(path, safe="/")
+    except UnicodeEncodeError:
+        return  # a lone surrogate: no manifest line (UTF-8) can hold one
+    assert first.url_of(path) == expected
+
+
+@pytest.mark.anyio
+async def test_declared_artifacts_equal_checked_ones(tmp_path: Path, workspace: Workspace) -> None:
+    """The first stage makes each entry's artifact without running Artifact's validators
+    again (the reader checked the values): every field equals a checked Artifact's."""
+    manifest = tmp_path / "PULP_MANIFEST"
+    digest = "AB" * 32
+    manifest.write_text(f"a b/é.txt,{digest},7\nz,{SHA},{2**63 - 1}\n")
+    remote = Remote(url="http://127.0.0.1:9/repo/PULP_MANIFEST", name="r")
+    first = FileFirstStage(remote, workspace.storage, manifest=manifest)
+    seen: list[DeclarativeContent] = []
+
+    class Keep(Stage):
+        async def run(self) -> None:
+            async for d in self.items():
+                seen.append(d)
+                d.resolve()
+
+    with anyio.fail_after(30):
+        await create_pipeline([first, Keep()])
+    assert [d.d_artifacts[0].relative_path for d in seen] == ["a b/é.txt", "z"]
+    for d, (sha256, size) in zip(seen, [(digest.lower(), 7), (SHA, 2**63 - 1)], strict=True):
+        artifact = d.d_artifacts[0].artifact
+        assert attrs.asdict(artifact) == attrs.asdict(Artifact(sha256=sha256, size=size))
+    assert seen[0].d_artifacts[0].url == "http://127.0.0.1:9/repo/a%20b/%C3%A9.txt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import urllib.parse
 from pathlib import Path
 from typing import Final
@@ -14,7 +15,7 @@ import anyio
 from ..._declarative import DeclarativeArtifact, DeclarativeContent
 from ..._exceptions import DownloadError, InvalidValueError, PipelineError
 from ..._stage import Stage
-from ...models import Artifact, Remote
+from ...models import Artifact, Remote, trusted_artifact
 from ...progress import ProgressReport
 from ...storage import ArtifactStorage
 from ._content import MANIFEST_NAME, FileContent
@@ -36,6 +37,9 @@ PARSING_METADATA_MESSAGE: Final = "Parsing Metadata"
 PARSING_METADATA_CODE: Final = "sync.parsing.metadata"
 
 logger = logging.getLogger("stageline.plugins.file")
+
+# What urllib.parse.quote(path, safe="/") leaves as it is: such a path needs no quoting.
+_NEEDS_NO_QUOTING: Final = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
 def base_url(manifest_url: str) -> str:
@@ -111,6 +115,8 @@ class FileFirstStage(Stage):
 
     def url_of(self, relative_path: str) -> str:
         """The url of a file at ``relative_path`` in the repository."""
+        if _NEEDS_NO_QUOTING.fullmatch(relative_path) is not None:
+            return self._base + relative_path
         return self._base + urllib.parse.quote(relative_path, safe="/")
 
     async def run(self) -> None:
@@ -163,9 +169,10 @@ class FileFirstStage(Stage):
             chunk = await file.read(self.read_size)
             self.bytes_read += len(chunk)
             for entry in reader.feed(chunk) if chunk else reader.end():
-                d = self._declare(entry, folder)
+                is_manifest = entry.is_manifest
+                d = self._declare(entry, folder, is_manifest)
                 await self.put(d)
-                if entry.is_manifest:
+                if is_manifest:
                     path = d.d_artifacts[0].relative_path
                     if path in self._queued:
                         logger.warning("%s is listed again in %s; it is read once", path, url)
@@ -175,14 +182,27 @@ class FileFirstStage(Stage):
             if not chunk:
                 return sub_repositories
 
-    def _declare(self, entry: ManifestEntry, folder: str) -> DeclarativeContent:
+    def _declare(self, entry: ManifestEntry, folder: str, is_manifest: bool) -> DeclarativeContent:
         path = folder + entry.relative_path
         artifact = DeclarativeArtifact(
-            artifact=Artifact(sha256=entry.sha256, size=entry.size),
+            # The reader checked both values as Artifact's validators do (64 hex digits,
+            # lowered; a whole number of bytes below 2**63): the artifact is made without
+            # checking them a second time, for every line of every manifest.
+            artifact=trusted_artifact(
+                size=entry.size,
+                md5=None,
+                sha1=None,
+                sha224=None,
+                sha256=entry.sha256,
+                sha384=None,
+                sha512=None,
+                file=None,
+                pk=None,
+            ),
             url=self.url_of(path),
             relative_path=path,
             remote=self.remote,
-            deferred_download=False if entry.is_manifest else None,
+            deferred_download=False if is_manifest else None,
         )
         self.units += 1
         self.declared_bytes += entry.size
