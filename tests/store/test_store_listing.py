@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import pytest
-from store_support import FileUnit, sha
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+from store_support import FileUnit, postgresql_base_url, sha
 
 from stageline import StoreArgumentError
 from stageline.models import Artifact, Content, ContentArtifact, Remote, RemoteArtifact, Repository
-from stageline.store import Store
+from stageline.store import Store, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -142,3 +147,50 @@ async def test_listing_orders_by_code_point_under_any_collation(store: Store) ->
         store._bytewise_text = False  # as on a database ordering text by language rules
         forced = await store.list_content_artifacts(version, prefix="b")
         assert [ca.relative_path for ca in forced] == native
+
+
+@pytest.fixture
+def icu_database_url() -> Iterator[str]:
+    """A PostgreSQL database whose default collation is ICU's "en-US" while its C library
+    setting (``datcollate``) is "C"; dropped after the test. Skipped where the server
+    cannot make one (PostgreSQL before 15, or built without ICU)."""
+    base = sa.make_url(postgresql_base_url())
+    name = f"test_icu_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            try:
+                conn.exec_driver_sql(
+                    f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu "
+                    "ICU_LOCALE 'en-US' LOCALE 'C'"
+                )
+            except sa.exc.DBAPIError as exc:
+                pytest.skip(f"this PostgreSQL cannot make an ICU database: {exc.orig}")
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.postgresql
+async def test_an_icu_collation_is_not_taken_for_code_point_order(icu_database_url: str) -> None:
+    """On a database that sorts text by ICU's rules but names "C" as its C library
+    collation, listings still come in code point order with the right prefix ranges
+    (the store compares in "C" explicitly there)."""
+    async with open_store(icu_database_url) as store:
+        repository = await store.create_repository(Repository(name="repo"))
+        units = await saved_files(store, ["B", "a", "b-", "b/c", "b0", "bZ", "c"])
+        async with store.new_version(repository) as new:
+            await new.add_content(units)
+        version = await store.find_version("repo")
+        assert version is not None
+        listed = await store.list_content_artifacts(version, prefix="b")
+        assert [ca.relative_path for ca in listed] == ["b-", "b/c", "b0", "bZ"]
+        everything = await store.list_content_artifacts(version)
+        assert [ca.relative_path for ca in everything] == sorted(
+            ["B", "a", "b-", "b/c", "b0", "bZ", "c"]
+        )
+        assert store._bytewise_text is False

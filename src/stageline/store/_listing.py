@@ -36,6 +36,19 @@ def _prefix_end(prefix: str) -> str | None:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+def _postgresql_bytewise(conn: sa.Connection) -> bool:
+    collation = conn.exec_driver_sql(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    ).scalar()
+    if collation not in ("C", "POSIX"):
+        return False
+    return bool(
+        conn.exec_driver_sql(
+            "SELECT 'B' < 'a' AND '/' < '0' AND 'Z' < '_' AND '_' < 'a' AND 'z' < 'é'"
+        ).scalar()
+    )
+
+
 class ListingCalls:
     """The listing calls of :class:`~stageline.store.Store`."""
 
@@ -127,21 +140,24 @@ class ListingCalls:
         )
 
     async def _compares_bytewise(self) -> bool:
-        """Whether the database compares text by code point: SQLite, or PostgreSQL with
-        the "C" (or "POSIX") collation. Asked once per store."""
+        """Whether the database compares text by code point: SQLite, or PostgreSQL whose
+        default collation is "C" (or "POSIX"). Asked once per store.
+
+        ``datcollate`` alone does not say it: since PostgreSQL 15 a database's default
+        collation may come from ICU (``datlocprovider`` 'i'), and ``datcollate`` then
+        holds the C library's setting, which can be "C" while text sorts by the ICU
+        locale's rules. So the database is also asked to compare a few strings whose
+        code point order no language's rules keep ("B" before "a", "/" before "0", "Z"
+        before "_" before "a", "z" before "é").
+        """
         known: bool | None = getattr(self, "_bytewise_text", None)
         if known is None:
             if not self._runner.database.is_postgresql:
                 known = True
             else:
-                collation = await self._runner.run(
-                    "read the database's collation",
-                    lambda conn: conn.exec_driver_sql(
-                        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
-                    ).scalar(),
-                    write=False,
+                known = await self._runner.run(
+                    "read the database's collation", _postgresql_bytewise, write=False
                 )
-                known = collation in ("C", "POSIX")
             self._bytewise_text = known
         return known
 
