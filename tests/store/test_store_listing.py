@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from store_support import FileUnit, postgresql_base_url, sha
 from stageline import StoreArgumentError
 from stageline.models import Artifact, Content, ContentArtifact, Remote, RemoteArtifact, Repository
 from stageline.store import Store, open_store
+from stageline.store._migrate import upgrade_to
 
 pytestmark = pytest.mark.anyio
 
@@ -194,3 +196,79 @@ async def test_an_icu_collation_is_not_taken_for_code_point_order(icu_database_u
             ["B", "a", "b-", "b/c", "b0", "bZ", "c"]
         )
         assert store._bytewise_text is False
+
+
+def _indexes(url: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        return {index["name"] for index in sa.inspect(engine).get_indexes("content_artifacts")}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgresql
+async def test_listings_under_a_non_c_collation_walk_an_index(icu_database_url: str) -> None:
+    """Where PostgreSQL orders text by language rules, the store has an index on paths in
+    "C" (revision 0005), and a listing's query walks it instead of sorting the version."""
+    async with open_store(icu_database_url) as store:
+        repository = await store.create_repository(Repository(name="repo"))
+        units = await saved_files(store, PATHS)
+        async with store.new_version(repository) as new:
+            await new.add_content(units)
+        version = await store.find_version("repo")
+        assert version is not None
+        statements: list[tuple[str, Any]] = []
+
+        def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+            if "ORDER BY" in statement:
+                statements.append((statement, parameters))
+
+        sa.event.listen(store._engine, "before_cursor_execute", record)
+        try:
+            listed = await store.list_content_artifacts(version, prefix="b/", after="b/c")
+        finally:
+            sa.event.remove(store._engine, "before_cursor_execute", record)
+    assert [ca.relative_path for ca in listed] == ["b/d/e", "b/d/f", "b/é", "b/\U0001f600"]
+    assert "ix_content_artifacts_relative_path_c" in _indexes(icu_database_url)
+    [(statement, parameters)] = statements
+    engine = sa.create_engine(icu_database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            # A few rows make a sequential scan cheapest; the question is whether the
+            # index can serve the query at all.
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            conn.exec_driver_sql("SET enable_sort = off")
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cursor:
+                cursor.execute("EXPLAIN " + statement, parameters)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+    finally:
+        engine.dispose()
+    assert "ix_content_artifacts_relative_path_c" in plan, plan
+
+
+@pytest.mark.postgresql
+async def test_a_c_database_has_no_second_path_index(postgresql_url: str) -> None:
+    """On a "C" database (the test server's) the path index already orders by code point:
+    no second one costs writes."""
+    async with open_store(postgresql_url):
+        pass
+    indexes = _indexes(postgresql_url)
+    assert "ix_content_artifacts_relative_path" in indexes
+    assert "ix_content_artifacts_relative_path_c" not in indexes
+
+
+@pytest.mark.postgresql
+async def test_an_upgrade_adds_the_code_point_path_index(icu_database_url: str) -> None:
+    """A database at revision 0004 under a non-"C" collation gets the index on upgrade."""
+    engine = sa.create_engine(icu_database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            upgrade_to(conn, "0004")
+    finally:
+        engine.dispose()
+    assert "ix_content_artifacts_relative_path_c" not in _indexes(icu_database_url)
+    async with open_store(icu_database_url):
+        pass
+    assert "ix_content_artifacts_relative_path_c" in _indexes(icu_database_url)

@@ -442,10 +442,11 @@ def fill_revision_3(url: str) -> None:
     )
 
 
-async def test_a_revision_3_database_with_data_is_upgraded_to_revision_4(
+async def test_a_revision_3_database_with_data_is_upgraded_to_the_head(
     database_url: str,
 ) -> None:
-    """0003 -> 0004 keeps every row, adds the indexes and the seen record; mirrors then work."""
+    """0003 -> 0004 (and on) keeps every row, adds the indexes and the seen record; mirrors
+    then work."""
     fill_revision_3(database_url)
     async with open_store(database_url) as store:
         by_sha512 = await store.find_artifacts_by_digest("sha512", ["e" * 128, "0" * 128])
@@ -468,8 +469,8 @@ async def test_a_revision_3_database_with_data_is_upgraded_to_revision_4(
     assert removed == 1
     assert mirror.result is not None
     assert (mirror.result.number, mirror.result.content_count) == (2, 2)
-    assert rows(database_url, f"SELECT version_num FROM {VERSION_TABLE}") == [("0004",)]
-    assert rows(database_url, "SELECT value FROM stageline_meta") == [("4",)]
+    assert rows(database_url, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD_REVISION,)]
+    assert rows(database_url, "SELECT value FROM stageline_meta") == [(str(SCHEMA_VERSION),)]
     assert rows(database_url, "SELECT count(*) FROM new_version_seen") == [(0,)]
     engine = sync_engine(database_url)
     try:

@@ -36,19 +36,6 @@ def _prefix_end(prefix: str) -> str | None:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _postgresql_bytewise(conn: sa.Connection) -> bool:
-    collation = conn.exec_driver_sql(
-        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
-    ).scalar()
-    if collation not in ("C", "POSIX"):
-        return False
-    return bool(
-        conn.exec_driver_sql(
-            "SELECT 'B' < 'a' AND '/' < '0' AND 'Z' < '_' AND '_' < 'a' AND 'z' < 'é'"
-        ).scalar()
-    )
-
-
 class ListingCalls:
     """The listing calls of :class:`~stageline.store.Store`."""
 
@@ -117,8 +104,8 @@ class ListingCalls:
         path: sa.ColumnElement[str] = cat.c.relative_path
         if not await self._compares_bytewise():
             # The database orders text by language rules, under which the strings that
-            # start with a prefix are not one range: compare by code point (correct, but
-            # the path index, built with the database's collation, cannot serve it).
+            # start with a prefix are not one range: compare by code point, through the
+            # index made for that (CODE_POINT_PATH_INDEX, revision 0005).
             path = path.collate("C")
         conditions: list[sa.ColumnElement[bool]] = []
         if prefix:
@@ -141,22 +128,15 @@ class ListingCalls:
 
     async def _compares_bytewise(self) -> bool:
         """Whether the database compares text by code point: SQLite, or PostgreSQL whose
-        default collation is "C" (or "POSIX"). Asked once per store.
-
-        ``datcollate`` alone does not say it: since PostgreSQL 15 a database's default
-        collation may come from ICU (``datlocprovider`` 'i'), and ``datcollate`` then
-        holds the C library's setting, which can be "C" while text sorts by the ICU
-        locale's rules. So the database is also asked to compare a few strings whose
-        code point order no language's rules keep ("B" before "a", "/" before "0", "Z"
-        before "_" before "a", "z" before "é").
-        """
+        default collation does (see ``postgresql_compares_bytewise``). Asked once per
+        store."""
         known: bool | None = getattr(self, "_bytewise_text", None)
         if known is None:
             if not self._runner.database.is_postgresql:
                 known = True
             else:
                 known = await self._runner.run(
-                    "read the database's collation", _postgresql_bytewise, write=False
+                    "read the database's collation", t.postgresql_compares_bytewise, write=False
                 )
             self._bytewise_text = known
         return known

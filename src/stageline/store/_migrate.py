@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 
 from .._exceptions import SchemaVersionError
 from ._engine import WRITE_OPTION
-from ._schema import SCHEMA_VERSION, metadata
+from ._schema import SCHEMA_VERSION, create_code_point_path_index, metadata
 
 __all__ = ["BASELINE_REVISION", "HEAD_REVISION", "VERSION_TABLE", "ensure_schema", "upgrade_to"]
 
@@ -134,6 +134,7 @@ def _create(conn: sa.Connection, names: set[str]) -> None:
             "stageline at an empty database or schema"
         )
     metadata.create_all(conn)
+    create_code_point_path_index(conn)
     conn.execute(sa.insert(_META).values(key="schema_version", value=str(SCHEMA_VERSION)))
     _stamp(conn, HEAD_REVISION)
 

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "metadata"]
+__all__ = [
+    "CODE_POINT_PATH_INDEX",
+    "SCHEMA_VERSION",
+    "create_code_point_path_index",
+    "metadata",
+    "postgresql_compares_bytewise",
+]
 
 #: The schema version this stageline creates and uses: the number of its newest Alembic
-#: revision ("0004" is version 4). Also recorded in ``stageline_meta``, where releases
+#: revision ("0005" is version 5). Also recorded in ``stageline_meta``, where releases
 #: from before Alembic look for it (and so refuse a newer database instead of failing
 #: on a missing column).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # SQLite only aliases the rowid (and so autoincrements) for "INTEGER PRIMARY KEY".
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -74,9 +80,52 @@ content_artifacts = sa.Table(
     sa.UniqueConstraint("content_id", "relative_path"),
     sa.Index("ix_content_artifacts_artifact", "artifact_id"),
     # Serving a file of a version looks it up by path first, in content order
-    # (find_content_artifacts_by_path).
+    # (find_content_artifacts_by_path); listings page through it by code point where the
+    # database orders text that way (else see CODE_POINT_PATH_INDEX).
     sa.Index("ix_content_artifacts_relative_path", "relative_path", "content_id"),
 )
+
+#: On PostgreSQL whose default collation does not order text by code point (most do
+#: not: "en_US.UTF-8", "C.UTF-8", ICU locales), listings compare paths in "C"
+#: (list_content_artifacts), which the index above, built in the database's collation,
+#: cannot serve: this one can. Made only there (create_code_point_path_index), since
+#: elsewhere it would only cost writes; not in ``metadata`` for that reason.
+CODE_POINT_PATH_INDEX = "ix_content_artifacts_relative_path_c"
+
+
+def postgresql_compares_bytewise(conn: sa.Connection) -> bool:
+    """Whether this PostgreSQL database's default collation orders text by code point.
+
+    ``datcollate`` alone does not say it: since PostgreSQL 15 the default collation may
+    come from ICU (``datlocprovider`` 'i'), and ``datcollate`` then holds the C
+    library's setting, which can be "C" while text sorts by the ICU locale's rules. So
+    the database is also asked to compare a few strings whose code point order no
+    language's rules keep ("B" before "a", "/" before "0", "Z" before "_" before "a",
+    "z" before "é").
+    """
+    collation = conn.exec_driver_sql(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    ).scalar()
+    if collation not in ("C", "POSIX"):
+        return False
+    return bool(
+        conn.exec_driver_sql(
+            "SELECT 'B' < 'a' AND '/' < '0' AND 'Z' < '_' AND '_' < 'a' AND 'z' < 'é'"
+        ).scalar()
+    )
+
+
+def create_code_point_path_index(conn: sa.Connection) -> None:
+    """Create :data:`CODE_POINT_PATH_INDEX` where it serves: PostgreSQL ordering text
+    other than by code point. A no-op on SQLite (its BINARY collation is code point
+    order) and on a "C" PostgreSQL database."""
+    if conn.dialect.name != "postgresql" or postgresql_compares_bytewise(conn):
+        return
+    conn.exec_driver_sql(
+        f"CREATE INDEX {CODE_POINT_PATH_INDEX} ON content_artifacts "
+        '(relative_path COLLATE "C", content_id)'
+    )
+
 
 remotes = sa.Table(
     "remotes",
