@@ -12,7 +12,15 @@ from sqlalchemy.pool import NullPool
 from store_support import FileUnit, postgresql_base_url, sha
 
 from stageline import StoreArgumentError
-from stageline.models import Artifact, Content, ContentArtifact, Remote, RemoteArtifact, Repository
+from stageline.models import (
+    Artifact,
+    Content,
+    ContentArtifact,
+    Remote,
+    RemoteArtifact,
+    Repository,
+    RepositoryVersion,
+)
 from stageline.store import Store, open_store
 from stageline.store._migrate import upgrade_to
 
@@ -28,6 +36,17 @@ async def saved_files(store: Store, paths: list[str]) -> list[Content]:
         units,
         [ContentArtifact(content=unit, artifact=None, relative_path=unit.path) for unit in units],  # type: ignore[attr-defined]
     )
+
+
+async def version_of(store: Store, paths: list[str]) -> RepositoryVersion:
+    """Version 1 of a new repository "repo" holding one saved file per path."""
+    repository = await store.create_repository(Repository(name="repo"))
+    units = await saved_files(store, paths)
+    async with store.new_version(repository) as new:
+        await new.add_content(units)
+    version = await store.find_version("repo")
+    assert version is not None
+    return version
 
 
 async def test_list_repositories_by_name(store: Store) -> None:
@@ -136,12 +155,7 @@ async def test_find_version_remotes(store: Store) -> None:
 async def test_listing_orders_by_code_point_under_any_collation(store: Store) -> None:
     """On PostgreSQL, the listing is the same when the database's collation is not bytewise
     (an explicit "C" comparison) as when it is (the path index); SQLite is bytewise."""
-    repository = await store.create_repository(Repository(name="repo"))
-    units = await saved_files(store, PATHS)
-    async with store.new_version(repository) as new:
-        await new.add_content(units)
-    version = await store.find_version("repo")
-    assert version is not None
+    version = await version_of(store, PATHS)
     native = [ca.relative_path for ca in await store.list_content_artifacts(version, prefix="b")]
     assert native == ["b/c", "b/d/e", "b/d/f", "b/é", "b/\U0001f600", "b0", "bz"]
     assert store._bytewise_text is True  # SQLite, and the test PostgreSQL (collation "C")
@@ -183,12 +197,7 @@ async def test_an_icu_collation_is_not_taken_for_code_point_order(icu_database_u
     collation, listings still come in code point order with the right prefix ranges
     (the store compares in "C" explicitly there)."""
     async with open_store(icu_database_url) as store:
-        repository = await store.create_repository(Repository(name="repo"))
-        units = await saved_files(store, ["B", "a", "b-", "b/c", "b0", "bZ", "c"])
-        async with store.new_version(repository) as new:
-            await new.add_content(units)
-        version = await store.find_version("repo")
-        assert version is not None
+        version = await version_of(store, ["B", "a", "b-", "b/c", "b0", "bZ", "c"])
         listed = await store.list_content_artifacts(version, prefix="b")
         assert [ca.relative_path for ca in listed] == ["b-", "b/c", "b0", "bZ"]
         everything = await store.list_content_artifacts(version)
@@ -211,12 +220,7 @@ async def test_listings_under_a_non_c_collation_walk_an_index(icu_database_url: 
     """Where PostgreSQL orders text by language rules, the store has an index on paths in
     "C" (revision 0005), and a listing's query walks it instead of sorting the version."""
     async with open_store(icu_database_url) as store:
-        repository = await store.create_repository(Repository(name="repo"))
-        units = await saved_files(store, PATHS)
-        async with store.new_version(repository) as new:
-            await new.add_content(units)
-        version = await store.find_version("repo")
-        assert version is not None
+        version = await version_of(store, PATHS)
         statements: list[tuple[str, Any]] = []
 
         def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
