@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -75,26 +74,19 @@ def _canonical(value: Any, encoder: Callable[[Any], str] = _encoder) -> str:
 
 
 #: Per content class: the JSON key prefixes (``"name":``) of its data fields in sorted
-#: order and a function giving the unit's values in that order; None for a class that
-#: overrides ``data()`` (its dict is encoded as it comes).
-_DATA_PLANS: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]] | None] = {}
+#: order, the position of each in the tuple ``get(unit)`` returns, and that ``get`` (the
+#: models' own, :func:`~stageline.models.data_fields`); None for a class that overrides
+#: ``data()`` (its dict is encoded as it comes).
+_DataPlan = tuple[tuple[str, ...], tuple[int, ...], Callable[[Any], tuple[Any, ...]]]
+_DATA_PLANS: dict[type, _DataPlan | None] = {}
 
 
-def _data_plan(cls: type[Content]) -> tuple[tuple[str, ...], Callable[[Any], Any]] | None:
-    if cls.data is not Content.data:
-        plan = None
-    else:
-        names = tuple(sorted(data_fields(cls)[0]))
-        get: Callable[[Any], Any]
-        if len(names) > 1:
-            get = operator.attrgetter(*names)
-        elif names:
-            # attrgetter of one name returns the value itself, not a 1-tuple.
-            one = operator.attrgetter(names[0])
-            get = lambda unit: (one(unit),)  # noqa: E731
-        else:
-            get = lambda _unit: ()  # noqa: E731
-        plan = (tuple(_encode_str(name) + ":" for name in names), get)
+def _data_plan(cls: type[Content]) -> _DataPlan | None:
+    plan: _DataPlan | None = None
+    if cls.data is Content.data:
+        names, get = data_fields(cls)
+        order = tuple(sorted(range(len(names)), key=names.__getitem__))
+        plan = (tuple(_encode_str(names[i]) + ":" for i in order), order, get)
     _DATA_PLANS[cls] = plan
     return plan
 
@@ -105,9 +97,11 @@ def _data_json(unit: Content) -> str:
     plan = _DATA_PLANS[cls] if cls in _DATA_PLANS else _data_plan(cls)
     if plan is None:
         return _canonical(unit.data())
-    prefixes, get = plan
+    prefixes, order, get = plan
+    values = get(unit)
     parts = []
-    for prefix, value in zip(prefixes, get(unit), strict=True):
+    for prefix, position in zip(prefixes, order, strict=True):
+        value = values[position]
         write = _SCALARS.get(type(value))
         if write is None:
             return _canonical(unit.data())
