@@ -95,23 +95,22 @@ def run_async(
     if freezing:
         gc.freeze()
     try:
-        try:
-            anyio.run(main, backend=backend)
-        except KeyboardInterrupt:  # a Ctrl-C before or after the signal receiver was set
+        anyio.run(main, backend=backend)
+    except KeyboardInterrupt:  # a Ctrl-C before or after the signal receiver was set
+        interrupted.append(True)
+    except BaseException as caught:
+        error = _unwrapped(caught)
+        if isinstance(error, KeyboardInterrupt):
             interrupted.append(True)
-        except BaseException as caught:
-            error = _unwrapped(caught)
-            if isinstance(error, KeyboardInterrupt):
-                interrupted.append(True)
-            elif isinstance(error, click.ClickException):
-                raise error from None
-            elif isinstance(error, StagelineError | OSError) or (
-                isinstance(error, BaseExceptionGroup)
-                and error.split((StagelineError, OSError))[1] is None
-            ):
-                raise CommandError(one_line(error)) from None
-            else:
-                raise
+        elif isinstance(error, click.ClickException):
+            raise error from None
+        elif isinstance(error, StagelineError | OSError) or (
+            isinstance(error, BaseExceptionGroup)
+            and error.split((StagelineError, OSError))[1] is None
+        ):
+            raise CommandError(one_line(error)) from None
+        else:
+            raise
     finally:
         if freezing:
             gc.unfreeze()
