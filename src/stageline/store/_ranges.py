@@ -136,7 +136,8 @@ def add_rows(
     mark = database.placeholder
     present: set[int] = set()
     restorable: dict[int, int] = {}
-    for chunk in chunks(sorted(set(pks))):
+    wanted = sorted(set(pks))
+    for chunk in chunks(wanted):
         # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
         # a condition on version_removed tempts PostgreSQL into scanning the whole
         # version through the version_removed index while its statistics lag behind.
@@ -149,11 +150,10 @@ def add_rows(
                 present.add(content_id)
             elif removed == number:
                 restorable[content_id] = row_id
-    if len(present) == len(set(pks)):
+    if len(present) == len(wanted):
         return 0, 0
     chosen = choose()
-    pks = sorted(chosen)
-    new = [pk for pk in pks if pk not in present]
+    new = [pk for pk in sorted(chosen) if pk not in present]
     keys = sorted({key for pk in new if (key := chosen[pk]) is not None})
     conflicts: list[tuple[int, int]] = []
     for key_chunk in chunks(keys):

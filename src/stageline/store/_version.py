@@ -312,10 +312,11 @@ class NewVersion:
             StoreError: the version is not open, or the database failed.
         """
         repository_id, number = self._check_open()
+        pks: list[int] = []
         for unit in units:
             if unit.pk is None:
                 raise StoreArgumentError(f"content must be saved before it is added: {unit!r}")
-        pks = [unit.pk for unit in units if unit.pk is not None]
+            pks.append(unit.pk)
         if not pks:
             return 0
 
