@@ -80,6 +80,28 @@ _RA_MOVED = (
 )
 
 
+def _ra_row(key: tuple[int, int], url: str, values: Any) -> tuple[Any, ...]:
+    """The row of ``_RA_COLUMNS`` for pair ``key``: ``url``, then the size and digests of
+    ``values`` (a remote artifact, or the artifact whose values it records)."""
+    return (*key, url, values.size, *[getattr(values, name) for name in DIGEST_FIELDS])
+
+
+def _write_ra_rows(
+    database: Database, conn: sa.Connection, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert new pairs and move saved ones to a new url (``_RA_MOVED``), in the order
+    given, which callers sort by the unique key, so that concurrent PostgreSQL writers
+    take its locks in the same order. At most ``CHUNK`` rows."""
+    database.bulk_insert(
+        conn,
+        "remote_artifacts",
+        _RA_COLUMNS,
+        rows,
+        conflict="content_artifact_id, remote_id",
+        on_conflict=_RA_MOVED,
+    )
+
+
 def _saved_pairs(
     database: Database, conn: sa.Connection, keys: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], tuple[int, str]]:
@@ -254,19 +276,10 @@ class RemoteCalls:
                         ids[key] = pk_and_url[0]
                         if pk_and_url[1] == ra.url:
                             continue
-                    rows.append((*key, ra.url, ra.size, *[getattr(ra, n) for n in DIGEST_FIELDS]))
+                    rows.append(_ra_row(key, ra.url, ra))
                 if not rows:
                     continue
-                # Sorted by the unique key (chunk order), so that concurrent PostgreSQL
-                # writers take its locks in the same order.
-                database.bulk_insert(
-                    conn,
-                    "remote_artifacts",
-                    _RA_COLUMNS,
-                    rows,
-                    conflict="content_artifact_id, remote_id",
-                    on_conflict=_RA_MOVED,
-                )
+                _write_ra_rows(database, conn, rows)  # in chunk order: sorted by the key
                 written += len(rows)
                 new = [row[:2] for row in rows if row[:2] not in ids]
                 if new:
@@ -355,22 +368,14 @@ class RemoteCalls:
                 continue
             check_text(url, "remote artifact url")
             check_file_values(artifact, "remote artifact")
-            rows.append((*key, url, artifact.size, *[getattr(artifact, n) for n in DIGEST_FIELDS]))
+            rows.append(_ra_row(key, url, artifact))
         if rows:
 
             def write(conn: sa.Connection) -> None:
-                # Sorted by the unique key, so that concurrent PostgreSQL writers take its
-                # locks in the same order; a pair a concurrent writer saved meanwhile is
+                # Sorted by the unique key; a pair a concurrent writer saved meanwhile is
                 # updated only when its url differs, as the read would have.
                 for chunk in chunks(rows):
-                    database.bulk_insert(
-                        conn,
-                        "remote_artifacts",
-                        _RA_COLUMNS,
-                        chunk,
-                        conflict="content_artifact_id, remote_id",
-                        on_conflict=_RA_MOVED,
-                    )
+                    _write_ra_rows(database, conn, chunk)
 
             await self._runner.run("save remote artifacts", write, write=True)
             await self._runner.note_growth("remote_artifacts", len(rows))
