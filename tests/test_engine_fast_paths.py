@@ -13,6 +13,19 @@ from .stages import HANG_TIMEOUT, Collect, Feed, PassItems, RecordBatches, make_
 pytestmark = pytest.mark.anyio
 
 
+class FeedThenHold(Stage):
+    """Puts 0, 1 and 2, waits for ``release``, then puts 3."""
+
+    def __init__(self, release: anyio.Event) -> None:
+        self.release = release
+
+    async def run(self) -> None:
+        for i in range(3):
+            await self.put(i)
+        await self.release.wait()
+        await self.put(3)
+
+
 async def test_a_batch_fills_from_many_buffer_loads_in_order() -> None:
     """With buffers far below minsize, batches still hold minsize items, in order."""
     with anyio.fail_after(HANG_TIMEOUT):
@@ -30,15 +43,8 @@ async def test_a_partly_filled_batch_with_idle_input_blocks_without_spinning() -
         record = RecordBatches(minsize=1_000)
         release = anyio.Event()
 
-        class FeedThenHold(Stage):
-            async def run(self) -> None:
-                for i in range(3):
-                    await self.put(i)
-                await release.wait()
-                await self.put(3)
-
         async with anyio.create_task_group() as tg:
-            tg.start_soon(create_pipeline, [FeedThenHold(), record])
+            tg.start_soon(create_pipeline, [FeedThenHold(release), record])
             # If batches() spun while waiting for more input, this would never return.
             await anyio.wait_all_tasks_blocked()
             assert record.seen == []
@@ -54,13 +60,6 @@ async def test_items_and_put_with_idle_neighbours_block_without_spinning() -> No
         release_output = anyio.Event()
         put_count = 0
 
-        class FeedThenHold(Stage):
-            async def run(self) -> None:
-                for i in range(3):
-                    await self.put(i)
-                await release_input.wait()
-                await self.put(3)
-
         class CountPuts(Stage):
             async def run(self) -> None:
                 nonlocal put_count
@@ -75,7 +74,7 @@ async def test_items_and_put_with_idle_neighbours_block_without_spinning() -> No
 
         collect = HoldThenCollect()
         async with anyio.create_task_group() as tg:
-            stages = [FeedThenHold(), CountPuts(), collect]
+            stages = [FeedThenHold(release_input), CountPuts(), collect]
             tg.start_soon(create_pipeline, stages, 1)
             # If the reader or the writer spun while waiting, this would never return.
             await anyio.wait_all_tasks_blocked()
