@@ -85,3 +85,15 @@ async def test_concurrent_savers_of_one_name_make_one_row(database_url: str) -> 
                 tg.start_soon(save, two, "http://two.test/")
     assert await anyio.to_thread.run_sync(count_rows, database_url, "remotes") == 1
     assert saved[0].pk == saved[1].pk
+
+
+async def test_a_nameless_remote_is_refused_without_showing_its_secrets(store: Store) -> None:
+    """The message names the url as every other message does (redact_url): neither a
+    lone-username token nor a signature in the query shows."""
+    remote = Remote(url="https://tokensecret@up.test/repo/?sig=sigsecret&v=1", name=" ")
+    with pytest.raises(StoreArgumentError, match="has no name") as info:
+        await store.save_remote(remote)
+    message = str(info.value)
+    assert "tokensecret" not in message
+    assert "sigsecret" not in message
+    assert "https://[secure]@up.test/repo/?sig=[secure]&v=1" in message

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 
-from .._exceptions import StoreArgumentError, StoreError
+from .._exceptions import StoreArgumentError, StoreError, redact_url
 from ..models import (
     DIGEST_FIELDS,
     Artifact,
@@ -24,7 +23,7 @@ from . import _schema as t
 from ._database import Database, Runner, chunks, require_pk
 from ._values import NAME_MAX_CHARS, check_file_values, check_int, check_text
 
-__all__ = ["RemoteArtifactEntry", "RemoteCalls", "shown_url"]
+__all__ = ["RemoteArtifactEntry", "RemoteCalls"]
 
 #: A remote artifact for :meth:`RemoteCalls.save_remote_artifacts_by_path`: (content pk,
 #: relative path, remote pk, url, the artifact whose size and digests it records).
@@ -48,19 +47,6 @@ def _name_key(name: str) -> int:
     """A stable int4 of ``name``: the second key of its advisory lock (collisions only wait)."""
     digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def shown_url(url: str) -> str:
-    """``url`` for messages, with any password in it masked."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        password = parts.password
-    except ValueError:  # a malformed port: show nothing of the user information
-        password = None
-    if password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:[secure]@{host}"))
 
 
 _RA_COLUMNS = [
@@ -151,7 +137,7 @@ class RemoteCalls:
         name = remote.name
         if not isinstance(name, str) or not name.strip():
             raise StoreArgumentError(
-                f"the remote of {shown_url(remote.url)} has no name ({name!r}); remotes are "
+                f"the remote of {redact_url(remote.url)} has no name ({name!r}); remotes are "
                 "saved by name, unique per store: give it one, e.g. Remote(url, name=...)"
             )
         check_text(remote.name, "remote name", max_chars=NAME_MAX_CHARS)
