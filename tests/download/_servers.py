@@ -77,13 +77,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
             state.changed.notify_all()
+        self._finished = False
         try:
             behaviour(self)
         finally:
-            with state.lock:
-                state.in_flight -= 1
-                state.completed += 1
-                state.changed.notify_all()
+            self.finish_request()
+
+    def finish_request(self) -> None:
+        """Count this request as done (once), before its last bytes go out.
+
+        A client that has read the whole body may send its next request on a new
+        connection, served by another thread, before this one returns from the
+        behaviour: counting it done only then showed two requests in flight where
+        the client never had two (a failure seen once in CI).
+        """
+        if self._finished:
+            return
+        self._finished = True
+        state = self.server.state
+        with state.lock:
+            state.in_flight -= 1
+            state.completed += 1
+            state.changed.notify_all()
 
     def send_body(
         self, data: bytes, code: int = 200, headers: dict[str, str] | None = None
@@ -92,6 +107,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        self.finish_request()
         self.end_headers()
         self.wfile.write(data)
 
