@@ -81,9 +81,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             behaviour(self)
         finally:
-            self.finish_request()
+            self.count_done()
 
-    def finish_request(self) -> None:
+    def count_done(self) -> None:
         """Count this request as done (once), before its last bytes go out.
 
         A client that has read the whole body may send its next request on a new
@@ -107,7 +107,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.finish_request()
+        self.count_done()
         self.end_headers()
         self.wfile.write(data)
 
@@ -153,6 +153,7 @@ def truncated(data: bytes, *, send: int) -> Behaviour:
         handler.wfile.write(data[:send])
         handler.wfile.flush()
         handler.close_connection = True
+        handler.count_done()  # before the client sees the end and may ask again
         handler.connection.shutdown(socket.SHUT_RDWR)
 
     return run
@@ -171,6 +172,7 @@ def chunked(data: bytes, *, piece: int = 4096, content_length: int | None = None
         for start in range(0, len(data), piece):
             part = data[start : start + piece]
             handler.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        handler.count_done()  # the last chunk ends the body for the client
         handler.wfile.write(b"0\r\n\r\n")
 
     return run
@@ -203,6 +205,8 @@ def trickle(data: bytes, *, interval: float) -> Behaviour:
         for i in range(len(data)):
             if handler.server.state.stop.wait(interval):
                 break
+            if i == len(data) - 1:
+                handler.count_done()  # the last byte ends the body for the client
             try:
                 handler.wfile.write(data[i : i + 1])
                 handler.wfile.flush()
