@@ -243,3 +243,42 @@ async def test_units_without_remote_are_passed_on(store: Store) -> None:
     d = DeclarativeContent(SyncFile(relative_path="x", sha256=sha256_of(b"x"), size=1))
     await run_stage(ContentSaver(store), [d])
     assert await run_stage(RemoteArtifactSaver(store), [d]) == [d]
+
+
+async def test_a_batch_with_nothing_to_write_opens_no_transaction_unless_a_hook_is_there(
+    store: Store, storage: ArtifactStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-sync's batch (units saved, files deferred) costs no write transaction; with an
+    overridden hook the hook still runs, in a unit of work, for such a batch."""
+    items = [unit(name, name.encode()) for name in ("a", "b")]
+    await run_stage(ContentSaver(store), items)
+    opened: list[int] = []
+    real = store.unit_of_work
+
+    def counting() -> object:
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(store, "unit_of_work", counting)
+    again = [unit(name, name.encode()) for name in ("a", "b")]
+    for d, first in zip(again, items, strict=True):
+        d.content = first.content  # as QueryExistingContents hands them on
+    assert await run_stage(ContentSaver(store), again) == again
+    assert opened == []
+    stage = Recording(store, batch_size=500)
+    await run_stage(stage, again)
+    assert opened == [1]
+    assert stage.calls == [("pre", [True, True]), ("post", [True, True])]
+    # A new unit needs one; so does a saved file, which a deferred content artifact of its
+    # saved unit may lack (and then gets).
+    await run_stage(ContentSaver(store), [*again, unit("c", b"c")])
+    assert opened == [1, 1]
+    filled = unit("a", b"a")
+    filled.content = items[0].content
+    filled.d_artifacts[0].artifact = (
+        await store.save_artifacts([await storage.store_bytes(b"a")])
+    )[0]
+    await run_stage(ContentSaver(store), [filled])
+    assert opened == [1, 1, 1]
+    [ca] = await store.find_content_artifacts([items[0].content])
+    assert ca.artifact is not None

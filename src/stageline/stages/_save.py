@@ -109,7 +109,9 @@ class ContentSaver(Stage):
 
     Each batch is saved in one unit of work (one database transaction), and so are the
     hooks around it: if a hook or the save fails, or the sync is cancelled, nothing of
-    the batch is written.
+    the batch is written. A batch with nothing to write (every unit saved, no declared
+    file saved) opens no transaction, unless a hook is overridden: hooks run for every
+    batch.
 
     Subclass it to save more with each batch: override :meth:`_pre_save` and
     :meth:`_post_save`, which run around the batch's save, inside its transaction. While
@@ -158,6 +160,8 @@ class ContentSaver(Stage):
         """
 
     async def _save_batch(self, batch: list[DeclarativeContent]) -> None:
+        if self._nothing_to_write(batch):
+            return
         async with self._unit_of_work() as writes:
             await self._pre_save(batch)
             new = [d for d in batch if not d.content.saved]
@@ -177,6 +181,26 @@ class ContentSaver(Stage):
             new_ids = {id(d) for d in new}
             await self._fill_deferred(writes, [d for d in batch if id(d) not in new_ids])
             await self._post_save(batch)
+
+    def _nothing_to_write(self, batch: list[DeclarativeContent]) -> bool:
+        """Whether the batch needs no transaction at all (most batches of a re-sync).
+
+        True when every unit is saved, no declared file is saved (so no deferred content
+        artifact can be filled in), and neither hook is overridden: a hook always runs,
+        in the batch's unit of work, even for a batch with nothing new.
+        """
+        cls = type(self)
+        if cls._pre_save is not ContentSaver._pre_save:
+            return False
+        if cls._post_save is not ContentSaver._post_save:
+            return False
+        for d in batch:
+            if not d.content.saved:
+                return False
+            for da in d.d_artifacts:
+                if da.artifact.saved:
+                    return False
+        return True
 
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[UnitOfWork]:
