@@ -57,8 +57,7 @@ class ContentAssociation(Stage):
         async with ProgressReport(ASSOCIATING_CONTENT_MESSAGE, ASSOCIATING_CONTENT_CODE) as report:
             async for batch in self.batches(self.batch_size):
                 report.increase_by(await self.new_version.add_content([d.content for d in batch]))
-                for d in batch:
-                    await self.put(d)
+                await self.put_all(batch)
 
 
 class ContentUnassociation(Stage):
@@ -103,6 +102,5 @@ class ContentUnassociation(Stage):
                 await self.new_version.mark_seen(
                     [pk for d in batch if (pk := d.content.pk) is not None]
                 )
-                for d in batch:
-                    await self.put(d)
+                await self.put_all(batch)
             report.increase_by(await self.new_version.remove_unseen())
