@@ -262,3 +262,83 @@ async def test_an_unreadable_artifact_is_a_storage_error(tmp_path: Path) -> None
     path.mkdir()  # a directory where the file was: the read fails
     with pytest.raises(StorageError, match=digest(b"content")):
         await storage.read_bytes(artifact)
+
+
+def _sharing_a_folder(count: int) -> list[bytes]:
+    """``count`` distinct bodies whose files land in one storage folder (same 2-hex prefix)."""
+    by_prefix: dict[str, list[bytes]] = {}
+    number = 0
+    while True:
+        data = b"body %d" % number
+        group = by_prefix.setdefault(digest(data)[:2], [])
+        group.append(data)
+        if len(group) == count:
+            return group
+        number += 1
+
+
+async def test_each_folder_is_synced_once_per_call_after_its_files_are_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three files in one folder and one elsewhere: each folder is synced once, when
+    every file of the call is already at its place (and each file was synced before
+    its rename)."""
+    from stageline.storage import _storage
+
+    storage = ArtifactStorage(tmp_path)
+    bodies = [*_sharing_a_folder(3), b"elsewhere"]
+    targets = [storage.path_for(digest(data)) for data in bodies]
+    synced: list[tuple[Path, bool, bool]] = []
+    real = _storage._fsync_path
+
+    def recording(path: Path, *, directory: bool = False) -> None:
+        synced.append((Path(path), directory, all(t.exists() for t in targets)))
+        real(path, directory=directory)
+
+    monkeypatch.setattr(_storage, "_fsync_path", recording)
+    async with storage.temporary_area() as area:
+        artifacts = []
+        for number, data in enumerate(bodies):
+            (area / f"d{number}").write_bytes(data)
+            artifacts.append(Artifact(sha256=digest(data), file=area / f"d{number}"))
+        await storage.store(artifacts)
+    folders = [(path, ready) for path, directory, ready in synced if directory]
+    assert sorted(path for path, _ in folders) == sorted({t.parent for t in targets})
+    assert all(ready for _, ready in folders)
+    files = [path for path, directory, _ in synced if not directory]
+    assert sorted(files) == sorted(area / f"d{n}" for n in range(len(bodies)))
+    assert [await storage.read_bytes(a) for a in artifacts] == bodies
+
+
+async def test_a_folder_that_cannot_be_synced_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stageline.storage import _storage
+
+    def failing(path: Path, *, directory: bool = False) -> None:
+        if directory:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(_storage, "_fsync_path", failing)
+    storage = ArtifactStorage(tmp_path)
+    async with storage.temporary_area() as area:
+        (area / "d").write_bytes(b"data")
+        with pytest.raises(StorageError, match="could not sync the folders"):
+            await storage.store([Artifact(sha256=digest(b"data"), file=area / "d")])
+
+
+async def test_a_file_beside_the_temporary_root_with_a_longer_name_is_copied(
+    tmp_path: Path,
+) -> None:
+    """``root/tmpx/file`` is not inside the temporary root ``root/tmp``: it is copied and
+    kept, as any file of the plugin's own."""
+    storage = ArtifactStorage(tmp_path)
+    async with storage.temporary_area():
+        beside = tmp_path / (storage.temp_root.name + "x")
+        beside.mkdir()
+        source = beside / "mine"
+        source.write_bytes(b"mine")
+        artifact = Artifact(sha256=digest(b"mine"), file=source)
+        await storage.store([artifact])
+    assert source.read_bytes() == b"mine"
+    assert artifact.file == storage.path_for(digest(b"mine"))

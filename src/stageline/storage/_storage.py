@@ -35,9 +35,12 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
         os.close(fd)
 
 
-def _is_within(path: Path, directories: list[Path]) -> bool:
+def _is_within(path: str, directories: list[str]) -> bool:
     """Whether ``path`` (resolved) lies in one of the (resolved) ``directories``."""
-    return any(path.is_relative_to(directory) for directory in directories)
+    return any(
+        path.startswith(directory) and path[len(directory) : len(directory) + 1] in ("", os.sep)
+        for directory in directories
+    )
 
 
 class ArtifactStorage:
@@ -122,14 +125,16 @@ class ArtifactStorage:
 
         def work() -> None:
             put = _Put(FileReader(), Scratch(self.temp_root))
-            resolved = [directory.resolve() for directory in temporary]
+            # Strings, not Paths: this runs for every file of a sync, and os.path's
+            # functions cost a fraction of pathlib's for the same system calls.
+            resolved = [os.path.realpath(directory) for directory in temporary]
             try:
                 for artifact, sha256, source, target in jobs:
                     try:
                         # A symlink is copied through: renamed, the link itself would
                         # sit at the digest, its bytes free to change behind it.
-                        is_temporary = not source.is_symlink() and _is_within(
-                            source.resolve(), resolved
+                        is_temporary = not os.path.islink(source) and _is_within(
+                            os.path.realpath(source), resolved
                         )
                         put.file(source, target, sha256, artifact.size, move=is_temporary)
                     except OSError as exc:
@@ -138,6 +143,13 @@ class ArtifactStorage:
                             f"file exists and that {self.root} is writable and not full"
                         ) from exc
                     artifact.file = target
+                try:
+                    put.sync_folders()
+                except OSError as exc:
+                    raise StorageError(
+                        f"could not sync the folders of the files stored in {self.root}: "
+                        f"{exc}; check that it is writable and not full"
+                    ) from exc
             finally:
                 put.scratch.remove()
 
@@ -249,6 +261,28 @@ class _Put:
     def __init__(self, reader: FileReader, scratch: Scratch) -> None:
         self.reader = reader
         self.scratch = scratch
+        # Folders known to exist, and folders whose new entries are not synced yet: a
+        # batch's files share a few hundred folders, each made and synced once per call.
+        self._made: set[str] = set()
+        self._unsynced: set[str] = set()
+
+    def _make_folder_of(self, target: Path) -> None:
+        folder = os.path.dirname(target)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+
+    def sync_folders(self) -> None:
+        """Sync the folders that got new entries, so that the renames survive a crash.
+
+        Called once the call's files are in place, before it returns: nothing records a
+        file in the database before its rename is durable.
+
+        Raises:
+            OSError: a folder could not be synced.
+        """
+        while self._unsynced:
+            _fsync_path(Path(self._unsynced.pop()), directory=True)
 
     def file(
         self, source: Path, target: Path, sha256: str, size: int | None, *, move: bool
@@ -270,7 +304,7 @@ class _Put:
                 return
             # Synced only now: a duplicate that is dropped needs no fsync.
             _fsync_path(source)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._make_folder_of(target)
             try:
                 os.replace(source, target)
             except OSError as exc:
@@ -286,9 +320,9 @@ class _Put:
                 verify(source, measured, sha256=sha256, size=size)
                 if self._holds_intact(target, measured):
                     return
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._make_folder_of(target)
             self._copy_into_place(source, target, sha256, size)
-        _fsync_path(target.parent, directory=True)
+        self._unsynced.add(os.path.dirname(target))
 
     def data(self, data: bytes, target: Path, measured: Measured) -> None:
         """Make ``target`` hold ``data``, whose size and sha256 are ``measured``.
@@ -323,7 +357,7 @@ class _Put:
         A damaged file is logged and left to be replaced by the caller's atomic rename.
         """
         try:
-            existing_size = target.stat().st_size
+            existing_size = os.stat(target).st_size
         except FileNotFoundError:
             return False
         if existing_size == new.size:
