@@ -292,9 +292,11 @@ async def test_each_file_is_read_once_and_a_held_one_only_when_it_comes_again(
     reads: list[Path] = []
     real_measure = _integrity.FileReader.measure
 
-    def counting(self: _integrity.FileReader, path: Path) -> _integrity.Measured:
+    def counting(
+        self: _integrity.FileReader, path: Path, *, sync: bool = False
+    ) -> _integrity.Measured:
         reads.append(path)
-        return real_measure(self, path)
+        return real_measure(self, path, sync=sync)
 
     monkeypatch.setattr(_integrity.FileReader, "measure", counting)
     storage = ArtifactStorage(tmp_path)

@@ -280,32 +280,30 @@ def _sharing_a_folder(count: int) -> list[bytes]:
 async def test_each_folder_is_synced_once_per_call_after_its_files_are_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Three files in one folder and one elsewhere: each folder is synced once, when
-    every file of the call is already at its place (and each file was synced before
-    its rename)."""
-    from stageline.storage import _storage
-
+    """Three files in one folder and one elsewhere: each file is synced before its rename,
+    and each folder once, when every file of the call is already at its place."""
     storage = ArtifactStorage(tmp_path)
     bodies = [*_sharing_a_folder(3), b"elsewhere"]
     targets = [storage.path_for(digest(data)) for data in bodies]
-    synced: list[tuple[Path, bool, bool]] = []
-    real = _storage._fsync_path
+    synced: list[tuple[Path, bool]] = []  # (what, every target in place by then)
+    real_fsync = os.fsync
 
-    def recording(path: Path, *, directory: bool = False) -> None:
-        synced.append((Path(path), directory, all(t.exists() for t in targets)))
-        real(path, directory=directory)
+    def recording(fd: int) -> None:
+        what = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        synced.append((what, all(t.exists() for t in targets)))
+        real_fsync(fd)
 
-    monkeypatch.setattr(_storage, "_fsync_path", recording)
+    monkeypatch.setattr(os, "fsync", recording)
     async with storage.temporary_area() as area:
         artifacts = []
         for number, data in enumerate(bodies):
             (area / f"d{number}").write_bytes(data)
             artifacts.append(Artifact(sha256=digest(data), file=area / f"d{number}"))
         await storage.store(artifacts)
-    folders = [(path, ready) for path, directory, ready in synced if directory]
+    folders = [(path, ready) for path, ready in synced if path.is_dir()]
     assert sorted(path for path, _ in folders) == sorted({t.parent for t in targets})
     assert all(ready for _, ready in folders)
-    files = [path for path, directory, _ in synced if not directory]
+    files = [path for path, _ in synced if not path.is_dir()]
     assert sorted(files) == sorted(area / f"d{n}" for n in range(len(bodies)))
     assert [await storage.read_bytes(a) for a in artifacts] == bodies
 

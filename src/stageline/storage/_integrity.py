@@ -38,11 +38,14 @@ class FileReader:
             self._buffer = bytearray(_CHUNK)
         return memoryview(self._buffer)
 
-    def measure(self, path: Path) -> Measured:
-        """Read ``path`` once: its size and sha256.
+    def measure(self, path: Path, *, sync: bool = False) -> Measured:
+        """Read ``path`` once: its size and sha256; with ``sync``, also fsync it.
+
+        Syncing here, through the descriptor the read opened, spares opening the file
+        a second time (a file about to be renamed into storage must be synced first).
 
         Raises:
-            OSError: the file cannot be opened or read.
+            OSError: the file cannot be opened, read or synced.
         """
         digest = hashlib.sha256()
         size = 0
@@ -51,6 +54,8 @@ class FileReader:
             while count := source.readinto(view):
                 digest.update(view[:count])
                 size += count
+            if sync:
+                os.fsync(source.fileno())
         return Measured(size, digest.hexdigest())
 
     def copy(self, source: Path, destination: Path) -> Measured:

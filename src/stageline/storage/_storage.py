@@ -35,6 +35,21 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _real_path(path: Path, real_folders: dict[str, str]) -> str:
+    """``os.path.realpath(path)`` for a path whose last part is not a symlink.
+
+    A batch's downloads share one folder: its real path is looked up once (in
+    ``real_folders``), not once per file, each time a system call per path component.
+    """
+    folder, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        return os.path.realpath(path)
+    real = real_folders.get(folder)
+    if real is None:
+        real = real_folders[folder] = os.path.realpath(folder)
+    return os.path.join(real, name)
+
+
 def _is_within(path: str, directories: list[str]) -> bool:
     """Whether ``path`` (resolved) lies in one of the (resolved) ``directories``."""
     return any(
@@ -128,13 +143,14 @@ class ArtifactStorage:
             # Strings, not Paths: this runs for every file of a sync, and os.path's
             # functions cost a fraction of pathlib's for the same system calls.
             resolved = [os.path.realpath(directory) for directory in temporary]
+            real_folders: dict[str, str] = {}
             try:
                 for artifact, sha256, source, target in jobs:
                     try:
                         # A symlink is copied through: renamed, the link itself would
                         # sit at the digest, its bytes free to change behind it.
                         is_temporary = not os.path.islink(source) and _is_within(
-                            os.path.realpath(source), resolved
+                            _real_path(source, real_folders), resolved
                         )
                         put.file(source, target, sha256, artifact.size, move=is_temporary)
                     except OSError as exc:
@@ -297,13 +313,13 @@ class _Put:
             self._check_in_place(target, sha256, size)
             return
         if move:
-            measured = self.reader.measure(source)
+            # Synced while it is open for the hash: a duplicate that is then dropped was
+            # synced for nothing, which costs less than opening every file twice.
+            measured = self.reader.measure(source, sync=True)
             verify(source, measured, sha256=sha256, size=size)
             if self._holds_intact(target, measured):
                 source.unlink()
                 return
-            # Synced only now: a duplicate that is dropped needs no fsync.
-            _fsync_path(source)
             self._make_folder_of(target)
             try:
                 os.replace(source, target)
