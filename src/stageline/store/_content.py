@@ -83,13 +83,12 @@ class ContentCalls:
         def work(conn: sa.Connection) -> dict[str, tuple[int, str, str]]:
             found: dict[str, tuple[int, str, str]] = {}
             for chunk in chunks(wanted):
-                select = (
-                    "SELECT natural_key_digest, id, type, data FROM content "
-                    f"WHERE natural_key_digest IN {database.params(len(chunk))}"
-                )
-                for digest, pk, type_name, data in conn.exec_driver_sql(
-                    select, tuple(chunk)
-                ).fetchall():
+                for digest, pk, type_name, data in database.select_rows(
+                    conn,
+                    "natural_key_digest, id, type, data",
+                    f"FROM content WHERE natural_key_digest IN {database.params(len(chunk))}",
+                    tuple(chunk),
+                ):
                     found[digest] = (pk, type_name, data)
             return found
 

@@ -141,11 +141,13 @@ def add_rows(
         # Only (repository_id, content_id) in the WHERE clause, the rest filtered here:
         # a condition on version_removed tempts PostgreSQL into scanning the whole
         # version through the version_removed index while its statistics lag behind.
-        for row_id, content_id, removed in conn.exec_driver_sql(
-            "SELECT id, content_id, version_removed FROM repository_content "
+        for row_id, content_id, removed in database.select_rows(
+            conn,
+            "id, content_id, version_removed",
+            "FROM repository_content "
             f"WHERE repository_id = {mark} AND content_id IN {database.params(len(chunk))}",
             (repository_id, *chunk),
-        ).fetchall():
+        ):
             if removed is None:
                 present.add(content_id)
             elif removed == number:

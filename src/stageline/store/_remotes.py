@@ -313,8 +313,8 @@ class RemoteCalls:
         database = self._runner.database
         content_ids = sorted({entry[0] for entry in entries})
         remote_ids = sorted({entry[2] for entry in entries})
-        select = (
-            "SELECT ca.content_id, ca.relative_path, ca.id, ra.remote_id, ra.url "
+        columns = "ca.content_id, ca.relative_path, ca.id, ra.remote_id, ra.url"
+        rest = (
             "FROM content_artifacts ca LEFT JOIN remote_artifacts ra "
             "ON ra.content_artifact_id = ca.id AND ra.remote_id IN {remotes} "
             "WHERE ca.content_id IN {contents}"
@@ -327,10 +327,10 @@ class RemoteCalls:
             urls: dict[tuple[int, int], str] = {}
             remotes = database.params(len(remote_ids))
             for chunk in chunks(content_ids):
-                query = select.format(remotes=remotes, contents=database.params(len(chunk)))
-                for cid, path, ca_id, remote_id, url in conn.exec_driver_sql(
-                    query, (*remote_ids, *chunk)
-                ).fetchall():
+                query = rest.format(remotes=remotes, contents=database.params(len(chunk)))
+                for cid, path, ca_id, remote_id, url in database.select_rows(
+                    conn, columns, query, (*remote_ids, *chunk)
+                ):
                     ca_ids[(cid, path)] = ca_id
                     if remote_id is not None:
                         urls[(ca_id, remote_id)] = url
