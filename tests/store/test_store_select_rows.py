@@ -57,3 +57,12 @@ async def test_select_rows_returns_what_a_plain_fetch_does(
 async def test_select_rows_of_nothing_is_an_empty_list(store: Store) -> None:
     got, plain = await _both_ways(store, [])
     assert got == [] == list(plain)
+
+
+def test_the_artifact_row_names_every_column_of_the_table() -> None:
+    """find_artifacts reads every column by name: a column added to the table must be
+    added to the row type too."""
+    from stageline.store import _artifacts
+    from stageline.store import _schema as t
+
+    assert set(_artifacts._ArtifactRow._fields) == {column.name for column in t.artifacts.c}

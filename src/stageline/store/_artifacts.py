@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -17,6 +17,22 @@ __all__ = ["ArtifactCalls", "artifact_from_row"]
 
 #: The columns of an artifact's values, in row order (the file's path is not stored).
 _COLUMNS = ("sha256", "size", *(name for name in DIGEST_FIELDS if name != "sha256"))
+
+
+class _ArtifactRow(NamedTuple):
+    """A row of the artifacts table (every column), as ``select_rows`` returns it."""
+
+    id: int
+    sha256: str
+    size: int | None
+    md5: str | None
+    sha1: str | None
+    sha224: str | None
+    sha384: str | None
+    sha512: str | None
+
+
+_ROW_COLUMNS = ", ".join(_ArtifactRow._fields)
 
 
 def artifact_from_row(database: Database, row: Any, pk: int) -> Artifact:
@@ -61,16 +77,18 @@ class ArtifactCalls:
             return {}
         database = self._runner.database
         # Driver-level SQL: SQLAlchemy's expanding IN costs more than this query, which
-        # QueryExistingArtifacts runs once per batch.
-        columns = ", ".join(col.name for col in t.artifacts.c)
+        # QueryExistingArtifacts runs once per batch; on SQLite the rows come in one step.
 
         def work(conn: sa.Connection) -> dict[str, Artifact]:
             found: dict[str, Artifact] = {}
             for chunk in chunks(wanted):
-                select = (
-                    f"SELECT {columns} FROM artifacts WHERE sha256 IN {database.params(len(chunk))}"
-                )
-                for row in conn.exec_driver_sql(select, tuple(chunk)).fetchall():
+                for values in database.select_rows(
+                    conn,
+                    _ROW_COLUMNS,
+                    f"FROM artifacts WHERE sha256 IN {database.params(len(chunk))}",
+                    tuple(chunk),
+                ):
+                    row = _ArtifactRow(*values)
                     found[row.sha256] = artifact_from_row(database, row, row.id)
             return found
 
