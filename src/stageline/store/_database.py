@@ -387,7 +387,10 @@ class Database:
     def select_rows(
         self, conn: sa.Connection, columns: str, rest: str, parameters: tuple[Any, ...]
     ) -> list[Any]:
-        """The rows of ``SELECT {columns} {rest}``: a list of sequences, in the query's order.
+        """The rows of ``SELECT {columns} {rest}``, as a list of sequences, in no set order.
+
+        SQLite does not define the order in which an aggregate sees its rows, even from
+        an ordered subquery: use this only where the rows' order does not matter.
 
         On SQLite the rows come back as one JSON array built by the database
         (``json_group_array``), read in one step: the driver releases the GIL around
