@@ -455,3 +455,30 @@ async def test_remote_artifacts_by_path_refuse_a_nul_in_the_url(store: Store) ->
         await store.save_remote_artifacts_by_path(
             [(unit.pk, "f1", remote.pk, "http://x.test/\x00", Artifact(sha256=sha(1)))]
         )
+
+
+async def test_content_artifacts_come_by_unit_then_path_in_code_point_order(store: Store) -> None:
+    """Several files per unit, some with an artifact, paths beyond ASCII: every content
+    artifact once, ordered by unit, then by path as code points compare, with its artifact."""
+    artifacts = await saved_artifacts(store, range(2))
+    units = files([10, 11])
+    paths = ["z", "Z", "é", "e", "ä/b", "a/b", "😀", "ﬀ"]
+    cas = [
+        ContentArtifact(content=unit, artifact=artifacts[i % 2] if i % 3 else None, relative_path=p)
+        for unit in reversed(units)
+        for i, p in enumerate(paths)
+    ]
+    await store.save_content(units, cas)
+    found = await store.find_content_artifacts(list(reversed(units)))
+    expected = sorted(cas, key=lambda ca: (ca.content.pk or 0, ca.relative_path))
+    assert [(ca.content.pk, ca.relative_path) for ca in found] == [
+        (ca.content.pk, ca.relative_path) for ca in expected
+    ]
+    assert [ca.artifact.pk if ca.artifact else None for ca in found] == [
+        ca.artifact.pk if ca.artifact else None for ca in expected
+    ]
+    assert [ca.pk for ca in found] == [ca.pk for ca in expected]
+    # The artifact is read back whole (its digests and size), not only its key.
+    assert [(ca.artifact.sha256, ca.artifact.size) for ca in found if ca.artifact] == [
+        (ca.artifact.sha256, ca.artifact.size) for ca in expected if ca.artifact
+    ]

@@ -70,3 +70,12 @@ def test_the_artifact_row_names_every_column_of_the_table() -> None:
     from stageline.store import _schema as t
 
     assert set(_artifacts._ArtifactRow._fields) == {column.name for column in t.artifacts.c}
+
+
+def test_the_content_artifact_row_names_every_artifact_column() -> None:
+    """find_content_artifacts reads an artifact's columns by name from its row type."""
+    from stageline.store import _content
+    from stageline.store import _schema as t
+
+    artifact_columns = {column.name for column in t.artifacts.c} - {"id"}
+    assert set(_content._CaRow._fields[4:]) == artifact_columns

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -25,6 +25,31 @@ _CA_COLUMNS = [
     ("relative_path", "text"),
     ("artifact_id", "bigint"),
 ]
+
+
+class _CaRow(NamedTuple):
+    """A content artifact and its artifact's columns, as find_content_artifacts reads them."""
+
+    ca_id: int
+    content_id: int
+    relative_path: str
+    artifact_id: int | None
+    sha256: str | None
+    size: int | None
+    md5: str | None
+    sha1: str | None
+    sha224: str | None
+    sha384: str | None
+    sha512: str | None
+
+
+_CA_ROW_COLUMNS = "ca.id, ca.content_id, ca.relative_path, ca.artifact_id, " + ", ".join(
+    f"a.{name}" for name in _CaRow._fields[4:]
+)
+
+
+def _content_then_path(row: _CaRow) -> tuple[int, str]:
+    return row.content_id, row.relative_path
 
 
 def _natural_digest(unit: Content) -> str:
@@ -258,8 +283,8 @@ class ContentCalls:
             units: saved units.
 
         Returns:
-            Every content artifact of those units, ordered by unit then relative path; each
-            one's ``content`` is the unit passed in.
+            Every content artifact of those units, ordered by unit then relative path
+            (by code point); each one's ``content`` is the unit passed in.
 
         Raises:
             StoreArgumentError: a unit is not saved.
@@ -274,14 +299,28 @@ class ContentCalls:
         select = (
             "SELECT ca.id AS ca_id, ca.content_id, ca.relative_path, ca.artifact_id, "
             f"{columns} FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id "
-            "WHERE ca.content_id IN {} ORDER BY ca.content_id, ca.relative_path"
+            # COLLATE "C": code point order, as on SQLite, whatever the database's collation.
+            'WHERE ca.content_id IN {} ORDER BY ca.content_id, ca.relative_path COLLATE "C"'
         )
 
         def work(conn: sa.Connection) -> list[Any]:
             rows: list[Any] = []
             for chunk in chunks(pks):
-                query = select.format(database.params(len(chunk)))
-                rows.extend(conn.exec_driver_sql(query, tuple(chunk)).fetchall())
+                if database.is_postgresql:
+                    query = select.format(database.params(len(chunk)))
+                    rows.extend(conn.exec_driver_sql(query, tuple(chunk)).fetchall())
+                    continue
+                # SQLite: the rows in one step (see Database.select_rows), in no set order;
+                # sorted here as the query sorts them (its BINARY collation compares UTF-8
+                # bytes, which order as the code points Python compares).
+                found = database.select_rows(
+                    conn,
+                    _CA_ROW_COLUMNS,
+                    "FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id "
+                    f"WHERE ca.content_id IN {database.params(len(chunk))}",
+                    tuple(chunk),
+                )
+                rows.extend(sorted(map(_CaRow._make, found), key=_content_then_path))
             return rows
 
         rows = await self._runner.run("look up content artifacts", work, write=False)
