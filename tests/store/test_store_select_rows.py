@@ -64,18 +64,9 @@ async def test_select_rows_of_nothing_is_an_empty_list(store: Store) -> None:
 
 
 def test_the_artifact_row_names_every_column_of_the_table() -> None:
-    """find_artifacts reads every column by name: a column added to the table must be
-    added to the row type too."""
+    """find_artifacts and find_content_artifacts read every column by name: a column
+    added to the table must be added to the row type too."""
     from stageline.store import _artifacts
     from stageline.store import _schema as t
 
-    assert set(_artifacts._ArtifactRow._fields) == {column.name for column in t.artifacts.c}
-
-
-def test_the_content_artifact_row_names_every_artifact_column() -> None:
-    """find_content_artifacts reads an artifact's columns by name from its row type."""
-    from stageline.store import _content
-    from stageline.store import _schema as t
-
-    artifact_columns = {column.name for column in t.artifacts.c} - {"id"}
-    assert set(_content._CaRow._fields[4:]) == artifact_columns
+    assert set(_artifacts.ArtifactRow._fields) == {column.name for column in t.artifacts.c}

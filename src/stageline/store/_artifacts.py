@@ -19,8 +19,9 @@ __all__ = ["ArtifactCalls", "artifact_from_row"]
 _COLUMNS = ("sha256", "size", *(name for name in DIGEST_FIELDS if name != "sha256"))
 
 
-class _ArtifactRow(NamedTuple):
-    """A row of the artifacts table (every column), as ``select_rows`` returns it."""
+class ArtifactRow(NamedTuple):
+    """A row of the artifacts table (every column, in this order), as read with
+    ``Database.select_rows``; :func:`artifact_from_row` takes it."""
 
     id: int
     sha256: str
@@ -32,7 +33,7 @@ class _ArtifactRow(NamedTuple):
     sha512: str | None
 
 
-_ROW_COLUMNS = ", ".join(_ArtifactRow._fields)
+_ROW_COLUMNS = ", ".join(ArtifactRow._fields)
 
 
 def artifact_from_row(database: Database, row: Any, pk: int) -> Artifact:
@@ -88,7 +89,7 @@ class ArtifactCalls:
                     f"FROM artifacts WHERE sha256 IN {database.params(len(chunk))}",
                     tuple(chunk),
                 ):
-                    row = _ArtifactRow(*values)
+                    row = ArtifactRow(*values)
                     found[row.sha256] = artifact_from_row(database, row, row.id)
             return found
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..models import Content, ContentArtifact, trusted_content_artifact
 from . import _schema as t
-from ._artifacts import artifact_from_row
+from ._artifacts import ArtifactRow, artifact_from_row
 from ._codec import ContentRow, check_declared, decode_content, encode_content, key_digest
 from ._database import Database, Runner, chunks, require_pk
 from ._values import RELATIVE_PATH_MAX_BYTES, check_text
@@ -27,29 +27,11 @@ _CA_COLUMNS = [
 ]
 
 
-class _CaRow(NamedTuple):
-    """A content artifact and its artifact's columns, as find_content_artifacts reads them."""
-
-    ca_id: int
-    content_id: int
-    relative_path: str
-    artifact_id: int | None
-    sha256: str | None
-    size: int | None
-    md5: str | None
-    sha1: str | None
-    sha224: str | None
-    sha384: str | None
-    sha512: str | None
-
-
-_CA_ROW_COLUMNS = "ca.id, ca.content_id, ca.relative_path, ca.artifact_id, " + ", ".join(
-    f"a.{name}" for name in _CaRow._fields[4:]
+# find_content_artifacts' columns: the content artifact's, then every artifact column
+# (all NULL for a deferred file), as ArtifactRow orders them.
+_CA_ARTIFACT_COLUMNS = "ca.id, ca.content_id, ca.relative_path, " + ", ".join(
+    f"a.{name}" for name in ArtifactRow._fields
 )
-
-
-def _content_then_path(row: _CaRow) -> tuple[int, str]:
-    return row.content_id, row.relative_path
 
 
 def _natural_digest(unit: Content) -> str:
@@ -295,44 +277,31 @@ class ContentCalls:
         database = self._runner.database
         # Driver-level SQL: SQLAlchemy's expanding IN parameters and result rows cost more
         # than the query here, which runs once per batch of every sync.
-        columns = ", ".join(f"a.{col.name}" for col in t.artifacts.c if col.name != "id")
-        select = (
-            "SELECT ca.id AS ca_id, ca.content_id, ca.relative_path, ca.artifact_id, "
-            f"{columns} FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id "
-            # COLLATE "C": code point order, as on SQLite, whatever the database's collation.
-            'WHERE ca.content_id IN {} ORDER BY ca.content_id, ca.relative_path COLLATE "C"'
-        )
 
         def work(conn: sa.Connection) -> list[Any]:
             rows: list[Any] = []
             for chunk in chunks(pks):
-                if database.is_postgresql:
-                    query = select.format(database.params(len(chunk)))
-                    rows.extend(conn.exec_driver_sql(query, tuple(chunk)).fetchall())
-                    continue
-                # SQLite: the rows in one step (see Database.select_rows), in no set order;
-                # sorted here as the query sorts them (its BINARY collation compares UTF-8
-                # bytes, which order as the code points Python compares).
-                found = database.select_rows(
-                    conn,
-                    _CA_ROW_COLUMNS,
-                    "FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id "
-                    f"WHERE ca.content_id IN {database.params(len(chunk))}",
-                    tuple(chunk),
+                rows.extend(
+                    database.select_rows(
+                        conn,
+                        _CA_ARTIFACT_COLUMNS,
+                        "FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id "
+                        f"WHERE ca.content_id IN {database.params(len(chunk))}",
+                        tuple(chunk),
+                    )
                 )
-                rows.extend(sorted(map(_CaRow._make, found), key=_content_then_path))
             return rows
 
         rows = await self._runner.run("look up content artifacts", work, write=False)
+        # Sorted here, not in SQL (select_rows keeps no order): by unit, then by path as
+        # code points compare, on both databases (what SQLite's BINARY collation and
+        # PostgreSQL's "C" give, whatever PostgreSQL's default collation).
+        rows.sort(key=lambda row: (row[1], row[2]))
         result = []
-        for row in rows:
+        for ca_id, content_id, path, *values in rows:
             artifact = None
-            if row.artifact_id is not None:
-                artifact = artifact_from_row(database, row, row.artifact_id)
+            if values[0] is not None:
+                artifact = artifact_from_row(database, ArtifactRow(*values), values[0])
             # Read back from the database, whose paths were checked on the way in.
-            result.append(
-                trusted_content_artifact(
-                    by_pk[row.content_id], artifact, row.relative_path, row.ca_id
-                )
-            )
+            result.append(trusted_content_artifact(by_pk[content_id], artifact, path, ca_id))
         return result

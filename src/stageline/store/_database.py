@@ -398,16 +398,15 @@ class Database:
         thread up to 500 times, and each time waits for it to come back (up to the
         interpreter's switch interval, 5 ms). ``columns`` are comma-separated column
         names (``ca.id, ra.url``: no commas inside one) of integers, text or NULL; ``rest``
-        (FROM ... WHERE ... ORDER BY ...) is used in a subquery there.
+        (FROM ... WHERE ...) is used in a subquery there.
         """
         if self._postgresql:
             return list(conn.exec_driver_sql(f"SELECT {columns} {rest}", parameters).fetchall())
         names = [name.strip() for name in columns.split(",")]
-        aliases = [f"c{i}" for i in range(len(names))]
+        aliases = ", ".join(f"c{i}" for i in range(len(names)))
         renamed = ", ".join(f"{name} AS c{i}" for i, name in enumerate(names))
         text = conn.exec_driver_sql(
-            f"SELECT json_group_array(json_array({', '.join(aliases)})) "
-            f"FROM (SELECT {renamed} {rest})",
+            f"SELECT json_group_array(json_array({aliases})) FROM (SELECT {renamed} {rest})",
             parameters,
         ).scalar_one()
         rows: list[Any] = json.loads(text)
