@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,6 +208,20 @@ def test_artifact_digests_are_validated() -> None:
         Artifact(sha256="XYZ")
     md5, sha256 = "cd" * 16, "ab" * 32
     assert Artifact(sha256=sha256, md5=md5).digests() == {"md5": md5, "sha256": sha256}
+
+
+def test_an_artifact_file_becomes_a_path_and_a_path_is_kept(tmp_path: Path) -> None:
+    """``file`` takes a str or any path-like and holds a Path; a Path is kept as given."""
+    given = tmp_path / "f"
+    assert Artifact(file=given).file is given
+    assert Artifact(file=str(given)).file == given
+    assert isinstance(Artifact(file=str(given)).file, Path)
+    artifact = Artifact()
+    assert artifact.file is None
+    artifact.file = os.fsencode(given).decode()  # set later, as the store does
+    assert artifact.file == given
+    artifact.file = None
+    assert artifact.file is None
 
 
 def hex_of(length: int, digit: str = "a") -> str:

@@ -350,11 +350,15 @@ class DigestingWriter:
             os.close(fd)
         except OSError as exc:
             raise self._storage_error(exc) from exc
-        self._check()
+        # Each hexdigest copies the hash's state: taken once, for the check and the result.
+        digests = {
+            name: hasher.hexdigest()
+            for name, hasher in zip(self._algorithms, self._hashers, strict=True)
+        }
+        self._check(digests)
         self._finished = True
         attributes: dict[str, int | str] = {"size": self.size}
-        for name, hasher in zip(self._algorithms, self._hashers, strict=True):
-            attributes[name] = hasher.hexdigest()
+        attributes.update(digests)
         return Path(self._path), attributes
 
     def _add(self, chunk: bytes) -> bool:
@@ -373,7 +377,7 @@ class DigestingWriter:
         self._pending_size += len(chunk)
         return self._pending_size >= self._batch_size
 
-    def _check(self) -> None:
+    def _check(self, digests: Mapping[str, str]) -> None:
         if self._expected_size is not None and self.size != self._expected_size:
             raise SizeMismatch(
                 f"{self.url} has the wrong size: expected {self._expected_size} bytes, "
@@ -383,11 +387,11 @@ class DigestingWriter:
                 expected=self._expected_size,
                 actual=self.size,
             )
-        for name, hasher in zip(self._algorithms, self._hashers, strict=True):
+        for name in self._algorithms:
             expected = self._expected_digests.get(name)
             if expected is None:
                 continue
-            actual = hasher.hexdigest()
+            actual = digests[name]
             if actual != expected:
                 raise DigestMismatch(
                     f"{self.url} has the wrong {name}: expected {expected}, got {actual}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -91,6 +92,14 @@ class _SizeAndDigests:
         return {name: v for name in DIGEST_FIELDS if (v := getattr(self, name)) is not None}
 
 
+def _to_path(value: str | os.PathLike[str] | None) -> Path | None:
+    # A Path is kept as it is: a sync sets ``file`` several times per artifact, and
+    # ``Path(path)`` would parse the whole path again each time.
+    if value is None or isinstance(value, Path):
+        return value
+    return Path(value)
+
+
 @attrs.define(eq=False, kw_only=True)
 class Artifact(_SizeAndDigests):
     """A file known by its size and digests.
@@ -113,7 +122,7 @@ class Artifact(_SizeAndDigests):
 
     DIGEST_FIELDS: ClassVar[tuple[str, ...]] = DIGEST_FIELDS
 
-    file: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    file: Path | None = attrs.field(default=None, converter=_to_path)
     pk: int | None = None
 
     @property

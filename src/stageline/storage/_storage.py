@@ -129,7 +129,7 @@ class ArtifactStorage:
                     f"an artifact needs a sha256 and a file to be stored: {artifact!r}"
                 )
             target = self.path_for(artifact.sha256)
-            jobs.append((artifact, artifact.sha256, Path(artifact.file), target))
+            jobs.append((artifact, artifact.sha256, artifact.file, target))
 
         # Temporary files are moved: this storage's areas, and wherever current_temp_dir()
         # points in this context (downloads made outside temporary_area()).
