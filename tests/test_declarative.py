@@ -305,6 +305,12 @@ def test_declarative_artifact_refuses_an_unsafe_relative_path(path: str) -> None
     with pytest.raises(UnsafePathError, match=r"DeclarativeArtifact\.relative_path") as info:
         _declare(url="http://m1/a", relative_path=path)
     assert repr(path) in str(info.value)
+    # Set later, it is refused the same way, and the safe path stays.
+    da = _declare(url="http://m1/a", relative_path="a")
+    with pytest.raises(UnsafePathError, match=r"DeclarativeArtifact\.relative_path") as info:
+        da.relative_path = path
+    assert repr(path) in str(info.value)
+    assert da.relative_path == "a"
 
 
 def test_declarative_errors_are_stageline_errors() -> None:

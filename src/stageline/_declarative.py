@@ -100,6 +100,10 @@ def _required(name: str) -> Any:
     return check
 
 
+def _safe_relative_path(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    check_relative_path(value, context=f"{type(instance).__name__}.{attribute.name}")
+
+
 def _one_url(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidValueError(f"DeclarativeArtifact: url must be a non-empty str, got {value!r}")
@@ -180,7 +184,9 @@ class DeclarativeArtifact:
         converter=_mirrors,
         on_setattr=attrs.setters.pipe(attrs.setters.convert, _urls_set),
     )
-    relative_path: str = attrs.field(validator=_required("relative_path"))
+    # Checked in full when set later too, not only when made: ContentSaver takes the path
+    # as it is for the content artifact it saves.
+    relative_path: str = attrs.field(validator=[_required("relative_path"), _safe_relative_path])
     remote: Remote | None = None
     extra_data: dict[str, Any] = attrs.field(factory=dict)
     deferred_download: bool | None = None

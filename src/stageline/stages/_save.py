@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .._declarative import DeclarativeArtifact, DeclarativeContent
 from .._stage import Stage
-from ..models import Artifact, Content, ContentArtifact
+from ..models import Artifact, Content, trusted_content_artifact
 from ..storage import ArtifactStorage
 from ..store import Store, UnitOfWork
 from ._query import DEFAULT_BATCH_SIZE, check_batch_size
@@ -166,11 +166,13 @@ class ContentSaver(Stage):
             await self._pre_save(batch)
             new = [d for d in batch if not d.content.saved]
             if new:
+                # A declarative artifact's path was checked when it was made or set.
                 content_artifacts = [
-                    ContentArtifact(
-                        content=d.content,
-                        artifact=da.artifact if da.artifact.saved else None,
-                        relative_path=da.relative_path,
+                    trusted_content_artifact(
+                        d.content,
+                        da.artifact if da.artifact.saved else None,
+                        da.relative_path,
+                        None,
                     )
                     for d in new
                     for da in d.d_artifacts
