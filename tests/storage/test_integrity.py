@@ -291,6 +291,7 @@ async def test_each_file_is_read_once_and_a_held_one_only_when_it_comes_again(
 
     reads: list[Path] = []
     real_measure = _integrity.FileReader.measure
+    real_measure_own = _integrity.FileReader.measure_own
 
     def counting(
         self: _integrity.FileReader, path: Path, *, sync: bool = False
@@ -298,7 +299,12 @@ async def test_each_file_is_read_once_and_a_held_one_only_when_it_comes_again(
         reads.append(path)
         return real_measure(self, path, sync=sync)
 
+    def counting_own(self: _integrity.FileReader, path: Path) -> _integrity.Measured:
+        reads.append(path)
+        return real_measure_own(self, path)
+
     monkeypatch.setattr(_integrity.FileReader, "measure", counting)
+    monkeypatch.setattr(_integrity.FileReader, "measure_own", counting_own)
     storage = ArtifactStorage(tmp_path)
     data = b"read as few times as possible"
     target = storage.path_for(digest(data))
@@ -316,3 +322,33 @@ async def test_each_file_is_read_once_and_a_held_one_only_when_it_comes_again(
     reads.clear()
     await storage.store([artifact])
     assert reads == []
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+@pytest.mark.parametrize("chunks", [0, 1, 3])
+def test_measure_own_reads_any_size_as_measure_does(
+    tmp_path: Path, chunks: int, extra: int
+) -> None:
+    """The short-read shortcut ends at the file's end, also at and around the buffer's size."""
+    from stageline.storage import _integrity
+
+    size = max(0, chunks * _integrity._CHUNK + extra)
+    path = tmp_path / "file"
+    path.write_bytes(os.urandom(size))
+    reader = _integrity.FileReader()
+    assert reader.measure_own(path) == reader.measure(path) == (size, digest(path.read_bytes()))
+
+
+def test_measure_own_refuses_a_symlink(tmp_path: Path) -> None:
+    """Where the platform can, the open itself refuses a link (the storage copies it then)."""
+    import errno
+
+    from stageline.storage import _integrity
+
+    if not _integrity.NO_FOLLOW:
+        pytest.skip("this platform has no O_NOFOLLOW; the storage checks for a link itself")
+    (tmp_path / "real").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(OSError, match="symbolic link") as info:
+        _integrity.FileReader().measure_own(tmp_path / "link")
+    assert info.value.errno == errno.ELOOP

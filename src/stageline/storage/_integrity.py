@@ -10,13 +10,21 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from .._exceptions import ArtifactIntegrityError
 
 __all__ = ["FileReader", "Measured", "verify"]
 
 _CHUNK = 1024 * 1024
+# For measure_own(): a symlink is refused by the open itself (ELOOP) where the platform
+# can; os.readv fills the reused buffer without a Python file object (which costs an
+# fstat of its own) where it exists.
+NO_FOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+_OWN_FLAGS: Final = (
+    os.O_RDONLY | NO_FOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+_READV: Final = getattr(os, "readv", None)
 
 
 class Measured(NamedTuple):
@@ -56,6 +64,40 @@ class FileReader:
                 size += count
             if sync:
                 os.fsync(source.fileno())
+        return Measured(size, digest.hexdigest())
+
+    def measure_own(self, path: Path) -> Measured:
+        """Like ``measure(path, sync=True)``, in fewer system calls, for a file a download wrote.
+
+        A storage call makes these calls for every file, in a worker thread, and each
+        one hands the GIL to the event loop thread and back.
+
+        The path is opened without following a symlink (``OSError`` with ``errno.ELOOP``
+        for one, where the platform has ``O_NOFOLLOW``), and a read shorter than the
+        buffer is taken as the end of the file, as it is for a regular file. Should the
+        file not be a regular one after all, the digest of what was read differs from the
+        expected one, so the file is refused, never wrongly accepted.
+
+        Raises:
+            OSError: the file cannot be opened, read or synced.
+        """
+        if _READV is None:  # pragma: no cover - every POSIX platform has readv
+            return self.measure(path, sync=True)
+        digest = hashlib.sha256()
+        size = 0
+        view = self._view()
+        fd = os.open(path, _OWN_FLAGS)
+        try:
+            while True:
+                count = _READV(fd, [view])
+                if count:
+                    digest.update(view[:count])
+                    size += count
+                if count < len(view):
+                    break
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         return Measured(size, digest.hexdigest())
 
     def copy(self, source: Path, destination: Path) -> Measured:

@@ -19,7 +19,7 @@ from .._exceptions import InvalidValueError, StorageError
 from .._tempdir import active_temp_dir, use_temp_dir
 from ..models import DIGEST_FIELDS, Artifact
 from ._areas import Scratch, create_area, remove_area
-from ._integrity import FileReader, Measured, verify
+from ._integrity import NO_FOLLOW, FileReader, Measured, verify
 
 __all__ = ["ArtifactStorage"]
 
@@ -149,7 +149,10 @@ class ArtifactStorage:
                     try:
                         # A symlink is copied through: renamed, the link itself would
                         # sit at the digest, its bytes free to change behind it.
-                        is_temporary = not os.path.islink(source) and _is_within(
+                        # (Where the platform can, the move's own open refuses a
+                        # symlink, and the file is copied then: no lstat per file.)
+                        not_a_link = NO_FOLLOW != 0 or not os.path.islink(source)
+                        is_temporary = not_a_link and _is_within(
                             _real_path(source, real_folders), resolved
                         )
                         put.file(source, target, sha256, artifact.size, move=is_temporary)
@@ -315,7 +318,15 @@ class _Put:
         if move:
             # Synced while it is open for the hash: a duplicate that is then dropped was
             # synced for nothing, which costs less than opening every file twice.
-            measured = self.reader.measure(source, sync=True)
+            try:
+                measured = self.reader.measure_own(source)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                # A symlink: copied through, as renamed the link itself would sit at the
+                # digest, its bytes free to change behind it.
+                self.file(source, target, sha256, size, move=False)
+                return
             verify(source, measured, sha256=sha256, size=size)
             if self._holds_intact(target, measured):
                 source.unlink()
