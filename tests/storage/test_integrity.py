@@ -352,3 +352,31 @@ def test_measure_own_refuses_a_symlink(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="symbolic link") as info:
         _integrity.FileReader().measure_own(tmp_path / "link")
     assert info.value.errno == errno.ELOOP
+
+
+async def test_a_short_read_before_the_end_is_read_again_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem whose read ends short mid-file costs a second read, not a refusal."""
+    real_readv = os.readv
+    calls = 0
+
+    def short_first_read(fd: int, buffers: list[memoryview]) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return real_readv(fd, [buffers[0][:3]])  # three bytes, then "the end"
+        return real_readv(fd, buffers)
+
+    from stageline.storage import _integrity
+
+    monkeypatch.setattr(_integrity, "_READV", short_first_read)
+    storage = ArtifactStorage(tmp_path)
+    data = b"read in two goes on some filesystems"
+    async with storage.temporary_area() as area:
+        (area / "download").write_bytes(data)
+        artifact = Artifact(sha256=digest(data), size=len(data), file=area / "download")
+        await storage.store([artifact])
+    assert calls == 1  # then measure() read it whole, through a file object
+    assert artifact.file == storage.path_for(digest(data))
+    assert artifact.file.read_bytes() == data

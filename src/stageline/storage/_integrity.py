@@ -74,9 +74,10 @@ class FileReader:
 
         The path is opened without following a symlink (``OSError`` with ``errno.ELOOP``
         for one, where the platform has ``O_NOFOLLOW``), and a read shorter than the
-        buffer is taken as the end of the file, as it is for a regular file. Should the
-        file not be a regular one after all, the digest of what was read differs from the
-        expected one, so the file is refused, never wrongly accepted.
+        buffer is taken as the end of the file, as it is for a regular file on a local
+        filesystem. Should a read end short before the end, the digest of what was read
+        differs from the expected one: the caller then measures the file again with
+        :meth:`measure` before refusing it, and never wrongly accepts it.
 
         Raises:
             OSError: the file cannot be opened, read or synced.

@@ -327,6 +327,10 @@ class _Put:
                 # digest, its bytes free to change behind it.
                 self.file(source, target, sha256, size, move=False)
                 return
+            if measured.sha256 != sha256 or (size is not None and measured.size != size):
+                # measure_own takes a short read as the end, which holds for a regular
+                # file on a local filesystem, not on every one: the long way decides.
+                measured = self.reader.measure(source, sync=True)
             verify(source, measured, sha256=sha256, size=size)
             if self._holds_intact(target, measured):
                 source.unlink()
