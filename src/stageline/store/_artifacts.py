@@ -179,11 +179,12 @@ class ArtifactCalls:
             found: dict[str, tuple[Any, ...]] = {}
             for chunk in chunks(rows):
                 database.bulk_insert(conn, "artifacts", typed, chunk, conflict="sha256")
-                select = (
-                    f"SELECT id, {names} FROM artifacts "
-                    f"WHERE sha256 IN {database.params(len(chunk))}"
-                )
-                for row in conn.exec_driver_sql(select, tuple(r[0] for r in chunk)).fetchall():
+                for row in database.select_rows(
+                    conn,
+                    f"id, {names}",
+                    f"FROM artifacts WHERE sha256 IN {database.params(len(chunk))}",
+                    tuple(r[0] for r in chunk),
+                ):
                     found[row[1]] = tuple(row)
             return found
 

@@ -170,13 +170,12 @@ class ContentCalls:
                 database.bulk_insert(
                     conn, "content", _CONTENT_COLUMNS, chunk, conflict="natural_key_digest"
                 )
-                select = (
-                    "SELECT id, natural_key_digest, type, data FROM content "
-                    f"WHERE natural_key_digest IN {database.params(len(chunk))}"
-                )
-                for pk, digest, type_name, data in conn.exec_driver_sql(
-                    select, tuple(row[2] for row in chunk)
-                ).fetchall():
+                for pk, digest, type_name, data in database.select_rows(
+                    conn,
+                    "id, natural_key_digest, type, data",
+                    f"FROM content WHERE natural_key_digest IN {database.params(len(chunk))}",
+                    tuple(row[2] for row in chunk),
+                ):
                     rows[digest] = (pk, type_name, data)
 
             wanted: dict[tuple[int, str], int | None] = {}
@@ -196,11 +195,13 @@ class ContentCalls:
                     conflict="content_id, relative_path",
                 )
                 content_ids = sorted({row[0] for row in ca_chunk})
-                select = (
-                    "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts "
-                    f"WHERE content_id IN {database.params(len(content_ids))}"
+                found = database.select_rows(
+                    conn,
+                    "id, content_id, relative_path, artifact_id",
+                    "FROM content_artifacts WHERE content_id IN "
+                    + database.params(len(content_ids)),
+                    tuple(content_ids),
                 )
-                found = conn.exec_driver_sql(select, tuple(content_ids)).fetchall()
                 for pk, cid, path, artifact_id in found:
                     key = (cid, path)
                     if key in wanted:

@@ -96,11 +96,12 @@ def _saved_pairs(
     wanted = set(keys)
     found: dict[tuple[int, int], tuple[int, str]] = {}
     for chunk in chunks(ca_ids):
-        select = (
-            "SELECT id, content_artifact_id, remote_id, url FROM remote_artifacts "
-            f"WHERE content_artifact_id IN {database.params(len(chunk))}"
-        )
-        for pk, ca_id, remote_id, url in conn.exec_driver_sql(select, tuple(chunk)).fetchall():
+        for pk, ca_id, remote_id, url in database.select_rows(
+            conn,
+            "id, content_artifact_id, remote_id, url",
+            f"FROM remote_artifacts WHERE content_artifact_id IN {database.params(len(chunk))}",
+            tuple(chunk),
+        ):
             if (ca_id, remote_id) in wanted:
                 found[(ca_id, remote_id)] = (pk, url)
     return found
