@@ -15,9 +15,6 @@ from ._values import check_file_values
 
 __all__ = ["ArtifactCalls", "artifact_from_row"]
 
-#: The columns of an artifact's values, in row order (the file's path is not stored).
-_COLUMNS = ("sha256", "size", *(name for name in DIGEST_FIELDS if name != "sha256"))
-
 
 class ArtifactRow(NamedTuple):
     """A row of the artifacts table (every column, in this order), as read with
@@ -34,6 +31,23 @@ class ArtifactRow(NamedTuple):
 
 
 _ROW_COLUMNS = ", ".join(ArtifactRow._fields)
+#: The columns of an artifact's values, in row order (the file's path is not stored).
+_COLUMNS = ArtifactRow._fields[1:]
+
+
+def _saved_rows(
+    database: Database, conn: sa.Connection, sha256s: Sequence[str]
+) -> list[ArtifactRow]:
+    """The saved rows among ``sha256s`` (one chunk), in no set order."""
+    return [
+        ArtifactRow(*values)
+        for values in database.select_rows(
+            conn,
+            _ROW_COLUMNS,
+            f"FROM artifacts WHERE sha256 IN {database.params(len(sha256s))}",
+            tuple(sha256s),
+        )
+    ]
 
 
 def artifact_from_row(database: Database, row: Any, pk: int) -> Artifact:
@@ -83,13 +97,7 @@ class ArtifactCalls:
         def work(conn: sa.Connection) -> dict[str, Artifact]:
             found: dict[str, Artifact] = {}
             for chunk in chunks(wanted):
-                for values in database.select_rows(
-                    conn,
-                    _ROW_COLUMNS,
-                    f"FROM artifacts WHERE sha256 IN {database.params(len(chunk))}",
-                    tuple(chunk),
-                ):
-                    row = ArtifactRow(*values)
+                for row in _saved_rows(database, conn, chunk):
                     found[row.sha256] = artifact_from_row(database, row, row.id)
             return found
 
@@ -173,19 +181,13 @@ class ArtifactCalls:
         database = self._runner.database
         rows = [tuple(getattr(by_sha[sha], name) for name in _COLUMNS) for sha in sorted(by_sha)]
         typed = [(name, "bigint" if name == "size" else "text") for name in _COLUMNS]
-        names = ", ".join(_COLUMNS)
 
-        def work(conn: sa.Connection) -> dict[str, tuple[Any, ...]]:
-            found: dict[str, tuple[Any, ...]] = {}
+        def work(conn: sa.Connection) -> dict[str, ArtifactRow]:
+            found: dict[str, ArtifactRow] = {}
             for chunk in chunks(rows):
                 database.bulk_insert(conn, "artifacts", typed, chunk, conflict="sha256")
-                for row in database.select_rows(
-                    conn,
-                    f"id, {names}",
-                    f"FROM artifacts WHERE sha256 IN {database.params(len(chunk))}",
-                    tuple(r[0] for r in chunk),
-                ):
-                    found[row[1]] = tuple(row)
+                for row in _saved_rows(database, conn, [r[0] for r in chunk]):
+                    found[row.sha256] = row
             return found
 
         found = await self._runner.run("save artifacts", work, write=True)
@@ -196,14 +198,12 @@ class ArtifactCalls:
             artifact = by_sha[row[0]]
             if db_row[1:] == row:
                 # The row holds exactly this artifact's values: it is the saved artifact.
-                artifact.pk = db_row[0]
+                artifact.pk = db_row.id
                 stored = database.artifact_file(row[0])
                 if stored is not None:
                     artifact.file = stored
                 saved[row[0]] = artifact
             else:
-                values = dict(zip(_COLUMNS, db_row[1:], strict=True))
-                saved[row[0]] = Artifact(
-                    pk=db_row[0], **values, file=database.artifact_file(row[0])
-                )
+                # Saved before with other values: the saved artifact is returned.
+                saved[row[0]] = artifact_from_row(database, db_row, db_row.id)
         return [saved[a.sha256] for a in artifacts if a.sha256 is not None]

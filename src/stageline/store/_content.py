@@ -34,6 +34,21 @@ _CA_ARTIFACT_COLUMNS = "ca.id, ca.content_id, ca.relative_path, " + ", ".join(
 )
 
 
+def _saved_by_digest(
+    database: Database, conn: sa.Connection, digests: Sequence[str]
+) -> dict[str, tuple[int, str, str]]:
+    """Digest -> (pk, type, data) of the saved content among ``digests`` (one chunk)."""
+    return {
+        digest: (pk, type_name, data)
+        for digest, pk, type_name, data in database.select_rows(
+            conn,
+            "natural_key_digest, id, type, data",
+            f"FROM content WHERE natural_key_digest IN {database.params(len(digests))}",
+            tuple(digests),
+        )
+    }
+
+
 def _natural_digest(unit: Content) -> str:
     return key_digest(check_declared(unit), unit.natural_key())
 
@@ -90,13 +105,7 @@ class ContentCalls:
         def work(conn: sa.Connection) -> dict[str, tuple[int, str, str]]:
             found: dict[str, tuple[int, str, str]] = {}
             for chunk in chunks(wanted):
-                for digest, pk, type_name, data in database.select_rows(
-                    conn,
-                    "natural_key_digest, id, type, data",
-                    f"FROM content WHERE natural_key_digest IN {database.params(len(chunk))}",
-                    tuple(chunk),
-                ):
-                    found[digest] = (pk, type_name, data)
+                found.update(_saved_by_digest(database, conn, chunk))
             return found
 
         found = await self._runner.run("look up content by natural key", work, write=False)
@@ -170,13 +179,7 @@ class ContentCalls:
                 database.bulk_insert(
                     conn, "content", _CONTENT_COLUMNS, chunk, conflict="natural_key_digest"
                 )
-                for pk, digest, type_name, data in database.select_rows(
-                    conn,
-                    "id, natural_key_digest, type, data",
-                    f"FROM content WHERE natural_key_digest IN {database.params(len(chunk))}",
-                    tuple(row[2] for row in chunk),
-                ):
-                    rows[digest] = (pk, type_name, data)
+                rows.update(_saved_by_digest(database, conn, [row[2] for row in chunk]))
 
             wanted: dict[tuple[int, str], int | None] = {}
             for ca, digest, pk, artifact_pk in ca_plan:
