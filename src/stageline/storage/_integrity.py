@@ -33,6 +33,10 @@ class Measured(NamedTuple):
     size: int
     sha256: str
 
+    def matches(self, *, sha256: str, size: int | None) -> bool:
+        """Whether these are the bytes of ``sha256`` and (when given) ``size``."""
+        return self.sha256 == sha256 and (size is None or self.size == size)
+
 
 class FileReader:
     """Reads files in chunks through one reusable buffer, hashing what it reads."""
@@ -131,7 +135,7 @@ def verify(path: Path, measured: Measured, *, sha256: str, size: int | None) -> 
     Raises:
         ArtifactIntegrityError: they differ; the message names the path and both values.
     """
-    if measured.sha256 == sha256 and (size is None or measured.size == size):
+    if measured.matches(sha256=sha256, size=size):
         return
     differences = []
     if measured.sha256 != sha256:

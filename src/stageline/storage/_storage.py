@@ -323,11 +323,10 @@ class _Put:
             except OSError as exc:
                 if exc.errno != errno.ELOOP:
                     raise
-                # A symlink: copied through, as renamed the link itself would sit at the
-                # digest, its bytes free to change behind it.
+                # A symlink (refused by the open): copied through, as store() explains.
                 self.file(source, target, sha256, size, move=False)
                 return
-            if measured.sha256 != sha256 or (size is not None and measured.size != size):
+            if not measured.matches(sha256=sha256, size=size):
                 # measure_own takes a short read as the end, which holds for a regular
                 # file on a local filesystem, not on every one: the long way decides.
                 measured = self.reader.measure(source, sync=True)
