@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
@@ -660,6 +661,15 @@ def _on_demand(
         )
 
 
+def _rate_and_cpu(
+    run: Callable[[], Awaitable[float]], files: int, backend: str
+) -> tuple[float, float]:
+    """What ``run`` returns (files/s) and this process's CPU seconds per file during it."""
+    cpu = _cpu_seconds()
+    rate = anyio.run(run, backend=backend)
+    return rate, (_cpu_seconds() - cpu) / files
+
+
 def _immediate(
     backend: str, directory: Path, base_url: str, files: int, rounds: int, concurrency: int
 ) -> None:
@@ -675,22 +685,15 @@ def _immediate(
     for round_number in range(rounds):
         home = directory / f"{backend}-immediate-{round_number}"
 
-        def run_sync(home: Path = home) -> tuple[float, float]:
-            cpu = _cpu_seconds()
-            rate = anyio.run(immediate, home, base_url, files, backend=backend)
-            used = (_cpu_seconds() - cpu) / files
-            shutil.rmtree(home, ignore_errors=True)
-            return rate, used
-
-        def run_bare() -> tuple[float, float]:
-            cpu = _cpu_seconds()
-            rate = anyio.run(bare, directory, base_url, files, concurrency, backend=backend)
-            return rate, (_cpu_seconds() - cpu) / files
-
+        run_sync = functools.partial(immediate, home, base_url, files)
+        run_bare = functools.partial(bare, directory, base_url, files, concurrency)
         if round_number % 2 == 0:
-            (sync_rate, sync_cpu), (bare_rate, bare_cpu) = run_sync(), run_bare()
+            sync_rate, sync_cpu = _rate_and_cpu(run_sync, files, backend)
+            bare_rate, bare_cpu = _rate_and_cpu(run_bare, files, backend)
         else:
-            (bare_rate, bare_cpu), (sync_rate, sync_cpu) = run_bare(), run_sync()
+            bare_rate, bare_cpu = _rate_and_cpu(run_bare, files, backend)
+            sync_rate, sync_cpu = _rate_and_cpu(run_sync, files, backend)
+        shutil.rmtree(home, ignore_errors=True)
         pairs.append((sync_rate, bare_rate, sync_cpu, bare_cpu))
     ratios = sorted(sync / bare for sync, bare, _, _ in pairs)
     median = statistics.median(ratios)
