@@ -9,6 +9,7 @@ only the files being synced.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,24 @@ class ListedFirstStage(Stage):
 
 
 def files_in(folder: Path) -> list[int]:
-    """The sizes of the files under ``folder``, its areas' lock files aside (blocking)."""
+    """The sizes of the files under ``folder``, its areas' lock files aside (blocking).
+
+    The saver moves files out of the area in worker threads while this lists it: a file
+    gone between the listing and its ``stat`` has left, and is not counted.
+    """
     if not folder.exists():
         return []
-    return [p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != ".in-use"]
+    sizes = []
+    for path in folder.rglob("*"):
+        if path.name == ".in-use":
+            continue
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            sizes.append(info.st_size)
+    return sizes
 
 
 class TemporaryAreaProbe(Stage):
