@@ -70,3 +70,62 @@ def test_the_artifact_row_names_every_column_of_the_table() -> None:
     from stageline.store import _schema as t
 
     assert set(_artifacts.ArtifactRow._fields) == {column.name for column in t.artifacts.c}
+
+
+# --- Database.bulk_insert: the rows given, in the order given, as they are ----------------
+
+_PROBE_COLUMNS = [("n", "bigint"), ("a", "text"), ("b", "text"), ("pos", "integer")]
+
+
+async def _insert_twice(
+    store: Store, rows: list[tuple[Any, ...]], again: list[tuple[Any, ...]]
+) -> list[Any]:
+    """bulk_insert ``rows``, then ``again`` as an upsert on ``pos``; the table in id order."""
+    database = store._database
+    serial = "BIGSERIAL PRIMARY KEY" if database.is_postgresql else "INTEGER PRIMARY KEY"
+
+    def work(conn: sa.Connection) -> list[Any]:
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE probe (id {serial}, n BIGINT, a TEXT, b TEXT, pos INT UNIQUE)"
+        )
+        try:
+            columns = _PROBE_COLUMNS
+            first = [(n, a, b, pos) for pos, (n, a, b) in enumerate(rows)]
+            database.bulk_insert(conn, "probe", columns, first, conflict="pos")
+            # The second pass: rows at taken positions update b where it differs, the
+            # others are inserted after the first pass's rows.
+            second = [(n, a, b, pos) for pos, (n, a, b) in enumerate(again)]
+            database.bulk_insert(
+                conn,
+                "probe",
+                columns,
+                second,
+                conflict="pos",
+                on_conflict=(
+                    "DO UPDATE SET b = excluded.b WHERE probe.b IS DISTINCT FROM excluded.b"
+                ),
+            )
+            return list(conn.exec_driver_sql("SELECT n, a, b, pos FROM probe ORDER BY id"))
+        finally:
+            conn.exec_driver_sql("DROP TABLE probe")
+
+    return await store._run("probe bulk_insert", work, write=True)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows_strategy, again=rows_strategy)
+async def test_bulk_insert_writes_the_rows_in_order_and_upserts(
+    store: Store, rows: list[tuple[Any, ...]], again: list[tuple[Any, ...]]
+) -> None:
+    """Integers of any size, any text and NULLs are written as they are, in the order
+    given (the order key locks are taken in); a clash on the conflict columns is skipped
+    or, with ``on_conflict``, updated; on SQLite and PostgreSQL alike."""
+    table = [tuple(row) for row in await _insert_twice(store, rows, again)]
+    expected = [(n, a, b, pos) for pos, (n, a, b) in enumerate(rows)]
+    for pos, (n, a, b) in enumerate(again):
+        if pos < len(expected):
+            old = expected[pos]
+            expected[pos] = (old[0], old[1], b, pos)
+        else:
+            expected.append((n, a, b, pos))
+    assert table == expected
