@@ -14,7 +14,7 @@ from typing import Final, NamedTuple
 
 from .._exceptions import ArtifactIntegrityError
 
-__all__ = ["FileReader", "Measured", "verify"]
+__all__ = ["CAN_MEASURE_OWN", "FileReader", "Measured", "open_own", "verify"]
 
 _CHUNK = 1024 * 1024
 # For measure_own(): a symlink is refused by the open itself (ELOOP) where the platform
@@ -25,6 +25,18 @@ _OWN_FLAGS: Final = (
     os.O_RDONLY | NO_FOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 )
 _READV: Final = getattr(os, "readv", None)
+#: Whether :meth:`FileReader.measure_own` and :func:`open_own` do what they say here (a
+#: platform without O_NOFOLLOW or readv takes the long way).
+CAN_MEASURE_OWN: Final = NO_FOLLOW != 0 and _READV is not None
+
+
+def open_own(path: Path) -> int:
+    """Open a file a download wrote for reading, refusing a symlink (``errno.ELOOP``).
+
+    Raises:
+        OSError: the file cannot be opened.
+    """
+    return os.open(path, _OWN_FLAGS)
 
 
 class Measured(NamedTuple):
@@ -86,23 +98,34 @@ class FileReader:
         Raises:
             OSError: the file cannot be opened, read or synced.
         """
-        if _READV is None:  # pragma: no cover - every POSIX platform has readv
+        if not CAN_MEASURE_OWN:  # pragma: no cover - every POSIX platform has readv
             return self.measure(path, sync=True)
-        digest = hashlib.sha256()
-        size = 0
-        view = self._view()
-        fd = os.open(path, _OWN_FLAGS)
+        fd = open_own(path)
         try:
-            while True:
-                count = _READV(fd, [view])
-                if count:
-                    digest.update(view[:count])
-                    size += count
-                if count < len(view):
-                    break
+            measured = self.measure_open(fd)
             os.fsync(fd)
         finally:
             os.close(fd)
+        return measured
+
+    def measure_open(self, fd: int) -> Measured:
+        """The size and sha256 of the file open at ``fd`` (from its current offset), read
+        as :meth:`measure_own` reads: a read shorter than the buffer is the end.
+
+        Raises:
+            OSError: the read failed.
+        """
+        assert _READV is not None
+        digest = hashlib.sha256()
+        size = 0
+        view = self._view()
+        while True:
+            count = _READV(fd, [view])
+            if count:
+                digest.update(view[:count])
+                size += count
+            if count < len(view):
+                break
         return Measured(size, digest.hexdigest())
 
     def copy(self, source: Path, destination: Path) -> Measured:
