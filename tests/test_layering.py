@@ -42,13 +42,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("stageline_compat",),
 ]
 
-#: The engine: stages, the pipeline, the item protocol, the exception tree, and what the
-#: layers above share without importing each other: the running sync's temporary
-#: directory and the package's version.
+#: The engine: stages, the pipeline, the channels between stages, the item protocol, the
+#: exception tree, and what the layers above share without importing each other: the
+#: running sync's temporary directory and the package's version.
 ENGINE = (
     "stageline._exceptions",
     "stageline._stage",
     "stageline._pipeline",
+    "stageline._channel",
     "stageline._resolvable",
     "stageline._tempdir",
     "stageline._about",

@@ -1,7 +1,7 @@
 """The asyncio-era ``Stage``: hand-wired to ``asyncio.Queue``s, or run by ``create_pipeline``.
 
 A shimmed stage IS a :class:`stageline.Stage`. In a pipeline (this package's
-``create_pipeline`` or stageline's own) it runs on the engine's memory streams like any
+``create_pipeline`` or stageline's own) it runs on the engine's channels like any
 native stage. Wired by hand with ``_connect(in_q, out_q)``, the engine's own ``items()``,
 ``batches()`` and ``put()`` read and write the queues through two small adapters that give
 a queue the four calls the engine makes on a stream (``receive_nowait``/``receive`` and
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 import stageline
 from stageline import DEFAULT_MAXSIZE, UsageError
@@ -117,13 +116,10 @@ class Stage(stageline.Stage):
         """
         self._in_q = in_q
         self._out_q = out_q
-        # The engine reads and writes these four calls only; the casts say "stream-like".
-        self._input = (
-            None if in_q is None else cast("MemoryObjectReceiveStream[Any]", _QueueReceiver(in_q))
-        )
-        self._output = (
-            None if out_q is None else cast("MemoryObjectSendStream[Any]", _QueueSender(out_q))
-        )
+        # The engine reads and writes through these calls only (receive_nowait, receive,
+        # send_nowait, send, close), which the adapters provide.
+        self._input = None if in_q is None else _QueueReceiver(in_q)
+        self._output = None if out_q is None else _QueueSender(out_q)
         self._ops = 0
 
     async def __call__(self) -> None:

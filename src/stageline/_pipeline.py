@@ -1,14 +1,14 @@
-"""``create_pipeline``: run stages as tasks of one task group, joined by memory streams."""
+"""``create_pipeline``: run stages as tasks of one task group, joined by channels."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._channel import ReceiveEnd, create_channel
 from ._exceptions import StageConfigurationError
 from ._resolvable import PipelineItem, pipeline_context
 from ._stage import EndStage, Stage, running_checkpoint
@@ -155,7 +155,7 @@ def _check_stages(stages: Iterable[Stage]) -> list[Stage]:
 
 
 def _connect(stages: list[Stage], pipeline: _Pipeline, maxsize: int) -> None:
-    receive: MemoryObjectReceiveStream[Any] | None = None
+    receive: ReceiveEnd | None = None
     checkpoint = running_checkpoint()
     for index, stage in enumerate(stages):
         stage._pipeline = pipeline
@@ -165,9 +165,7 @@ def _connect(stages: list[Stage], pipeline: _Pipeline, maxsize: int) -> None:
         if index == len(stages) - 1:
             stage._output = None
         else:
-            send: MemoryObjectSendStream[Any]
-            send, receive = anyio.create_memory_object_stream[Any](maxsize)
-            stage._output = send
+            stage._output, receive = create_channel(maxsize)
 
 
 async def _run_stage(stage: Stage) -> None:

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._exceptions import InvalidValueError, PipelineError
 from ._resolvable import BATCH_HOOKS, batch_hooks
@@ -37,6 +36,27 @@ def running_checkpoint() -> Callable[[], Awaitable[None]]:
         checkpoint: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint
         return checkpoint
     return anyio.lowlevel.checkpoint
+
+
+class ItemReceiver(Protocol):
+    """What a stage reads its input through: the receive end of the engine's channel
+    (``stageline._channel``), or an adapter (``stageline_compat`` reads an asyncio queue)."""
+
+    def receive_nowait(self) -> Any: ...
+
+    async def receive(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class ItemSender(Protocol):
+    """What a stage puts its output through (the send end of a channel, or an adapter)."""
+
+    def send_nowait(self, item: Any) -> None: ...
+
+    async def send(self, item: Any) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class FlushEvent(Protocol):
@@ -92,8 +112,8 @@ class Stage:
     """
 
     # Class-level defaults, so that subclasses that do not call super().__init__() work.
-    _input: MemoryObjectReceiveStream[Any] | None = None
-    _output: MemoryObjectSendStream[Any] | None = None
+    _input: ItemReceiver | None = None
+    _output: ItemSender | None = None
     _pipeline: _Pipeline | None = None
     _ops: int = 0
     #: What the fast paths checkpoint with; create_pipeline sets the backend's own.
@@ -107,7 +127,7 @@ class Stage:
         """
         raise NotImplementedError(f"{type(self).__qualname__} must implement 'async def run(self)'")
 
-    def _require_input(self) -> MemoryObjectReceiveStream[Any]:
+    def _require_input(self) -> ItemReceiver:
         if self._input is None:
             if self._pipeline is None:
                 raise PipelineError(
@@ -246,7 +266,7 @@ class Stage:
         finally:
             self._ops = ops
 
-    async def _send_when_room(self, send: MemoryObjectSendStream[Any], item: Any) -> None:
+    async def _send_when_room(self, send: ItemSender, item: Any) -> None:
         """``put``'s slow path: the next stage's buffer is full."""
         self._ops = 0
         # Let the others run once first: the next stage is usually runnable and makes
@@ -289,7 +309,7 @@ class _Items:
 
     __slots__ = ("_checkpoint", "_receive", "_receive_nowait", "_stage")
 
-    def __init__(self, stage: Stage, receive: MemoryObjectReceiveStream[Any]) -> None:
+    def __init__(self, stage: Stage, receive: ItemReceiver) -> None:
         self._stage = stage
         self._receive = receive
         # Bound once, not per item: the fast path is this call and little else.
@@ -337,7 +357,7 @@ class _Batches:
     def __init__(
         self,
         stage: Stage,
-        receive: MemoryObjectReceiveStream[Any],
+        receive: ItemReceiver,
         minsize: int,
         flush_event: FlushEvent | None,
     ) -> None:
@@ -418,11 +438,12 @@ def _join_batch(item: Any, waker: _BatchWaker) -> None:
 
 
 async def _receive_or_wake(
-    receive: MemoryObjectReceiveStream[Any], waker: _BatchWaker, flush_event: FlushEvent | None
+    receive: ItemReceiver, waker: _BatchWaker, flush_event: FlushEvent | None
 ) -> Any:
-    # Cancelling a pending receive() loses nothing: anyio hands an item to a waiting
-    # receiver only when it will be delivered, on both backends. The item is kept in a
-    # local first, so a wake that races with the task group's exit cannot drop it.
+    # Cancelling a pending receive() loses nothing: the engine's channel puts an item
+    # into its buffer before it wakes a receiver for it (and compat's queue adapter reads
+    # an asyncio.Queue, whose get() is safe to cancel). The item is kept in a local
+    # first, so a wake that races with the task group's exit cannot drop it.
     got: Any = _WOKEN
     with anyio.CancelScope() as scope:
         waker.scope = scope
@@ -439,7 +460,7 @@ async def _receive_or_wake(
     return got
 
 
-async def _receive_or_end(receive: MemoryObjectReceiveStream[Any]) -> Any:
+async def _receive_or_end(receive: ItemReceiver) -> Any:
     try:
         return await receive.receive()
     except anyio.EndOfStream:
