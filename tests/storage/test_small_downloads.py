@@ -231,3 +231,19 @@ async def test_a_failed_fsync_is_a_storage_error(
             await storage.store(artifacts)
         assert (area / "download-0").exists()
     assert not storage.path_for(digest(body(0))).exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "directory", "inside"),
+    [
+        ("/srv/tmp/area/file", "/srv/tmp", True),
+        ("/srv/tmp", "/srv/tmp", True),
+        ("/srv/tmpx/file", "/srv/tmp", False),
+        ("/srv/other", "/srv/tmp", False),
+        ("/srv/tmp/file", "/", True),
+        ("/", "/", True),
+    ],
+)
+def test_what_lies_within_a_temporary_directory(path: str, directory: str, inside: bool) -> None:
+    """A prefix is not enough (``tmpx`` is not inside ``tmp``), and the root holds all."""
+    assert _storage._is_within(path, [directory]) is inside

@@ -109,7 +109,11 @@ def _real_path(path: Path, real_folders: dict[str, str]) -> str:
 def _is_within(path: str, directories: list[str]) -> bool:
     """Whether ``path`` (resolved) lies in one of the (resolved) ``directories``."""
     return any(
-        path.startswith(directory) and path[len(directory) : len(directory) + 1] in ("", os.sep)
+        path.startswith(directory)
+        and (
+            directory.endswith(os.sep)  # the root: every absolute path is inside
+            or path[len(directory) : len(directory) + 1] in ("", os.sep)
+        )
         for directory in directories
     )
 
