@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -26,6 +27,16 @@ async def test_items_come_out_in_order_and_the_buffer_holds_maxsize() -> None:
         receive.receive_nowait()
 
 
+async def assert_raise_both_ways(
+    error: type[Exception], nowait: Callable[[], Any], wait: Callable[[], Awaitable[Any]]
+) -> None:
+    """``error`` from the non-blocking call and from the waiting one."""
+    with pytest.raises(error):
+        nowait()
+    with pytest.raises(error):
+        await wait()
+
+
 async def test_the_end_comes_after_the_buffered_items() -> None:
     send, receive = create_channel(math.inf)
     send.send_nowait("a")
@@ -34,28 +45,20 @@ async def test_the_end_comes_after_the_buffered_items() -> None:
     send.close()  # idempotent
     assert receive.receive_nowait() == "a"
     assert await receive.receive() == "b"
-    with pytest.raises(anyio.EndOfStream):
-        receive.receive_nowait()
-    with pytest.raises(anyio.EndOfStream):
-        await receive.receive()
-    with pytest.raises(anyio.ClosedResourceError):
-        send.send_nowait("c")
-    with pytest.raises(anyio.ClosedResourceError):
-        await send.send("c")
+    await assert_raise_both_ways(anyio.EndOfStream, receive.receive_nowait, receive.receive)
+    await assert_raise_both_ways(
+        anyio.ClosedResourceError, lambda: send.send_nowait("c"), lambda: send.send("c")
+    )
 
 
 async def test_a_closed_receive_end_drops_the_buffer_and_breaks_sending() -> None:
     send, receive = create_channel(2)
     send.send_nowait("dropped")
     receive.close()
-    with pytest.raises(anyio.ClosedResourceError):
-        receive.receive_nowait()
-    with pytest.raises(anyio.ClosedResourceError):
-        await receive.receive()
-    with pytest.raises(anyio.BrokenResourceError):
-        send.send_nowait("x")
-    with pytest.raises(anyio.BrokenResourceError):
-        await send.send("x")
+    await assert_raise_both_ways(anyio.ClosedResourceError, receive.receive_nowait, receive.receive)
+    await assert_raise_both_ways(
+        anyio.BrokenResourceError, lambda: send.send_nowait("x"), lambda: send.send("x")
+    )
 
 
 async def test_a_blocked_sender_is_woken_by_room_and_by_a_closed_receiver() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -226,11 +227,15 @@ async def test_a_failed_fsync_is_a_storage_error(
     monkeypatch.setattr(os, "fsync", failing)
     storage = ArtifactStorage(tmp_path)
     async with storage.temporary_area() as area:
-        artifacts = downloads(area, [body(0)])
-        with pytest.raises(StorageError, match="Input/output error"):
-            await storage.store(artifacts)
+        await store_one_refused(storage, area, "Input/output error")
         assert (area / "download-0").exists()
     assert not storage.path_for(digest(body(0))).exists()
+
+
+async def store_one_refused(storage: ArtifactStorage, area: Path, match: str) -> None:
+    """Storing one small download fails with a StorageError matching ``match``."""
+    with pytest.raises(StorageError, match=match):
+        await storage.store(downloads(area, [body(0)]))
 
 
 @pytest.mark.parametrize(
@@ -247,3 +252,20 @@ async def test_a_failed_fsync_is_a_storage_error(
 def test_what_lies_within_a_temporary_directory(path: str, directory: str, inside: bool) -> None:
     """A prefix is not enough (``tmpx`` is not inside ``tmp``), and the root holds all."""
     assert _storage._is_within(path, [directory]) is inside
+
+
+async def test_a_folder_that_cannot_be_synced_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop's way reports a failed folder sync as the worker thread's does."""
+    real_fsync_all = _storage._fsync_all
+
+    def failing_for_folders(fds: list[int]) -> None:
+        if any(stat.S_ISDIR(os.fstat(fd).st_mode) for fd in fds):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync_all(fds)
+
+    monkeypatch.setattr(_storage, "_fsync_all", failing_for_folders)
+    storage = ArtifactStorage(tmp_path)
+    async with storage.temporary_area() as area:
+        await store_one_refused(storage, area, "could not sync the folders")

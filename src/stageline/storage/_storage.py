@@ -66,18 +66,15 @@ def _open_folders(folders: set[str], limit: int) -> list[int]:
     """Open (and take from ``folders``) up to ``limit`` folders, to be synced.
 
     Raises:
-        StorageError: a folder cannot be opened (those opened are closed).
+        OSError: a folder cannot be opened (those opened are closed).
     """
     fds: list[int] = []
     try:
         while folders and len(fds) < limit:
             fds.append(os.open(folders.pop(), os.O_RDONLY | os.O_DIRECTORY))
-    except OSError as exc:
+    except OSError:
         _close_all(fds)
-        raise StorageError(
-            f"could not sync the folders of stored files: {exc}; check that the storage "
-            "is writable and not full"
-        ) from exc
+        raise
     return fds
 
 
@@ -238,10 +235,7 @@ class ArtifactStorage:
                 try:
                     put.sync_folders()
                 except OSError as exc:
-                    raise StorageError(
-                        f"could not sync the folders of the files stored in {self.root}: "
-                        f"{exc}; check that it is writable and not full"
-                    ) from exc
+                    raise self._sync_error(exc) from exc
             finally:
                 put.scratch.remove()
 
@@ -286,7 +280,10 @@ class ArtifactStorage:
             if moved < len(run):
                 break
         while put._unsynced:
-            fds = _open_folders(put._unsynced, _RUN_FILES)
+            try:
+                fds = _open_folders(put._unsynced, _RUN_FILES)
+            except OSError as exc:
+                raise self._sync_error(exc) from exc
             try:
                 await anyio.to_thread.run_sync(_fsync_all, fds)
             except OSError as exc:
@@ -296,6 +293,7 @@ class ArtifactStorage:
         return done
 
     def _sync_error(self, exc: OSError) -> StorageError:
+        """The error of a folder that could not be synced (either of store()'s ways)."""
         return StorageError(
             f"could not sync the folders of the files stored in {self.root}: {exc}; check "
             "that it is writable and not full"
@@ -500,7 +498,7 @@ class _Put:
                 size = artifact.size
                 if (
                     size is None
-                    or size > _SMALL_FILE
+                    or not _small(artifact)
                     or (run and run_bytes + size > _RUN_BYTES)
                     or source == target
                     or not _is_within(_real_path(source, real_folders), resolved)
