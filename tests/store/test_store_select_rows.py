@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
@@ -129,3 +130,39 @@ async def test_bulk_insert_writes_the_rows_in_order_and_upserts(
         else:
             expected.append((n, a, b, pos))
     assert table == expected
+
+
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows_strategy, limit=st.integers(1, 13))
+async def test_bulk_insert_splits_rows_beyond_sqlites_parameter_limit(
+    store: Store, rows: list[tuple[Any, ...]], limit: int
+) -> None:
+    """On SQLite one statement binds every row's values, up to the connection's limit on
+    bound parameters (999 before SQLite 3.32); beyond it the rows are split into several
+    statements, still written in order."""
+    database = store._database
+    if database.is_postgresql:
+        pytest.skip("SQLite's limit on bound parameters")
+    width = len(_PROBE_COLUMNS)
+    limit = max(limit, width)  # at least one row per statement
+
+    def work(conn: sa.Connection) -> list[Any]:
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        before = driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE probe (id INTEGER PRIMARY KEY, n BIGINT, a TEXT, b TEXT, "
+            "pos INT UNIQUE)"
+        )
+        try:
+            first = [(n, a, b, pos) for pos, (n, a, b) in enumerate(rows)]
+            database.bulk_insert(conn, "probe", _PROBE_COLUMNS, first, conflict="pos")
+            # Again: every row clashes and is skipped.
+            database.bulk_insert(conn, "probe", _PROBE_COLUMNS, first[::-1], conflict="pos")
+            return list(conn.exec_driver_sql("SELECT n, a, b, pos FROM probe ORDER BY id"))
+        finally:
+            conn.exec_driver_sql("DROP TABLE probe")
+            driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
+
+    table = [tuple(row) for row in await store._run("probe bulk_insert", work, write=True)]
+    assert table == [(n, a, b, pos) for pos, (n, a, b) in enumerate(rows)]
