@@ -296,6 +296,23 @@ async def test_saved_fields_win_over_a_differing_unit(store: Store) -> None:
     assert saved_differing.pk == first.pk
 
 
+async def test_new_and_saved_units_in_one_batch_each_get_their_row(store: Store) -> None:
+    """A batch of new units (whose rows are read back by id only) and saved ones with other
+    fields (read back whole): each unit gets its own row, the new ones are themselves."""
+    [first] = await store.save_content([FileUnit(path="a", digest=sha(1), size=10)])
+    new = [FileUnit(path=f"n{i}", digest=sha(10 + i), size=i) for i in range(3)]
+    differing = FileUnit(path="a", digest=sha(1), size=99)
+    saved = await store.save_content([new[0], differing, *new[1:]])
+    assert saved[0] is new[0]
+    assert saved[2:] == new[1:]
+    assert (saved[1].pk, saved[1].size) == (first.pk, 10)
+    assert len({unit.pk for unit in saved}) == 4
+    again = await store.save_content(
+        [FileUnit(path=f"n{i}", digest=sha(10 + i), size=i) for i in range(3)]
+    )
+    assert [unit.pk for unit in again] == [unit.pk for unit in new]
+
+
 async def test_a_later_save_with_other_fields_returns_the_saved_values(store: Store) -> None:
     """A later save of a unit or artifact whose key is saved with other fields gets the saved."""
     [first] = await store.save_content([FileUnit(path="a", digest=sha(1), size=10)])

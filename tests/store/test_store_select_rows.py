@@ -92,11 +92,14 @@ async def _insert_twice(
         try:
             columns = _PROBE_COLUMNS
             first = [(n, a, b, pos) for pos, (n, a, b) in enumerate(rows)]
-            database.bulk_insert(conn, "probe", columns, first, conflict="pos")
+            assert database.bulk_insert(conn, "probe", columns, first, conflict="pos") == len(first)
             # The second pass: rows at taken positions update b where it differs, the
-            # others are inserted after the first pass's rows.
+            # others are inserted after the first pass's rows; each of them is counted.
             second = [(n, a, b, pos) for pos, (n, a, b) in enumerate(again)]
-            database.bulk_insert(
+            changed = sum(
+                1 for pos, (_n, _a, b) in enumerate(again) if pos >= len(rows) or rows[pos][2] != b
+            )
+            assert changed == database.bulk_insert(
                 conn,
                 "probe",
                 columns,
@@ -158,7 +161,10 @@ async def test_bulk_insert_splits_rows_beyond_sqlites_parameter_limit(
             first = [(n, a, b, pos) for pos, (n, a, b) in enumerate(rows)]
             database.bulk_insert(conn, "probe", _PROBE_COLUMNS, first, conflict="pos")
             # Again: every row clashes and is skipped.
-            database.bulk_insert(conn, "probe", _PROBE_COLUMNS, first[::-1], conflict="pos")
+            assert (
+                database.bulk_insert(conn, "probe", _PROBE_COLUMNS, first[::-1], conflict="pos")
+                == 0
+            )
             return list(conn.exec_driver_sql("SELECT n, a, b, pos FROM probe ORDER BY id"))
         finally:
             conn.exec_driver_sql("DROP TABLE probe")

@@ -49,6 +49,24 @@ def _saved_by_digest(
     }
 
 
+def _new_ids_by_digest(
+    database: Database, conn: sa.Connection, chunk: Sequence[ContentRow]
+) -> dict[str, tuple[int, str, str]]:
+    """Like ``_saved_by_digest``, for rows just inserted from ``chunk``: their type and
+    data are the ones sent, so only the ids are read."""
+    sent = {row[2]: row for row in chunk}
+    found: dict[str, tuple[int, str, str]] = {}
+    for digest, pk in database.select_rows(
+        conn,
+        "natural_key_digest, id",
+        f"FROM content WHERE natural_key_digest IN {database.params(len(sent))}",
+        tuple(sent),
+    ):
+        row = sent[digest]
+        found[digest] = (pk, row[0], row[4])
+    return found
+
+
 def _natural_digest(unit: Content) -> str:
     return key_digest(check_declared(unit), unit.natural_key())
 
@@ -176,10 +194,14 @@ class ContentCalls:
         ) -> tuple[dict[str, tuple[int, str, str]], dict[tuple[int, str], int]]:
             rows: dict[str, tuple[int, str, str]] = {}
             for chunk in chunks(content_rows):
-                database.bulk_insert(
+                inserted = database.bulk_insert(
                     conn, "content", _CONTENT_COLUMNS, chunk, conflict="natural_key_digest"
                 )
-                rows.update(_saved_by_digest(database, conn, [row[2] for row in chunk]))
+                if inserted == len(chunk):
+                    # Every row is new and holds what was sent: only the ids are read.
+                    rows.update(_new_ids_by_digest(database, conn, chunk))
+                else:
+                    rows.update(_saved_by_digest(database, conn, [row[2] for row in chunk]))
 
             wanted: dict[tuple[int, str], int | None] = {}
             for ca, digest, pk, artifact_pk in ca_plan:

@@ -427,7 +427,7 @@ class Database:
         *,
         conflict: str | None,
         on_conflict: str = "DO NOTHING",
-    ) -> None:
+    ) -> int:
         """Insert ``rows`` (tuples in ``columns`` order) in one or a few round trips.
 
         The store's one bulk-insert path. ``columns`` are (name, PostgreSQL array element
@@ -441,9 +441,12 @@ class Database:
         Values must be integers, text or None, as the columns' types say. Both insert in
         the order given, which callers sort by the unique key so that concurrent writers
         take key locks in one order. Pass at most :data:`CHUNK` rows per call.
+
+        Returns the database's count of rows changed: those inserted, and those an
+        ``on_conflict`` update changed.
         """
         if not rows:
-            return
+            return 0
         names = ", ".join(name for name, _type in columns)
         tail = f" ON CONFLICT ({conflict}) {on_conflict}" if conflict else ""
         if self._postgresql:
@@ -451,12 +454,13 @@ class Database:
             aliases = [f"c{i}" for i in range(len(columns))]
             # ORDER BY the array position: the order rows are inserted in is the order key
             # locks are taken in, which must be the sorted one.
-            conn.exec_driver_sql(
+            result = conn.exec_driver_sql(
                 f"INSERT INTO {table} ({names}) SELECT {', '.join(aliases)} "
                 f"FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(aliases)}, n) "
                 f"ORDER BY n{tail}",
                 tuple(list(values) for values in zip(*rows, strict=True)),
             )
+            return int(result.rowcount)
         else:
             # One multi-row VALUES statement (or a few, when the rows' parameters exceed
             # SQLite's limit), each run in one step: an executemany releases the GIL around
@@ -465,12 +469,14 @@ class Database:
             # rather than one JSON array unpacked by json_each: json_extract parses a
             # row's text once per column, which made wide rows cost half as much again.
             per_statement = self._rows_per_statement(conn, len(columns))
+            changed = 0
             for start in range(0, len(rows), per_statement):
                 part = rows[start : start + per_statement]
-                conn.exec_driver_sql(
+                changed += conn.exec_driver_sql(
                     _values_sql(table, names, len(columns), len(part), tail),
                     tuple(chain.from_iterable(part)),
-                )
+                ).rowcount
+            return changed
 
     @staticmethod
     def _rows_per_statement(conn: sa.Connection, width: int) -> int:
