@@ -98,6 +98,55 @@ async def test_content_insert_or_get_with_content_artifacts(store: Store) -> Non
     }
 
 
+async def test_save_content_by_path_takes_files_as_tuples(store: Store) -> None:
+    """save_content_by_path: the units as save_content saves them, and each file's content
+    artifact pk in input order; a file of a unit saved earlier, a deferred file that gets
+    its artifact later, and a file given twice (one row) all work without objects."""
+    artifacts = await saved_artifacts(store, range(3))
+    [earlier] = await store.save_content(files([9]))
+    units = files(range(2))
+    saved, pks = await store.save_content_by_path(
+        units,
+        [
+            (units[0], "f0", artifacts[0]),
+            (earlier, "f9", None),
+            (units[1], "f1", None),
+            (units[1], "f1", None),
+        ],
+    )
+    assert saved[0] is units[0]
+    assert saved[1] is units[1]
+    found = await store.find_content_artifacts([*units, earlier])
+    pk_of = {(ca.content.pk, ca.relative_path): ca.pk for ca in found}
+    assert pks == [
+        pk_of[(units[0].pk, "f0")],
+        pk_of[(earlier.pk, "f9")],
+        pk_of[(units[1].pk, "f1")],
+        pk_of[(units[1].pk, "f1")],
+    ]
+    # Again, with the deferred file's artifact now known: the same rows, the artifact set.
+    _again, pks_again = await store.save_content_by_path(
+        files(range(2)), [(units[1], "f1", artifacts[1])]
+    )
+    assert pks_again == [pk_of[(units[1].pk, "f1")]]
+    [f1] = await store.find_content_artifacts([units[1]])
+    assert f1.artifact is not None
+    assert f1.artifact.pk == artifacts[1].pk
+
+
+async def test_save_content_by_path_refuses_what_save_content_refuses(store: Store) -> None:
+    unsaved = Artifact(sha256=sha(1), size=1)
+    [one] = files([1])
+    with pytest.raises(StoreArgumentError, match="artifact must be saved"):
+        await store.save_content_by_path([one], [(one, "f1", unsaved)])
+    with pytest.raises(StoreArgumentError, match="content must be saved"):
+        await store.save_content_by_path([], [(files([2])[0], "f2", None)])
+    unit = files([3])[0]
+    with pytest.raises(StoreArgumentError, match="NUL"):
+        await store.save_content_by_path([unit], [(unit, "f\x003", None)])
+    assert unit.pk is None  # nothing was saved
+
+
 async def test_find_content_by_natural_key(store: Store) -> None:
     """find_content returns saved units aligned with the input, None where absent."""
     await store.save_content([*files(range(3)), PackageUnit(name="p", version="1", requires=["a"])])

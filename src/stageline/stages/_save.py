@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .._declarative import DeclarativeArtifact, DeclarativeContent
 from .._stage import Stage
-from ..models import Artifact, Content, trusted_content_artifact
+from ..models import Artifact, Content
 from ..storage import ArtifactStorage
 from ..store import Store, UnitOfWork
 from ._query import DEFAULT_BATCH_SIZE, check_batch_size
@@ -166,18 +166,12 @@ class ContentSaver(Stage):
             await self._pre_save(batch)
             new = [d for d in batch if not d.content.saved]
             if new:
-                # A declarative artifact's path was checked when it was made or set.
-                content_artifacts = [
-                    trusted_content_artifact(
-                        d.content,
-                        da.artifact if da.artifact.saved else None,
-                        da.relative_path,
-                        None,
-                    )
+                files = [
+                    (d.content, da.relative_path, da.artifact if da.artifact.saved else None)
                     for d in new
                     for da in d.d_artifacts
                 ]
-                saved = await writes.save_content([d.content for d in new], content_artifacts)
+                saved, _pks = await writes.save_content_by_path([d.content for d in new], files)
                 for d, unit in zip(new, saved, strict=True):
                     d.content = unit
             new_ids = {id(d) for d in new}

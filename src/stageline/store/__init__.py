@@ -5,6 +5,7 @@ Open one with :func:`open_store`; group calls in one transaction with
 ``docs/store.md``.
 """
 
+from ._content import ContentFile
 from ._home import HOME_ENV, create_home, default_database_path, default_home
 from ._locator import ArtifactLocator
 from ._ranges import Change
@@ -19,6 +20,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ArtifactLocator",
     "Change",
+    "ContentFile",
     "NewVersion",
     "RemoteArtifactEntry",
     "Store",

@@ -7,14 +7,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..models import Content, ContentArtifact, trusted_content_artifact
+from ..models import Artifact, Content, ContentArtifact, trusted_content_artifact
 from . import _schema as t
 from ._artifacts import ArtifactRow, artifact_from_row
 from ._codec import ContentRow, check_declared, decode_content, encode_content, key_digest
 from ._database import Database, Runner, chunks, require_pk
 from ._values import RELATIVE_PATH_MAX_BYTES, check_text
 
-__all__ = ["ContentCalls"]
+__all__ = ["ContentCalls", "ContentFile"]
+
+#: A content artifact as :meth:`ContentCalls.save_content_by_path` takes it: (unit,
+#: relative path, artifact or None).
+ContentFile = tuple[Content, str, Artifact | None]
 
 _CONTENT_COLUMNS = [
     (name, "text")
@@ -167,6 +171,43 @@ class ContentCalls:
                 infinity, or the type name is longer than 255 characters.
             StoreError: the database failed.
         """
+        files = [(ca.content, ca.relative_path, ca.artifact) for ca in content_artifacts]
+        saved, pks = await self.save_content_by_path(units, files)
+        saved_by_id = {id(unit): saved_unit for unit, saved_unit in zip(units, saved, strict=True)}
+        for ca, pk in zip(content_artifacts, pks, strict=True):
+            ca.content = saved_by_id.get(id(ca.content), ca.content)
+            ca.pk = pk
+        return saved
+
+    async def save_content_by_path(
+        self,
+        units: Sequence[Content],
+        files: Sequence[ContentFile],
+    ) -> tuple[list[Content], list[int]]:
+        """:meth:`save_content` with each content artifact given as a tuple.
+
+        The bulk form for a sync, which knows each file by its unit and relative path:
+        no object is made or changed per content artifact (the units are, as there).
+
+        Args:
+            units: units of declared content types.
+            files: ``(unit, relative path, artifact or None)`` tuples, each a content
+                artifact: its unit is one of ``units`` or an already saved unit, its
+                artifact is saved or None.
+
+        Returns:
+            The saved unit for each input unit, in input order, and the content
+            artifact's pk for each file, in input order.
+
+        Raises:
+            StoreArgumentError: a file's artifact, or its unit when it is not one of
+                ``units``, is not saved; a relative path holds a NUL character or is
+                longer than 2048 bytes in UTF-8; a natural or repository key holds NaN or
+                infinity; or the type name is longer than 255 characters.
+            ContentTypeError: a unit's class is not a declared content type, or a field
+                value cannot be stored as JSON.
+            StoreError: the database failed.
+        """
         encoded: dict[str, tuple[Content, ContentRow]] = {}
         unit_digest: dict[int, str] = {}
         for unit in units:
@@ -177,18 +218,18 @@ class ContentCalls:
         # in the same order (and so never deadlock).
         content_rows = [encoded[digest][1] for digest in sorted(encoded)]
         # Content artifacts: (digest or saved pk of the content, relative_path, artifact pk)
-        ca_plan: list[tuple[ContentArtifact, str | None, int | None, int | None]] = []
-        for ca in content_artifacts:
-            check_text(ca.relative_path, "relative path", max_bytes=RELATIVE_PATH_MAX_BYTES)
-            digest = unit_digest.get(id(ca.content))
-            content_pk = None if digest is not None else require_pk(ca.content, "content")
-            artifact_pk = None if ca.artifact is None else require_pk(ca.artifact, "artifact")
-            ca_plan.append((ca, digest, content_pk, artifact_pk))
+        ca_plan: list[tuple[str | None, int | None, str, int | None]] = []
+        for content, path, artifact in files:
+            check_text(path, "relative path", max_bytes=RELATIVE_PATH_MAX_BYTES)
+            digest = unit_digest.get(id(content))
+            content_pk = None if digest is not None else require_pk(content, "content")
+            artifact_pk = None if artifact is None else require_pk(artifact, "artifact")
+            ca_plan.append((digest, content_pk, path, artifact_pk))
         database = self._runner.database
 
-        # Plain executemany followed by one SELECT per chunk: the driver runs a prepared
-        # statement per row, faster than multi-row VALUES with RETURNING, and the SELECT
-        # also finds the rows an earlier or concurrent writer inserted.
+        # One insert per chunk, then one SELECT: it also finds the rows an earlier or
+        # concurrent writer inserted (RETURNING would not), and when every row is new only
+        # their ids are read.
         def work(
             conn: sa.Connection,
         ) -> tuple[dict[str, tuple[int, str, str]], dict[tuple[int, str], int]]:
@@ -204,8 +245,8 @@ class ContentCalls:
                     rows.update(_saved_by_digest(database, conn, [row[2] for row in chunk]))
 
             wanted: dict[tuple[int, str], int | None] = {}
-            for ca, digest, pk, artifact_pk in ca_plan:
-                key = (rows[digest][0] if digest is not None else pk or 0, ca.relative_path)
+            for digest, pk, path, artifact_pk in ca_plan:
+                key = (rows[digest][0] if digest is not None else pk or 0, path)
                 if wanted.get(key) is None:
                     wanted[key] = artifact_pk
             ca_rows = [(key[0], key[1], wanted[key]) for key in sorted(wanted)]
@@ -251,11 +292,11 @@ class ContentCalls:
                 saved[digest] = unit
             else:
                 saved[digest] = decode_content(type_name, data, pk)
-        for ca, digest, _pk, _artifact_pk in ca_plan:
-            if digest is not None:
-                ca.content = saved[digest]
-            ca.pk = ca_ids[(require_pk(ca.content, "content"), ca.relative_path)]
-        return [saved[unit_digest[id(unit)]] for unit in units]
+        pks = [
+            ca_ids[(rows[digest][0] if digest is not None else pk or 0, path)]
+            for digest, pk, path, _artifact_pk in ca_plan
+        ]
+        return [saved[unit_digest[id(unit)]] for unit in units], pks
 
     async def update_content_artifacts(self, content_artifacts: Sequence[ContentArtifact]) -> int:
         """Give saved content artifacts that have no artifact yet the artifact they now carry.
