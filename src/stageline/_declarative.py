@@ -190,6 +190,9 @@ class DeclarativeArtifact:
     remote: Remote | None = None
     extra_data: dict[str, Any] = attrs.field(factory=dict)
     deferred_download: bool | None = None
+    # (content pk, relative path, content artifact pk) of the file once ContentSaver saved
+    # it in this sync, for RemoteArtifactSaver (see note_saved_file); None before.
+    _saved_file: tuple[int, str, int] | None = attrs.field(default=None, init=False, repr=False)
 
     # Written by hand rather than generated: a first stage makes one per file inside the
     # sync's timed path, and attrs' __init__ (each field through its hooks, then the
@@ -242,6 +245,7 @@ class DeclarativeArtifact:
         _SET_REMOTE(self, remote)
         _SET_EXTRA_DATA(self, {} if extra_data is None else extra_data)
         _SET_DEFERRED_DOWNLOAD(self, deferred_download)
+        _SET_SAVED_FILE(self, None)
 
     @property
     def all_urls(self) -> tuple[str, ...]:
@@ -345,6 +349,23 @@ _SET_RELATIVE_PATH = _slot_setter(DeclarativeArtifact, "relative_path")
 _SET_REMOTE = _slot_setter(DeclarativeArtifact, "remote")
 _SET_EXTRA_DATA = _slot_setter(DeclarativeArtifact, "extra_data")
 _SET_DEFERRED_DOWNLOAD = _slot_setter(DeclarativeArtifact, "deferred_download")
+_SET_SAVED_FILE = _slot_setter(DeclarativeArtifact, "_saved_file")
+
+
+def note_saved_file(d_artifact: DeclarativeArtifact, content_pk: int, pk: int) -> None:
+    """Record that ``d_artifact``'s file is saved as content artifact ``pk`` of content
+    ``content_pk`` (ContentSaver, for RemoteArtifactSaver: see :func:`saved_file_pk`)."""
+    _SET_SAVED_FILE(d_artifact, (content_pk, d_artifact.relative_path, pk))
+
+
+def saved_file_pk(d_artifact: DeclarativeArtifact, content_pk: int) -> int | None:
+    """The content artifact pk :func:`note_saved_file` recorded for ``d_artifact`` as a
+    file of content ``content_pk``, or None: none was recorded, or the unit or the path
+    changed since (a content artifact is the file at one path of one unit)."""
+    saved = d_artifact._saved_file
+    if saved is None or saved[0] != content_pk or saved[1] != d_artifact.relative_path:
+        return None
+    return saved[2]
 
 
 @attrs.define(eq=False, slots=True, init=False)

@@ -191,6 +191,40 @@ async def test_remote_artifact_saver_records_where_each_file_is(
     }
 
 
+async def test_remote_artifact_saver_reads_nothing_for_files_content_saver_just_saved(
+    store: Store,
+) -> None:
+    """ContentSaver tells each declared file its content artifact: RemoteArtifactSaver
+    writes their remote artifacts without looking the content artifacts up."""
+    remote = Remote(url=REMOTE_URL, name="r")
+    items = [unit(name, name.encode(), remote) for name in ("a", "b")]
+    await run_stage(ContentSaver(store), items)
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(store._engine, "before_cursor_execute", record)
+    try:
+        await run_stage(RemoteArtifactSaver(store), items)
+    finally:
+        sa.event.remove(store._engine, "before_cursor_execute", record)
+    assert not [s for s in statements if "content_artifacts" in s], statements
+    cas = await store.find_content_artifacts([d.content for d in items])
+    found = await store.find_remote_artifacts(cas)
+    assert sorted(ra.url for ra in found) == [REMOTE_URL + "a", REMOTE_URL + "b"]
+
+
+async def test_a_path_changed_after_content_saver_is_looked_up(store: Store) -> None:
+    """A declared file whose path a stage changed after ContentSaver is not taken for the
+    content artifact saved at the old path: it is looked up, and found missing."""
+    items = [unit("a", b"a")]
+    await run_stage(ContentSaver(store), items)
+    items[0].d_artifacts[0].relative_path = "elsewhere"
+    with pytest.raises(SyncError, match="'elsewhere'"):
+        await run_stage(RemoteArtifactSaver(store), items)
+
+
 async def test_remote_artifact_saver_fixes_a_url_that_moved(store: Store) -> None:
     """Declared again at another url: the same remote artifact now has the new url."""
     remote = Remote(url=REMOTE_URL, name="r")

@@ -508,6 +508,59 @@ async def test_unchanged_remote_artifacts_by_path_are_read_in_one_query(store: S
     assert len(await store.find_remote_artifacts(cas)) == 400
 
 
+async def test_remote_artifacts_by_known_content_artifact_are_written_without_a_read(
+    store: Store,
+) -> None:
+    """Entries whose content artifact pk the caller gives are written at once (no read):
+    new pairs inserted, a pair saved with another url moved, one with the same url left
+    alone; entries without one are looked up as before, in the same call."""
+    units = files(range(4))
+    saved, ca_pks = await store.save_content_by_path(units, [(u, u.path, None) for u in units])
+    remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
+    assert remote.pk is not None
+    pks = [u.pk or 0 for u in saved]
+    declared = Artifact(sha256=sha(7), size=7)
+
+    def entry(n: int, url: str) -> tuple[int, str, int, str, Artifact]:
+        assert remote.pk is not None
+        return (pks[n], f"f{n}", remote.pk, url, declared)
+
+    with count_statements(store) as statements:
+        missing = await store.save_remote_artifacts_by_path(
+            [entry(0, "http://x.test/f0"), entry(1, "http://x.test/f1")],
+            content_artifact_pks=ca_pks[:2],
+        )
+    assert missing == []
+    assert [s.split()[0].upper() for s in statements] == ["INSERT"], statements
+
+    cas = await store.find_content_artifacts(saved)
+    first = {ra.content_artifact.pk: ra for ra in await store.find_remote_artifacts(cas)}
+    assert {pk: ra.url for pk, ra in first.items()} == {
+        ca_pks[0]: "http://x.test/f0",
+        ca_pks[1]: "http://x.test/f1",
+    }
+    missing = await store.save_remote_artifacts_by_path(
+        [
+            entry(0, "http://x.test/moved/f0"),  # known, moved
+            entry(1, "http://x.test/f1"),  # known, unchanged
+            entry(2, "http://x.test/f2"),  # looked up, new
+            (pks[3], "nope", remote.pk, "http://x.test/nope", declared),  # looked up, missing
+        ],
+        content_artifact_pks=[ca_pks[0], ca_pks[1], None, None],
+    )
+    assert missing == [(pks[3], "nope")]
+    after = {ra.content_artifact.pk: ra for ra in await store.find_remote_artifacts(cas)}
+    assert {pk: ra.url for pk, ra in after.items()} == {
+        ca_pks[0]: "http://x.test/moved/f0",
+        ca_pks[1]: "http://x.test/f1",
+        ca_pks[2]: "http://x.test/f2",
+    }
+    assert after[ca_pks[0]].pk == first[ca_pks[0]].pk
+    assert after[ca_pks[1]].pk == first[ca_pks[1]].pk
+    with pytest.raises(StoreArgumentError, match="one \\(or None\\) per entry"):
+        await store.save_remote_artifacts_by_path([entry(0, "u")], content_artifact_pks=[])
+
+
 async def test_remote_artifacts_by_path_refuse_a_nul_in_the_url(store: Store) -> None:
     """A url the database cannot store is refused before anything is written."""
     [unit] = files([1])

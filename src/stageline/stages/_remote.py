@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._declarative import DeclarativeArtifact, DeclarativeContent
+from .._declarative import DeclarativeArtifact, DeclarativeContent, saved_file_pk
 from .._exceptions import PipelineError, SyncError
 from .._stage import Stage
 from ..models import Content, ContentArtifact, Remote
@@ -20,7 +20,9 @@ class RemoteArtifactSaver(Stage):
     one fetched again. A remote artifact that exists with another url gets the new url
     (the upstream moved the file); an unchanged one is left alone. Each remote is saved
     (``store.save_remote``) the first time this stage meets it in a run, before its
-    remote artifacts.
+    remote artifacts. The files of units :class:`ContentSaver` saved in this sync are
+    written without a lookup: it tells each declared file its content artifact (unless
+    the unit or the path changed since); the others are looked up first.
 
     Args:
         store: where to save.
@@ -57,6 +59,8 @@ class RemoteArtifactSaver(Stage):
         self, declared: list[tuple[DeclarativeContent, DeclarativeArtifact]]
     ) -> None:
         entries: list[RemoteArtifactEntry] = []
+        # The content artifacts ContentSaver saved in this sync need no lookup.
+        known: list[int | None] = []
         for d, da in declared:
             content_pk = d.content.pk
             if content_pk is None:
@@ -73,7 +77,10 @@ class RemoteArtifactSaver(Stage):
             # The size and digests are the declared artifact's, checked when it was made
             # (and on every assignment since), so they are not checked again.
             entries.append((content_pk, da.relative_path, remote.pk, da.all_urls[0], da.artifact))
-        missing = await self.store.save_remote_artifacts_by_path(entries)
+            known.append(saved_file_pk(da, content_pk))
+        missing = await self.store.save_remote_artifacts_by_path(
+            entries, content_artifact_pks=known
+        )
         if missing:
             content_pk, path = missing[0]
             unit = next(d.content for d, _da in declared if d.content.pk == content_pk)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from .._declarative import DeclarativeArtifact, DeclarativeContent
+from .._declarative import DeclarativeArtifact, DeclarativeContent, note_saved_file
 from .._stage import Stage
 from ..models import Artifact, Content
 from ..storage import ArtifactStorage
@@ -171,9 +171,16 @@ class ContentSaver(Stage):
                     for d in new
                     for da in d.d_artifacts
                 ]
-                saved, _pks = await writes.save_content_by_path([d.content for d in new], files)
+                saved, pks = await writes.save_content_by_path([d.content for d in new], files)
                 for d, unit in zip(new, saved, strict=True):
                     d.content = unit
+                # Which content artifact each declared file is, for RemoteArtifactSaver.
+                file_pks = iter(pks)
+                for d in new:
+                    content_pk = d.content.pk
+                    assert content_pk is not None
+                    for da in d.d_artifacts:
+                        note_saved_file(da, content_pk, next(file_pks))
             new_ids = {id(d) for d in new}
             await self._fill_deferred(writes, [d for d in batch if id(d) not in new_ids])
             await self._post_save(batch)

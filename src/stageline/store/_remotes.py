@@ -282,7 +282,10 @@ class RemoteCalls:
         return list(remote_artifacts)
 
     async def save_remote_artifacts_by_path(
-        self, entries: Sequence[RemoteArtifactEntry]
+        self,
+        entries: Sequence[RemoteArtifactEntry],
+        *,
+        content_artifact_pks: Sequence[int | None] | None = None,
     ) -> list[tuple[int, str]]:
         """Insert-or-update remote artifacts named by their unit and relative path.
 
@@ -299,6 +302,11 @@ class RemoteCalls:
                 saved unit, the path of one of its content artifacts, a saved remote, the
                 url, and the artifact whose size and digests the remote artifact records
                 (a declared artifact; it need not be saved).
+            content_artifact_pks: for each entry, the pk of its content artifact when
+                the caller knows it (ContentSaver just saved it), else None. Such an
+                entry is not read first: its pair is written at once, inserted when new
+                and given the url when saved with another (the same as a read would
+                decide), so a batch of new files costs no read at all.
 
         Returns:
             The ``(content pk, relative path)`` of the entries whose unit has no content
@@ -312,6 +320,21 @@ class RemoteCalls:
         if not entries:
             return []
         database = self._runner.database
+        known: list[tuple[int, RemoteArtifactEntry]] = []
+        if content_artifact_pks is not None:
+            if len(content_artifact_pks) != len(entries):
+                raise StoreArgumentError(
+                    f"save_remote_artifacts_by_path: {len(content_artifact_pks)} content "
+                    f"artifact pks for {len(entries)} entries; give one (or None) per entry"
+                )
+            looked_up = []
+            for entry, ca_pk in zip(entries, content_artifact_pks, strict=True):
+                if ca_pk is None:
+                    looked_up.append(entry)
+                else:
+                    check_int(ca_pk, "content artifact pk")
+                    known.append((ca_pk, entry))
+            entries = looked_up
         content_ids = sorted({entry[0] for entry in entries})
         remote_ids = sorted({entry[2] for entry in entries})
         columns = "ca.content_id, ca.relative_path, ca.id, ra.remote_id, ra.url"
@@ -337,11 +360,16 @@ class RemoteCalls:
                         urls[(ca_id, remote_id)] = url
             return ca_ids, urls
 
-        ca_ids, saved_urls = await self._runner.run(
-            "look up content artifacts and remote artifacts", read, write=False
-        )
+        ca_ids: dict[tuple[int, str], int] = {}
+        saved_urls: dict[tuple[int, int], str] = {}
+        if entries:
+            ca_ids, saved_urls = await self._runner.run(
+                "look up content artifacts and remote artifacts", read, write=False
+            )
         missing: list[tuple[int, str]] = []
         latest: dict[tuple[int, int], tuple[str, Any]] = {}
+        for ca_pk, (_content_id, _path, remote_id, url, artifact) in known:
+            latest[(ca_pk, remote_id)] = (url, artifact)
         for content_id, path, remote_id, url, artifact in entries:
             ca_id = ca_ids.get((content_id, path))
             if ca_id is None:
