@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stageline import (
     ContentTypeError,
@@ -29,6 +31,7 @@ from stageline.models import (
     Remote,
     RemoteArtifact,
     Repository,
+    _artifact,
     check_relative_path,
     content_type_named,
     content_types,
@@ -384,3 +387,45 @@ def test_a_content_artifact_keeps_a_safe_relative_path() -> None:
     """A safe path is kept unchanged."""
     unit = ContentArtifact(content=Deb(name="a", version="1"), artifact=None, relative_path="a/b")
     assert unit.relative_path == "a/b"
+
+
+# --- Artifact's hand-written __init__ against the one attrs generates -------------------
+
+
+@attrs.define(eq=False, kw_only=True)
+class _GeneratedArtifact(_artifact._SizeAndDigests):
+    """Artifact's fields, with the __init__ attrs generates (the reference)."""
+
+    file: Path | None = attrs.field(default=None, converter=_artifact._to_path)
+    pk: int | None = None
+
+
+def _digest_values(length: int) -> st.SearchStrategy[Any]:
+    hex_text = st.text(alphabet="0123456789abcdef", min_size=length, max_size=length)
+    return st.none() | hex_text | st.text(max_size=length + 1) | st.integers() | st.binary()
+
+
+_artifact_kwargs = st.fixed_dictionaries(
+    {},
+    optional={
+        "size": st.none() | st.integers(-3, 2**70) | st.booleans() | st.floats() | st.text(),
+        **{kind: _digest_values(length) for kind, length in DIGEST_LENGTHS.items()},
+        "file": st.none() | st.just("some/file") | st.just(Path("/tmp/x")) | st.integers(),
+        "pk": st.none() | st.integers(1, 10),
+    },
+)
+
+
+def _made(cls: type, kwargs: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        made = cls(**kwargs)
+    except Exception as exc:  # the same exception, with the class name the only difference
+        return "raised", (type(exc), str(exc).replace(cls.__name__, "<cls>"))
+    return "made", {name: getattr(made, name) for name in attrs.fields_dict(cls)}
+
+
+@given(kwargs=_artifact_kwargs)
+def test_artifact_init_does_what_the_generated_one_does(kwargs: dict[str, Any]) -> None:
+    """Every combination of valid and invalid sizes, digests, files and pks: the same
+    values, or the same error (type and message, first failing field first)."""
+    assert _made(Artifact, kwargs) == _made(_GeneratedArtifact, kwargs)
