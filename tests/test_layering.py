@@ -44,7 +44,8 @@ LAYERS: list[tuple[str, ...]] = [
 
 #: The engine: stages, the pipeline, the channels between stages, the item protocol, the
 #: exception tree, and what the layers above share without importing each other: the
-#: running sync's temporary directory and the package's version.
+#: running sync's temporary directory, the package's version, and the slot setters of
+#: the hand-written initializers.
 ENGINE = (
     "stageline._exceptions",
     "stageline._stage",
@@ -53,6 +54,7 @@ ENGINE = (
     "stageline._resolvable",
     "stageline._tempdir",
     "stageline._about",
+    "stageline._slots",
 )
 
 

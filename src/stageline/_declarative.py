@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar, overload
 
@@ -17,6 +17,7 @@ from ._exceptions import (
     redact_url,
 )
 from ._resolvable import Resolvable, pipeline_context
+from ._slots import slot_setter
 from .models import Artifact, Content, Remote, check_relative_path
 
 __all__ = [
@@ -335,21 +336,14 @@ class DeclarativeArtifact:
         raise last_error
 
 
-def _slot_setter(cls: type, name: str) -> Callable[[object, object], None]:
-    """The setter of slot ``name`` of an attrs slotted class (no on-setattr hooks)."""
-    descriptor = next(klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__)
-    setter: Callable[[object, object], None] = descriptor.__set__
-    return setter
-
-
-_SET_ARTIFACT = _slot_setter(DeclarativeArtifact, "artifact")
-_SET_URL = _slot_setter(DeclarativeArtifact, "url")
-_SET_URLS = _slot_setter(DeclarativeArtifact, "urls")
-_SET_RELATIVE_PATH = _slot_setter(DeclarativeArtifact, "relative_path")
-_SET_REMOTE = _slot_setter(DeclarativeArtifact, "remote")
-_SET_EXTRA_DATA = _slot_setter(DeclarativeArtifact, "extra_data")
-_SET_DEFERRED_DOWNLOAD = _slot_setter(DeclarativeArtifact, "deferred_download")
-_SET_SAVED_FILE = _slot_setter(DeclarativeArtifact, "_saved_file")
+_SET_ARTIFACT = slot_setter(DeclarativeArtifact, "artifact")
+_SET_URL = slot_setter(DeclarativeArtifact, "url")
+_SET_URLS = slot_setter(DeclarativeArtifact, "urls")
+_SET_RELATIVE_PATH = slot_setter(DeclarativeArtifact, "relative_path")
+_SET_REMOTE = slot_setter(DeclarativeArtifact, "remote")
+_SET_EXTRA_DATA = slot_setter(DeclarativeArtifact, "extra_data")
+_SET_DEFERRED_DOWNLOAD = slot_setter(DeclarativeArtifact, "deferred_download")
+_SET_SAVED_FILE = slot_setter(DeclarativeArtifact, "_saved_file")
 
 
 def note_saved_file(d_artifact: DeclarativeArtifact, content_pk: int, pk: int) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ClassVar, Final
 import attrs
 
 from .._exceptions import InvalidValueError, MalformedDigestError, UnsafePathError
+from .._slots import slot_setter
 from ._paths import check_relative_path
 
 if TYPE_CHECKING:
@@ -174,23 +175,16 @@ class Artifact(_SizeAndDigests):
         return self.pk is not None
 
 
-def _slot_setter(cls: type, name: str) -> Callable[[object, object], None]:
-    """The setter of slot ``name`` of an attrs slotted class (no on-setattr hooks)."""
-    descriptor = next(klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__)
-    setter: Callable[[object, object], None] = descriptor.__set__
-    return setter
-
-
 _FIELDS = attrs.fields(Artifact)
-_SET_SIZE = _slot_setter(Artifact, "size")
-_SET_MD5 = _slot_setter(Artifact, "md5")
-_SET_SHA1 = _slot_setter(Artifact, "sha1")
-_SET_SHA224 = _slot_setter(Artifact, "sha224")
-_SET_SHA256 = _slot_setter(Artifact, "sha256")
-_SET_SHA384 = _slot_setter(Artifact, "sha384")
-_SET_SHA512 = _slot_setter(Artifact, "sha512")
-_SET_FILE = _slot_setter(Artifact, "file")
-_SET_PK = _slot_setter(Artifact, "pk")
+_SET_SIZE = slot_setter(Artifact, "size")
+_SET_MD5 = slot_setter(Artifact, "md5")
+_SET_SHA1 = slot_setter(Artifact, "sha1")
+_SET_SHA224 = slot_setter(Artifact, "sha224")
+_SET_SHA256 = slot_setter(Artifact, "sha256")
+_SET_SHA384 = slot_setter(Artifact, "sha384")
+_SET_SHA512 = slot_setter(Artifact, "sha512")
+_SET_FILE = slot_setter(Artifact, "file")
+_SET_PK = slot_setter(Artifact, "pk")
 _DIGEST_ATTRIBUTES = tuple(getattr(_FIELDS, name) for name in DIGEST_FIELDS)
 _DIGEST_CHECKS: tuple[Callable[[object, attrs.Attribute[str | None], str | None], None], ...] = (
     tuple(attribute.validator for attribute in _DIGEST_ATTRIBUTES)
