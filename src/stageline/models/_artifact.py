@@ -151,7 +151,7 @@ class Artifact(_SizeAndDigests):
         _SET_SHA256(self, sha256)
         _SET_SHA384(self, sha384)
         _SET_SHA512(self, sha512)
-        _SET_FILE(self, file if file is None or type(file) is _PATH_TYPE else _to_path(file))
+        _SET_FILE(self, _to_path(file))
         _SET_PK(self, pk)
         if size is not None and (type(size) is not int or size < 0):
             _optional_size(self, _FIELDS.size, size)
@@ -190,7 +190,6 @@ _DIGEST_CHECKS: tuple[Callable[[object, attrs.Attribute[str | None], str | None]
     tuple(attribute.validator for attribute in _DIGEST_ATTRIBUTES)
 )
 _CHECK_SHA256 = _DIGEST_CHECKS[DIGEST_FIELDS.index("sha256")]
-_PATH_TYPE = type(Path())
 
 
 @attrs.define(eq=False, kw_only=True)

@@ -232,7 +232,7 @@ class ContentCalls:
         # their ids are read.
         def work(
             conn: sa.Connection,
-        ) -> tuple[dict[str, tuple[int, str, str]], dict[tuple[int, str], int]]:
+        ) -> tuple[dict[str, tuple[int, str, str]], dict[tuple[int, str], int], list[int]]:
             rows: dict[str, tuple[int, str, str]] = {}
             for chunk in chunks(content_rows):
                 inserted = database.bulk_insert(
@@ -244,9 +244,12 @@ class ContentCalls:
                 else:
                     rows.update(_saved_by_digest(database, conn, [row[2] for row in chunk]))
 
+            # Each file's (content pk, path): the key of its content artifact.
+            file_keys: list[tuple[int, str]] = []
             wanted: dict[tuple[int, str], int | None] = {}
             for digest, pk, path, artifact_pk in ca_plan:
                 key = (rows[digest][0] if digest is not None else pk or 0, path)
+                file_keys.append(key)
                 if wanted.get(key) is None:
                     wanted[key] = artifact_pk
             ca_rows = [(key[0], key[1], wanted[key]) for key in sorted(wanted)]
@@ -276,9 +279,9 @@ class ContentCalls:
                         if artifact_id is None and new_artifact is not None:
                             fill.append((pk, new_artifact))
             _fill_artifacts(database, conn, fill)
-            return rows, ca_ids
+            return rows, ca_ids, [ca_ids[key] for key in file_keys]
 
-        rows, ca_ids = await self._runner.run(
+        rows, ca_ids, pks = await self._runner.run(
             "save content and content artifacts", work, write=True
         )
         await self._runner.note_growth("content", len(content_rows))
@@ -292,10 +295,6 @@ class ContentCalls:
                 saved[digest] = unit
             else:
                 saved[digest] = decode_content(type_name, data, pk)
-        pks = [
-            ca_ids[(rows[digest][0] if digest is not None else pk or 0, path)]
-            for digest, pk, path, _artifact_pk in ca_plan
-        ]
         return [saved[unit_digest[id(unit)]] for unit in units], pks
 
     async def update_content_artifacts(self, content_artifacts: Sequence[ContentArtifact]) -> int:
