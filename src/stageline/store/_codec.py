@@ -252,8 +252,8 @@ def repo_key_of(unit: Content) -> str | None:
     return key_digest(check_declared(unit), unit.repo_key())
 
 
-def decode_content(type_name: str, data: str, pk: int) -> Content:
-    """Rebuild a saved unit from its row.
+def decode_content(type_name: str, data: str | dict[str, Any], pk: int) -> Content:
+    """Rebuild a saved unit from its row: its fields as JSON text, or already parsed.
 
     Raises:
         ContentTypeError: no imported module declares ``type_name``, or the stored fields no
@@ -266,7 +266,8 @@ def decode_content(type_name: str, data: str, pk: int) -> Content:
             "declares; import the plugin that declares it before reading this content"
         )
     try:
-        return cls(**json.loads(data), pk=pk)
+        fields = json.loads(data) if isinstance(data, str) else data
+        return cls(**fields, pk=pk)
     except (TypeError, ValueError) as exc:
         raise ContentTypeError(
             f"stored content {pk} of type {type_name!r} does not fit "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,34 @@ def _saved_by_digest(
             tuple(digests),
         )
     }
+
+
+# A saved unit's fields as JSON that SQLite embeds as such in the JSON array of rows it
+# returns (json() marks its result as JSON), so that Python parses each row's fields
+# together with the rows, once, instead of the quoted text and then that text again.
+# NaN and infinity, which the fields' encoder writes as ``NaN`` and ``Infinity``, are
+# not JSON (SQLite refuses them, or from 3.42 reads them as JSON5 and changes them), and
+# neither is anything else json_valid() refuses: those fields come back as their text.
+_FIELDS_AS_JSON = (
+    "CASE WHEN instr(data, 'NaN') = 0 AND instr(data, 'Infinity') = 0 AND json_valid(data) "
+    "THEN json(data) ELSE data END"
+)
+
+
+def _found_by_digest(
+    database: Database, conn: sa.Connection, digests: Sequence[str]
+) -> dict[str, tuple[int, str, str | dict[str, Any]]]:
+    """Like ``_saved_by_digest``, for decoding: each unit's fields as their JSON text, or
+    on SQLite (mostly) already parsed."""
+    if database.is_postgresql:
+        return dict(_saved_by_digest(database, conn, digests))
+    text = conn.exec_driver_sql(
+        "SELECT json_group_array(json_array(natural_key_digest, id, type, "
+        f"{_FIELDS_AS_JSON})) FROM content WHERE natural_key_digest IN "
+        f"{database.params(len(digests))}",
+        tuple(digests),
+    ).scalar_one()
+    return {digest: (pk, type_name, data) for digest, pk, type_name, data in json.loads(text)}
 
 
 def _new_ids_by_digest(
@@ -124,10 +153,10 @@ class ContentCalls:
             return []
         database = self._runner.database
 
-        def work(conn: sa.Connection) -> dict[str, tuple[int, str, str]]:
-            found: dict[str, tuple[int, str, str]] = {}
+        def work(conn: sa.Connection) -> dict[str, tuple[int, str, str | dict[str, Any]]]:
+            found: dict[str, tuple[int, str, str | dict[str, Any]]] = {}
             for chunk in chunks(wanted):
-                found.update(_saved_by_digest(database, conn, chunk))
+                found.update(_found_by_digest(database, conn, chunk))
             return found
 
         found = await self._runner.run("look up content by natural key", work, write=False)
