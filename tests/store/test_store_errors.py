@@ -72,6 +72,31 @@ async def test_missing_table_says_the_schema_was_changed(store: Store) -> None:
     assert "writable" not in message
 
 
+async def test_a_statement_sqlite_refuses_gets_no_guess_about_the_file(store: Store) -> None:
+    """SQL the database refuses (a plugin's, say) is told as it is: no hint about the file
+    or the server, which would send the reader the wrong way."""
+    message = await refusal(store, "SELECT no_such_function_here(1)")
+    assert "no_such_function_here" in message
+    assert "writable" not in message
+    assert UNREACHABLE not in message
+
+
+async def test_a_read_only_sqlite_database_says_to_check_the_file(
+    tmp_path: os.PathLike[str],
+) -> None:
+    """A write to a SQLite database that refuses writes: the hint is the file's permissions."""
+    from stageline.store import open_store
+
+    async with open_store(os.path.join(tmp_path, "ro.db")) as store:
+        message = await refusal(
+            store,
+            "PRAGMA query_only = ON",
+            "INSERT INTO remotes (name, url, settings) VALUES ('r', 'http://a.test/', '{}')",
+        )
+    assert "readonly" in message
+    assert "writable" in message
+
+
 @pytest.mark.postgresql
 async def test_value_over_an_index_size_limit_is_not_an_unreachable_server(
     postgresql_url: str,

@@ -269,18 +269,33 @@ def _postgresql_hint(sqlstate: str | None, *, operational: bool) -> str | None:
     return None
 
 
-def _sqlite_hint(detail: str) -> str:
-    if "no such table" in detail or "no such column" in detail:
+# SQLite's messages about the database file itself (opening, writing, reading it), which
+# the file's permissions, its folder or its filesystem explain.
+_SQLITE_FILE_TROUBLE = ("unable to open", "readonly", "read-only", "disk i/o", "locking protocol")
+
+
+def _sqlite_hint(detail: str) -> str | None:
+    lowered = detail.lower()
+    if "no such table" in lowered or "no such column" in lowered:
         return (
             "a table or column the store uses is missing: the schema was changed outside "
             "stageline; restore it, or point stageline at another database"
         )
-    if "full" in detail:
+    if "full" in lowered:
         return "the disk (or the file's quota) is full; free some space"
-    return (
-        "check that the file is writable and not locked by a crashed process on a network "
-        "filesystem"
-    )
+    if "malformed" in lowered or "not a database" in lowered:
+        return (
+            "the file is not a SQLite database or is damaged; restore it from a backup, or "
+            "point stageline at another database"
+        )
+    if any(text in lowered for text in _SQLITE_FILE_TROUBLE):
+        return (
+            "check that the file and its folder are writable, and that it is not locked by "
+            "a crashed process on a network filesystem"
+        )
+    # Anything else (a statement SQLite refused, such as a plugin's SQL) is told as it is:
+    # a guess about the file would send the reader the wrong way.
+    return None
 
 
 def translate_error(exc: sa.exc.SQLAlchemyError, *, what: str, url: sa.URL) -> StoreError:
