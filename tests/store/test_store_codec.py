@@ -69,9 +69,15 @@ def uncached_digest(type_name: str, values: tuple[Any, ...]) -> str:
 
 @given(keys=st.lists(st.tuples(st.integers() | st.booleans() | st.text(max_size=3)), max_size=8))
 def test_remembered_key_digests_equal_fresh_ones_in_any_order(keys: list[tuple[Any, ...]]) -> None:
-    """A remembered key digest is the one computed afresh, after equal keys of other types too."""
+    """A remembered key digest (and JSON) is the one computed afresh, after equal keys of
+    other types too."""
     for values in keys + keys:
         assert key_digest("codec-test.t", values) == uncached_digest("codec-test.t", values)
+        key_json = _key_json("codec-test.t", values)
+        assert _codec._key_json_and_digest("codec-test.t", values) == (
+            key_json,
+            _digest("codec-test.t", key_json),
+        )
 
 
 def test_equal_keys_of_other_types_get_their_own_digests() -> None:
@@ -86,7 +92,12 @@ def test_remembered_keys_are_bounded_and_the_latest_are_kept() -> None:
     keys = [(f"path/{number}", number) for number in range(3 * _codec._KEY_MEMO_SIZE)]
     for values in keys:
         key_digest("codec-test.bounded", values)
-    remembered = {**_codec._older_key_memo, **_codec._key_memo}
+    remembered = [
+        (type_name, values)
+        for memo in (_codec._older_key_memo, _codec._key_memo)
+        for type_name, by_values in memo.items()
+        for values in by_values
+    ]
     assert len(remembered) <= 2 * _codec._KEY_MEMO_SIZE
     assert ("codec-test.bounded", keys[-1]) in remembered
     assert key_digest("codec-test.bounded", keys[-1]) == uncached_digest(

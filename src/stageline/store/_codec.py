@@ -145,35 +145,55 @@ def _key_json(type_name: str, values: tuple[Any, ...]) -> str:
         ) from exc
 
 
-#: Keys met lately: (type name, key values) -> (canonical key JSON, key digest). A sync
-#: needs the same keys several times (looked up, saved, added to the version), each in
-#: another stage; the JSON and digest are a pure function of the type name and values,
-#: so they are computed once. Only keys made of exact str and int values are kept: they
-#: are immutable, and equal tuples of them always have equal JSON (1 == 1.0 == True, but
-#: their JSON differs). Two generations bound the memory: when the newer one is full it
-#: becomes the older one (the oldest is dropped), so the last _KEY_MEMO_SIZE to
-#: 2 * _KEY_MEMO_SIZE keys are kept, more than a sync has between its stages (the
-#: buffers and pending batches hold ~2 000 units, two keys each) and at most ~3 MiB.
+#: Keys met lately: type name -> key values -> key digest + canonical key JSON (one
+#: string). A sync needs the same keys several times (looked up, saved, added to the
+#: version), each in another stage; the JSON and digest are a pure function of the type
+#: name and values, so they are computed once. Only keys made of exact str and int values
+#: are kept: they are immutable, and equal tuples of them always have equal JSON (1 ==
+#: 1.0 == True, but their JSON differs). Two generations bound the memory: when the newer
+#: one holds _KEY_MEMO_SIZE keys it becomes the older one (the oldest is dropped), so the
+#: last _KEY_MEMO_SIZE to 2 * _KEY_MEMO_SIZE keys are kept, more than a sync has between
+#: its stages (the buffers and pending batches hold ~2 000 units, two keys each) and at
+#: most ~3 MiB. Each key keeps one object the garbage collector counts, its values tuple
+#: (strings are not counted): a (type, values) key and a (JSON, digest) tuple per key,
+#: as before, set off a collection of the youngest objects every ~100 units of a sync.
 _KEY_MEMO_SIZE: Final = 4096
-_key_memo: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
-_older_key_memo: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
+_DIGEST_CHARS: Final = 40  # blake2b with digest_size=20, in hex
+_key_memo: dict[str, dict[tuple[Any, ...], str]] = {}
+_older_key_memo: dict[str, dict[tuple[Any, ...], str]] = {}
+_key_memo_count = 0
+
+
+def _packed_key(type_name: str, values: tuple[Any, ...]) -> str:
+    """The key's digest followed by its canonical JSON (see :func:`key_digest`)."""
+    global _key_memo, _older_key_memo, _key_memo_count
+    for value in values:
+        kind = type(value)
+        if kind is not str and kind is not int:
+            key_json, digest = _compute_key(type_name, values)
+            return digest + key_json
+    memo = _key_memo.get(type_name)
+    packed = None if memo is None else memo.get(values)
+    if packed is None:
+        older = _older_key_memo.get(type_name)
+        packed = None if older is None else older.get(values)
+        if packed is None:
+            key_json, digest = _compute_key(type_name, values)
+            packed = digest + key_json
+            if _key_memo_count >= _KEY_MEMO_SIZE:
+                _older_key_memo, _key_memo, _key_memo_count = _key_memo, {}, 0
+                memo = None
+            if memo is None:
+                memo = _key_memo[type_name] = {}
+            memo[values] = packed
+            _key_memo_count += 1
+    return packed
 
 
 def _key_json_and_digest(type_name: str, values: tuple[Any, ...]) -> tuple[str, str]:
     """The canonical JSON of a key and its digest (see :func:`key_digest`)."""
-    global _key_memo, _older_key_memo
-    for value in values:
-        kind = type(value)
-        if kind is not str and kind is not int:
-            return _compute_key(type_name, values)
-    memo_key = (type_name, values)
-    result = _key_memo.get(memo_key) or _older_key_memo.get(memo_key)
-    if result is None:
-        result = _compute_key(type_name, values)
-        if len(_key_memo) >= _KEY_MEMO_SIZE:
-            _older_key_memo, _key_memo = _key_memo, {}
-        _key_memo[memo_key] = result
-    return result
+    packed = _packed_key(type_name, values)
+    return packed[_DIGEST_CHARS:], packed[:_DIGEST_CHARS]
 
 
 def _compute_key(type_name: str, values: tuple[Any, ...]) -> tuple[str, str]:
@@ -199,7 +219,7 @@ def key_digest(type_name: str, values: tuple[Any, ...]) -> str:
         StoreArgumentError: a key value is NaN or infinity.
         ContentTypeError: a key value is not a JSON value, or not valid Unicode.
     """
-    return _key_json_and_digest(type_name, values)[1]
+    return _packed_key(type_name, values)[:_DIGEST_CHARS]
 
 
 def check_declared(unit: Content) -> str:
