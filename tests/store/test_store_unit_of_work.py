@@ -215,13 +215,35 @@ async def test_a_unit_of_work_is_used_inside_its_block_only(store: Store) -> Non
             pass
 
 
-async def test_sqlite_unit_of_work_takes_the_write_lock_when_it_begins(tmp_path: Path) -> None:
-    """On SQLite the unit of work begins IMMEDIATE: another writer is locked out at once."""
+async def test_sqlite_unit_of_work_takes_the_write_lock_at_its_first_call(tmp_path: Path) -> None:
+    """On SQLite the unit of work begins IMMEDIATE with its first call, in that call's
+    thread: before it other writers may write; from it to the end they are locked out."""
     path = tmp_path / "stageline.db"
-    async with open_store(path) as store, store.unit_of_work():
+    async with open_store(path) as store:
         other = sqlite3.connect(path, timeout=0, isolation_level=None)
         try:
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                other.execute("BEGIN IMMEDIATE")
+            async with store.unit_of_work() as uow:
+                other.execute("BEGIN IMMEDIATE")  # no call yet: the lock is free
+                other.execute("ROLLBACK")
+                await uow.run_sync(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            other.execute("BEGIN IMMEDIATE")  # ended: free again
+            other.execute("ROLLBACK")
         finally:
             other.close()
+
+
+async def test_a_unit_of_work_without_calls_writes_and_holds_nothing(
+    store: Store, database_url: str
+) -> None:
+    """A block that makes no call opens no transaction: it commits nothing, fails nothing,
+    and a writer of another store is not kept waiting meanwhile."""
+    async with open_store(database_url) as other:
+        async with store.unit_of_work():
+            with anyio.fail_after(30):
+                saved = await other.save_remote(Remote(url="http://x.test/", name="beside"))
+        with pytest.raises(ZeroDivisionError):
+            async with store.unit_of_work():
+                raise ZeroDivisionError
+    assert (await store.get_remote(saved.pk or 0)).url == "http://x.test/"

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as _pg
@@ -271,24 +272,21 @@ class Database:
     async def begin(self, what: str) -> Transaction:
         """Open a write transaction on a pooled connection of its own; see :class:`Transaction`.
 
-        On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``), waiting for
-        another writer up to the busy timeout. Until the transaction ends, writes through
+        The transaction begins in the worker thread of its first call, before that call:
+        on SQLite it then takes the write lock (``BEGIN IMMEDIATE``), waiting for another
+        writer up to the busy timeout. Until the transaction ends, writes through
         :meth:`run` in the current task (and tasks it starts) are refused.
 
         Args:
             what: what the transaction is for, for error messages.
 
         Raises:
-            StoreError: the database failed, or a transaction is already open on this
-                database in the current task.
+            StoreError: a transaction is already open on this database in the current task.
         """
         self._refuse_inside_transaction(what)
-        limiter = anyio.CapacityLimiter(1)
-        connection, gate = await anyio.to_thread.run_sync(
-            lambda: self._begin(what), limiter=limiter
-        )
+        await anyio.lowlevel.checkpoint()
         token = _open_transactions.set((*_open_transactions.get(), self))
-        return Transaction(self, connection, limiter, token, gate)
+        return Transaction(self, what, anyio.CapacityLimiter(1), token)
 
     def _begin(self, what: str) -> tuple[sa.Connection, _WriterGate | None]:
         gate = self._writer_gate
@@ -534,20 +532,30 @@ class Transaction:
     A call that fails leaves the transaction good only for a rollback (PostgreSQL refuses
     every later statement of a transaction one statement failed in; SQLite would commit
     the failed call's first half): later calls and :meth:`commit` raise StoreError.
+
+    The connection is taken and the transaction begun by the first call, in its worker
+    thread, just before it runs: on SQLite the write lock is then held only from the
+    moment there is work for it, not while the event loop gets round to the first call
+    (the sync's other writers wait for that lock). A transaction without calls commits
+    and rolls back nothing.
     """
 
     def __init__(
         self,
         database: Database,
-        connection: sa.Connection,
+        what: str,
         limiter: anyio.CapacityLimiter,
         token: Token[tuple[Database, ...]],
-        gate: _WriterGate | None = None,
     ) -> None:
         self._database = database
+        # What the transaction is for, for the errors of beginning it.
+        self._what = what
         # The writer gate this transaction holds (SQLite), let go when its connection is.
-        self._gate = gate
-        self._connection: sa.Connection | None = connection
+        self._gate: _WriterGate | None = None
+        # None before the first call and after the end (see _begun, _ended).
+        self._connection: sa.Connection | None = None
+        self._begun = False
+        self._ended = False
         self._limiter = limiter
         self._token = token
         self._one_at_a_time = anyio.Lock()
@@ -563,11 +571,11 @@ class Transaction:
             Exception: whatever ``fn`` raised (the same).
         """
         async with self._one_at_a_time:
-            conn = self._usable(what)
+            self._usable(what)
             failed = True
             try:
                 result = await anyio.to_thread.run_sync(
-                    lambda: self._call(conn, what, fn), limiter=self._limiter
+                    lambda: self._call(what, fn), limiter=self._limiter
                 )
                 failed = False
             finally:
@@ -575,8 +583,8 @@ class Transaction:
                     self._failed = self._failed or what
             return result
 
-    def _usable(self, what: str) -> sa.Connection:
-        if self._connection is None:
+    def _usable(self, what: str) -> None:
+        if self._ended:
             raise StoreError(
                 f"could not {what}: the unit of work has ended; make the call inside "
                 "`async with store.unit_of_work() as uow:`"
@@ -587,9 +595,14 @@ class Transaction:
                 f"{self._failed}), so its transaction can only be rolled back; let that "
                 "error leave the `async with` block and start a new unit of work"
             )
-        return self._connection
 
-    def _call(self, conn: sa.Connection, what: str, fn: Callable[[sa.Connection], T]) -> T:
+    def _call(self, what: str, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn`` in the worker thread, beginning the transaction first if need be."""
+        if not self._begun:
+            self._connection, self._gate = self._database._begin(self._what)
+            self._begun = True
+        conn = self._connection
+        assert conn is not None
         try:
             return fn(conn)
         except sa.exc.SQLAlchemyError as exc:
@@ -603,8 +616,11 @@ class Transaction:
             Cancelled: the caller was cancelled before the commit began (nothing is).
         """
         async with self._one_at_a_time:
-            conn = self._usable(what)
+            self._usable(what)
+            conn = self._connection
             self._end()
+            if conn is None:
+                return  # no call began it: nothing to commit
             closed = False
 
             def commit_and_close() -> None:
@@ -636,11 +652,12 @@ class Transaction:
         """
         with anyio.CancelScope(shield=True):
             async with self._one_at_a_time:
-                conn = self._connection
-                if conn is None:
+                if self._ended:
                     return
+                conn = self._connection
                 self._end()
-                await anyio.to_thread.run_sync(lambda: self._close(conn), limiter=self._limiter)
+                if conn is not None:
+                    await anyio.to_thread.run_sync(lambda: self._close(conn), limiter=self._limiter)
 
     def _close(self, conn: sa.Connection) -> None:
         """Give the connection back (rolling back what is not committed), then the gate."""
@@ -653,6 +670,7 @@ class Transaction:
 
     def _end(self) -> None:
         self._connection = None
+        self._ended = True
         try:
             _open_transactions.reset(self._token)
         except ValueError:

@@ -46,10 +46,12 @@ class UnitOfWork(ArtifactCalls, ContentCalls, RemoteCalls):
     While the block runs, the store's own writes (``store.save_content``, a new version's
     changes, another unit of work) from the same task, or tasks it starts, are refused
     with StoreError: they would wait for the locks the unit of work holds until its block
-    ends. On SQLite the unit of work takes the database's write lock when it begins
-    (``BEGIN IMMEDIATE``) and holds it to the end, so other writers wait for it: keep the
-    block short. Each open unit of work holds one pooled connection and may use one worker
-    thread beside the store's ``max_threads``.
+    ends. The transaction begins with the block's first call, in its worker thread: on
+    SQLite the unit of work then takes the database's write lock (``BEGIN IMMEDIATE``)
+    and holds it to the end, so other writers wait for it: keep the block short. A block
+    that makes no call opens no transaction. Each open unit of work holds one pooled
+    connection from its first call and may use one worker thread beside the store's
+    ``max_threads``.
 
     When a call inside fails, the transaction can only be rolled back: later calls, and
     leaving the block normally, raise StoreError and commit nothing.
