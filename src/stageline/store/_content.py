@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,11 +68,11 @@ _FIELDS_AS_JSON = (
 
 def _found_by_digest(
     database: Database, conn: sa.Connection, digests: Sequence[str]
-) -> dict[str, tuple[int, str, str | dict[str, Any]]]:
+) -> Mapping[str, tuple[int, str, str | dict[str, Any]]]:
     """Like ``_saved_by_digest``, for decoding: each unit's fields as their JSON text, or
     on SQLite (mostly) already parsed."""
     if database.is_postgresql:
-        return dict(_saved_by_digest(database, conn, digests))
+        return _saved_by_digest(database, conn, digests)
     text = conn.exec_driver_sql(
         "SELECT json_group_array(json_array(natural_key_digest, id, type, "
         f"{_FIELDS_AS_JSON})) FROM content WHERE natural_key_digest IN "

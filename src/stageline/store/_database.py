@@ -552,9 +552,8 @@ class Transaction:
         self._what = what
         # The writer gate this transaction holds (SQLite), let go when its connection is.
         self._gate: _WriterGate | None = None
-        # None before the first call and after the end (see _begun, _ended).
+        # None before the first call (not begun yet) and after the end.
         self._connection: sa.Connection | None = None
-        self._begun = False
         self._ended = False
         self._limiter = limiter
         self._token = token
@@ -598,11 +597,10 @@ class Transaction:
 
     def _call(self, what: str, fn: Callable[[sa.Connection], T]) -> T:
         """Run ``fn`` in the worker thread, beginning the transaction first if need be."""
-        if not self._begun:
-            self._connection, self._gate = self._database._begin(self._what)
-            self._begun = True
         conn = self._connection
-        assert conn is not None
+        if conn is None:  # the first call (the end, which also clears it, refuses calls)
+            conn, self._gate = self._database._begin(self._what)
+            self._connection = conn
         try:
             return fn(conn)
         except sa.exc.SQLAlchemyError as exc:
