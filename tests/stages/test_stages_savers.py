@@ -283,7 +283,8 @@ async def test_a_batch_with_nothing_to_write_opens_no_transaction_unless_a_hook_
     store: Store, storage: ArtifactStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A re-sync's batch (units saved, files deferred) costs no write transaction; with an
-    overridden hook the hook still runs, in a unit of work, for such a batch."""
+    overridden hook the hook still runs, in a unit of work, for such a batch. New units
+    alone need no unit of work; a saved file for a saved unit does."""
     items = [unit(name, name.encode()) for name in ("a", "b")]
     await run_stage(ContentSaver(store), items)
     opened: list[int] = []
@@ -303,16 +304,20 @@ async def test_a_batch_with_nothing_to_write_opens_no_transaction_unless_a_hook_
     await run_stage(stage, again)
     assert opened == [1]
     assert stage.calls == [("pre", [True, True]), ("post", [True, True])]
-    # A new unit needs one; so does a saved file, which a deferred content artifact of its
-    # saved unit may lack (and then gets).
-    await run_stage(ContentSaver(store), [*again, unit("c", b"c")])
-    assert opened == [1, 1]
+    # A new unit is saved by one store call (its own transaction); a saved file, which a
+    # deferred content artifact of its saved unit may lack (and then gets), needs a unit
+    # of work, for the lookup and the update together.
+    new = unit("c", b"c")
+    await run_stage(ContentSaver(store), [*again, new])
+    assert opened == [1]
+    assert new.content.saved
+    assert [saved.pk for saved in await store.find_content([new.content])] == [new.content.pk]
     filled = unit("a", b"a")
     filled.content = items[0].content
     filled.d_artifacts[0].artifact = (
         await store.save_artifacts([await storage.store_bytes(b"a")])
     )[0]
     await run_stage(ContentSaver(store), [filled])
-    assert opened == [1, 1, 1]
+    assert opened == [1, 1]
     [ca] = await store.find_content_artifacts([items[0].content])
     assert ca.artifact is not None

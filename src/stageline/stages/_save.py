@@ -107,11 +107,14 @@ class ContentSaver(Stage):
     later immediate sync). Then every item is passed on, in order, its ``content`` the
     saved unit.
 
-    Each batch is saved in one unit of work (one database transaction), and so are the
-    hooks around it: if a hook or the save fails, or the sync is cancelled, nothing of
-    the batch is written. A batch with nothing to write (every unit saved, no declared
-    file saved) opens no transaction, unless a hook is overridden: hooks run for every
-    batch.
+    Each batch is saved in one database transaction, and so are the hooks around it: if
+    a hook or the save fails, or the sync is cancelled before the commit, nothing of the
+    batch is written. It is a unit of work when a hook is overridden or a saved unit may
+    get a file; otherwise the batch's new units are saved by one store call, which
+    commits in the worker thread that wrote them (a unit of work would hold SQLite's
+    write lock until the event loop got round to its commit). A batch with nothing to
+    write (every unit saved, no declared file saved) opens no transaction, unless a hook
+    is overridden: hooks run for every batch.
 
     Subclass it to save more with each batch: override :meth:`_pre_save` and
     :meth:`_post_save`, which run around the batch's save, inside its transaction. While
@@ -160,50 +163,49 @@ class ContentSaver(Stage):
         """
 
     async def _save_batch(self, batch: list[DeclarativeContent]) -> None:
-        if self._nothing_to_write(batch):
+        new = [d for d in batch if not d.content.saved]
+        new_ids = {id(d) for d in new}
+        existing = [d for d in batch if id(d) not in new_ids]
+        if not self._hooked() and not _fillable(existing):
+            # At most new units to save (none in most batches of a re-sync): one store
+            # call, itself one transaction, which commits in the worker thread that wrote
+            # the rows; a unit of work would hold SQLite's write lock until the event
+            # loop got round to its commit.
+            await self._save_new(self.store, new)
             return
         async with self._unit_of_work() as writes:
             await self._pre_save(batch)
-            new = [d for d in batch if not d.content.saved]
-            if new:
-                files = [
-                    (d.content, da.relative_path, da.artifact if da.artifact.saved else None)
-                    for d in new
-                    for da in d.d_artifacts
-                ]
-                saved, pks = await writes.save_content_by_path([d.content for d in new], files)
-                for d, unit in zip(new, saved, strict=True):
-                    d.content = unit
-                # Which content artifact each declared file is, for RemoteArtifactSaver.
-                file_pks = iter(pks)
-                for d in new:
-                    content_pk = d.content.pk
-                    assert content_pk is not None
-                    for da in d.d_artifacts:
-                        note_saved_file(da, content_pk, next(file_pks))
-            new_ids = {id(d) for d in new}
-            await self._fill_deferred(writes, [d for d in batch if id(d) not in new_ids])
+            await self._save_new(writes, new)
+            await self._fill_deferred(writes, existing)
             await self._post_save(batch)
 
-    def _nothing_to_write(self, batch: list[DeclarativeContent]) -> bool:
-        """Whether the batch needs no transaction at all (most batches of a re-sync).
-
-        True when every unit is saved, no declared file is saved (so no deferred content
-        artifact can be filled in), and neither hook is overridden: a hook always runs,
-        in the batch's unit of work, even for a batch with nothing new.
-        """
-        cls = type(self)
-        if cls._pre_save is not ContentSaver._pre_save:
-            return False
-        if cls._post_save is not ContentSaver._post_save:
-            return False
-        for d in batch:
-            if not d.content.saved:
-                return False
+    @staticmethod
+    async def _save_new(writes: Store | UnitOfWork, new: list[DeclarativeContent]) -> None:
+        """Save the new units with their files; note each file's content artifact."""
+        if not new:
+            return
+        files = [
+            (d.content, da.relative_path, da.artifact if da.artifact.saved else None)
+            for d in new
+            for da in d.d_artifacts
+        ]
+        saved, pks = await writes.save_content_by_path([d.content for d in new], files)
+        for d, unit in zip(new, saved, strict=True):
+            d.content = unit
+        # Which content artifact each declared file is, for RemoteArtifactSaver.
+        file_pks = iter(pks)
+        for d in new:
+            content_pk = d.content.pk
+            assert content_pk is not None
             for da in d.d_artifacts:
-                if da.artifact.saved:
-                    return False
-        return True
+                note_saved_file(da, content_pk, next(file_pks))
+
+    def _hooked(self) -> bool:
+        """Whether a subclass overrides :meth:`_pre_save` or :meth:`_post_save`."""
+        cls = type(self)
+        return cls._pre_save is not ContentSaver._pre_save or (
+            cls._post_save is not ContentSaver._post_save
+        )
 
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[UnitOfWork]:
@@ -218,7 +220,7 @@ class ContentSaver(Stage):
     @staticmethod
     async def _fill_deferred(writes: UnitOfWork, existing: list[DeclarativeContent]) -> None:
         """Give saved units' artifact-less content artifacts the now saved declared files."""
-        candidates = [d for d in existing if any(da.artifact.saved for da in d.d_artifacts)]
+        candidates = [d for d in existing if _fillable([d])]
         if not candidates:
             return
         found = await writes.find_content_artifacts(_unique_units(candidates))
@@ -236,6 +238,12 @@ class ContentSaver(Stage):
                 fill.append(ca)
         if fill:
             await writes.update_content_artifacts(fill)
+
+
+def _fillable(existing: list[DeclarativeContent]) -> bool:
+    """Whether a saved unit among ``existing`` declares a saved file: its content artifact
+    may still lack it (first synced on demand)."""
+    return any(da.artifact.saved for d in existing for da in d.d_artifacts)
 
 
 def _unique_units(items: list[DeclarativeContent]) -> list[Content]:
