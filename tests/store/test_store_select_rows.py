@@ -179,3 +179,68 @@ async def test_bulk_insert_splits_rows_beyond_sqlites_parameter_limit(
 
     table = [tuple(row) for row in await store._run("probe bulk_insert", work, write=True)]
     assert table == [(n, a, b, pos) for pos, (n, a, b) in enumerate(rows)]
+
+
+# --- Database.insert_new: the ids SQLite gave rows it inserted, without reading them back --
+
+# Steps on a probe table: insert these positions (some taken already, some repeated in
+# one call is not allowed: the store inserts distinct keys), or delete the rows of the
+# highest ids (so that SQLite hands those ids out again).
+insert_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("insert"), st.lists(st.integers(0, 60), max_size=25, unique=True)),
+        st.tuples(st.just("delete"), st.integers(1, 5)),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=insert_steps, limit=st.integers(len(_PROBE_COLUMNS), 40))
+async def test_insert_new_tells_the_ids_rows_were_given(
+    store: Store, steps: list[tuple[str, Any]], limit: int
+) -> None:
+    """When every row was inserted, the ids insert_new returns are those the rows hold, in
+    row order, also when the rows took several statements (a low limit on bound
+    parameters) or ids freed by deleted rows; when a conflict skipped some row it returns
+    no ids, and the count of rows inserted. PostgreSQL never returns ids."""
+    database = store._database
+    serial = "BIGSERIAL PRIMARY KEY" if database.is_postgresql else "INTEGER PRIMARY KEY"
+    sqlite = not database.is_postgresql
+
+    def work(conn: sa.Connection) -> None:
+        before = 0
+        if sqlite:
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            before = driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE probe (id {serial}, n BIGINT, a TEXT, b TEXT, pos INT UNIQUE)"
+        )
+        try:
+            for kind, arg in steps:
+                if kind == "delete":
+                    conn.exec_driver_sql(
+                        "DELETE FROM probe WHERE id IN "
+                        f"(SELECT id FROM probe ORDER BY id DESC LIMIT {arg})"
+                    )
+                    continue
+                taken = {pos for (pos,) in conn.exec_driver_sql("SELECT pos FROM probe")}
+                rows = [(pos * 7, f"a{pos}", None, pos) for pos in arg]
+                inserted, ids = database.insert_new(
+                    conn, "probe", _PROBE_COLUMNS, rows, conflict="pos"
+                )
+                fresh = [pos for pos in arg if pos not in taken]
+                assert inserted == len(fresh)
+                if sqlite and len(fresh) == len(arg):
+                    assert ids is not None
+                    held = dict(conn.exec_driver_sql("SELECT pos, id FROM probe").fetchall())
+                    assert ids == [held[pos] for pos in arg]
+                else:
+                    assert ids is None or (not arg and ids == [])
+        finally:
+            conn.exec_driver_sql("DROP TABLE probe")
+            if sqlite:
+                driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
+
+    await store._run("probe insert_new", work, write=True)

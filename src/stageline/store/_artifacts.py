@@ -185,9 +185,14 @@ class ArtifactCalls:
         def work(conn: sa.Connection) -> dict[str, ArtifactRow]:
             found: dict[str, ArtifactRow] = {}
             for chunk in chunks(rows):
-                database.bulk_insert(conn, "artifacts", typed, chunk, conflict="sha256")
-                for row in _saved_rows(database, conn, [r[0] for r in chunk]):
-                    found[row.sha256] = row
+                _, ids = database.insert_new(conn, "artifacts", typed, chunk, conflict="sha256")
+                if ids is not None:
+                    # All new, holding what was sent: no need to read them back.
+                    for row, pk in zip(chunk, ids, strict=True):
+                        found[row[0]] = ArtifactRow(pk, *row)
+                    continue
+                for saved_row in _saved_rows(database, conn, [r[0] for r in chunk]):
+                    found[saved_row.sha256] = saved_row
             return found
 
         found = await self._runner.run("save artifacts", work, write=True)

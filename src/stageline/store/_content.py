@@ -264,10 +264,15 @@ class ContentCalls:
         ) -> tuple[dict[str, tuple[int, str, str]], dict[tuple[int, str], int], list[int]]:
             rows: dict[str, tuple[int, str, str]] = {}
             for chunk in chunks(content_rows):
-                inserted = database.bulk_insert(
+                inserted, ids = database.insert_new(
                     conn, "content", _CONTENT_COLUMNS, chunk, conflict="natural_key_digest"
                 )
-                if inserted == len(chunk):
+                if ids is not None:
+                    # Every row is new, holds what was sent, and SQLite told its id.
+                    rows.update(
+                        (row[2], (pk, row[0], row[4])) for row, pk in zip(chunk, ids, strict=True)
+                    )
+                elif inserted == len(chunk):
                     # Every row is new and holds what was sent: only the ids are read.
                     rows.update(_new_ids_by_digest(database, conn, chunk))
                 else:
@@ -285,13 +290,18 @@ class ContentCalls:
             ca_ids: dict[tuple[int, str], int] = {}
             fill: list[tuple[int, int]] = []
             for ca_chunk in chunks(ca_rows):
-                database.bulk_insert(
+                _, new_ids = database.insert_new(
                     conn,
                     "content_artifacts",
                     _CA_COLUMNS,
                     ca_chunk,
                     conflict="content_id, relative_path",
                 )
+                if new_ids is not None:
+                    # All new, each with the artifact it was given (so none to fill in).
+                    for (content_id, path, _artifact), pk in zip(ca_chunk, new_ids, strict=True):
+                        ca_ids[content_id, path] = pk
+                    continue
                 content_ids = sorted({row[0] for row in ca_chunk})
                 found = database.select_rows(
                     conn,

@@ -519,22 +519,74 @@ class Database:
                 tuple(list(values) for values in zip(*rows, strict=True)),
             )
             return int(result.rowcount)
-        else:
-            # One multi-row VALUES statement (or a few, when the rows' parameters exceed
-            # SQLite's limit), each run in one step: an executemany releases the GIL around
-            # every row it steps, and beside a busy event loop thread each release costs a
-            # hand-over and a wait to get it back (see select_rows). Bound parameters
-            # rather than one JSON array unpacked by json_each: json_extract parses a
-            # row's text once per column, which made wide rows cost half as much again.
-            per_statement = self._rows_per_statement(conn, len(columns))
-            changed = 0
-            for start in range(0, len(rows), per_statement):
-                part = rows[start : start + per_statement]
-                changed += conn.exec_driver_sql(
-                    _values_sql(table, names, len(columns), len(part), tail),
-                    tuple(chain.from_iterable(part)),
-                ).rowcount
-            return changed
+        return self._sqlite_insert(conn, table, names, len(columns), rows, tail)[0]
+
+    def insert_new(
+        self,
+        conn: sa.Connection,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[tuple[Any, ...]],
+        *,
+        conflict: str,
+    ) -> tuple[int, list[int] | None]:
+        """:meth:`bulk_insert` (``DO NOTHING`` on a conflict) into a table whose ``id`` is
+        SQLite's rowid; also the ids of the rows, in order, when SQLite inserted them all.
+
+        SQLite gives a row inserted without an id the largest id in the table plus one,
+        and inserts a multi-row statement's rows in order, all under this transaction's
+        write lock: rows inserted together, none skipped, get consecutive ids up to the
+        last one inserted. Reading them back would be a statement more under the lock.
+        (Only a table already holding the largest possible id, 2**63 - 1, gets random
+        ids, and the store never inserts ids of its own.)
+
+        Returns:
+            How many rows were inserted, and their ids in the order of ``rows``; the ids
+            are None on PostgreSQL, or when a conflict skipped some row (read the ids by
+            the rows' unique keys then).
+        """
+        if not rows:
+            return 0, []
+        if self._postgresql:
+            return self.bulk_insert(conn, table, columns, rows, conflict=conflict), None
+        names = ", ".join(name for name, _type in columns)
+        inserted, last = self._sqlite_insert(
+            conn, table, names, len(columns), rows, f" ON CONFLICT ({conflict}) DO NOTHING"
+        )
+        if inserted != len(rows) or last is None:
+            return inserted, None
+        return inserted, list(range(last - inserted + 1, last + 1))
+
+    def _sqlite_insert(
+        self,
+        conn: sa.Connection,
+        table: str,
+        names: str,
+        width: int,
+        rows: Sequence[tuple[Any, ...]],
+        tail: str,
+    ) -> tuple[int, int | None]:
+        """Insert ``rows`` on SQLite: how many rows changed, and the last id inserted.
+
+        One multi-row VALUES statement (or a few, when the rows' parameters exceed
+        SQLite's limit), each run in one step: an executemany releases the GIL around
+        every row it steps, and beside a busy event loop thread each release costs a
+        hand-over and a wait to get it back (see select_rows). Bound parameters rather
+        than one JSON array unpacked by json_each: json_extract parses a row's text once
+        per column, which made wide rows cost half as much again.
+        """
+        per_statement = self._rows_per_statement(conn, width)
+        changed = 0
+        last: int | None = None
+        for start in range(0, len(rows), per_statement):
+            part = rows[start : start + per_statement]
+            result = conn.exec_driver_sql(
+                _values_sql(table, names, width, len(part), tail),
+                tuple(chain.from_iterable(part)),
+            )
+            changed += result.rowcount
+            last = result.lastrowid
+        return changed, last
 
     @staticmethod
     def _rows_per_statement(conn: sa.Connection, width: int) -> int:
