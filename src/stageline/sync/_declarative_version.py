@@ -37,6 +37,7 @@ from ..stages import (
 )
 from ..storage import ArtifactStorage
 from ..store import NewVersion, Store
+from ._collector import heap_frozen
 from ._waiting import enter_new_version
 from ._workspace import Workspace
 
@@ -355,7 +356,7 @@ class DeclarativeVersion:
             )
         self._active = True
         try:
-            with reporting_to(*self.reporters):
+            with reporting_to(*self.reporters), heap_frozen():
                 return await self._sync()
         finally:
             self._active = False
