@@ -37,7 +37,7 @@ from ..stages import (
 )
 from ..storage import ArtifactStorage
 from ..store import NewVersion, Store
-from ._collector import heap_frozen
+from ._collector import collector_tuned
 from ._waiting import enter_new_version
 from ._workspace import Workspace
 
@@ -356,7 +356,7 @@ class DeclarativeVersion:
             )
         self._active = True
         try:
-            with reporting_to(*self.reporters), heap_frozen():
+            with reporting_to(*self.reporters), collector_tuned():
                 return await self._sync()
         finally:
             self._active = False
