@@ -109,6 +109,12 @@ def test_what_the_application_chose_is_left_as_it_is(nothing_frozen: None) -> No
         gc.set_threshold(5000, 10, 10)
     assert gc.get_threshold() == (5000, 10, 10)
     gc.set_threshold(*DEFAULT_THRESHOLDS)
+    with collector_tuned():
+        made_meanwhile = [[n] for n in range(100)]
+        gc.freeze()  # the application freezes what it has now, the sync's heap with it
+    assert gc.get_freeze_count() > 0  # left frozen
+    assert made_meanwhile
+    gc.unfreeze()
     gc.disable()
     with collector_tuned():
         assert gc.get_freeze_count() == 0

@@ -19,6 +19,7 @@ SYNC_THRESHOLDS = (7000, 10, 10)
 _lock = threading.Lock()
 _syncs = 0
 _froze = False
+_frozen = 0  # how many objects were frozen, right after the freeze
 _raised = False
 
 
@@ -43,15 +44,17 @@ def collector_tuned() -> Iterator[None]:
 
     Nothing is done while the collector is disabled. Several syncs of one process share
     the changes: they are undone when the last one ends, each only if it is still what
-    was set (an application that changed it meanwhile keeps its own).
+    was set (an application that changed the thresholds or froze more objects meanwhile
+    keeps what it did).
     """
-    global _syncs, _froze, _raised
+    global _syncs, _froze, _frozen, _raised
     with _lock:
         _syncs += 1
         if _syncs == 1 and gc.isenabled():
             if gc.get_freeze_count() == 0:
                 gc.freeze()
                 _froze = True
+                _frozen = gc.get_freeze_count()
             if gc.get_threshold() == DEFAULT_THRESHOLDS:
                 gc.set_threshold(*SYNC_THRESHOLDS)
                 _raised = True
@@ -63,7 +66,10 @@ def collector_tuned() -> Iterator[None]:
             if _syncs == 0:
                 if _froze:
                     _froze = False
-                    gc.unfreeze()
+                    # Frozen objects only die off, so more of them than were frozen means
+                    # the application froze some meanwhile: then they all stay frozen.
+                    if gc.get_freeze_count() <= _frozen:
+                        gc.unfreeze()
                 if _raised:
                     _raised = False
                     if gc.get_threshold() == SYNC_THRESHOLDS:
