@@ -164,9 +164,8 @@ class ContentSaver(Stage):
 
     async def _save_batch(self, batch: list[DeclarativeContent]) -> None:
         new = [d for d in batch if not d.content.saved]
-        new_ids = {id(d) for d in new}
-        existing = [d for d in batch if id(d) not in new_ids]
-        if not self._hooked() and not _fillable(existing):
+        existing = [d for d in batch if d.content.saved]
+        if not self._hooked() and not any(_declares_saved_file(d) for d in existing):
             # At most new units to save (none in most batches of a re-sync): one store
             # call, itself one transaction, which commits in the worker thread that wrote
             # the rows; a unit of work would hold SQLite's write lock until the event
@@ -220,7 +219,7 @@ class ContentSaver(Stage):
     @staticmethod
     async def _fill_deferred(writes: UnitOfWork, existing: list[DeclarativeContent]) -> None:
         """Give saved units' artifact-less content artifacts the now saved declared files."""
-        candidates = [d for d in existing if _fillable([d])]
+        candidates = [d for d in existing if _declares_saved_file(d)]
         if not candidates:
             return
         found = await writes.find_content_artifacts(_unique_units(candidates))
@@ -240,10 +239,10 @@ class ContentSaver(Stage):
             await writes.update_content_artifacts(fill)
 
 
-def _fillable(existing: list[DeclarativeContent]) -> bool:
-    """Whether a saved unit among ``existing`` declares a saved file: its content artifact
-    may still lack it (first synced on demand)."""
-    return any(da.artifact.saved for d in existing for da in d.d_artifacts)
+def _declares_saved_file(d: DeclarativeContent) -> bool:
+    """Whether the item declares a saved file: for a saved unit, its content artifact may
+    still lack it (first synced on demand)."""
+    return any(da.artifact.saved for da in d.d_artifacts)
 
 
 def _unique_units(items: list[DeclarativeContent]) -> list[Content]:

@@ -141,8 +141,8 @@ class _QuickSwitching:
     Python, that happens only when the switch interval forces it, up to 5 ms later. A
     writer waits that long several times per transaction, while it holds SQLite's one
     write lock and every other writer of the process waits behind it: in a first sync
-    of 100 000 units on_demand the lock was held ~90 % of the time, a third of it by
-    writers waiting for the GIL. At 0.2 ms the same sync ran 1.05-1.5x as fast
+    of 100 000 units on_demand the lock was held ~90 % of the time, about two thirds of
+    it by writers waiting for the GIL. At 0.2 ms the same sync ran 1.05-1.5x as fast
     (docs/benchmarks.md, session 12).
 
     Process-wide: the interval is lowered when the first writer (of any store) takes the
