@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stageline import ContentTypeError
 from stageline.models import Content
 from stageline.store import Store, _codec, _content, open_store
 from stageline.store._codec import _canonical, _digest, _key_json, key_digest
@@ -78,6 +79,16 @@ def test_remembered_key_digests_equal_fresh_ones_in_any_order(keys: list[tuple[A
             key_json,
             _digest("codec-test.t", key_json),
         )
+
+
+@pytest.mark.parametrize("values", [("a\ud800",), (7, "\udfff/b")], ids=["alone", "after an int"])
+def test_a_key_that_is_not_unicode_is_refused_naming_it(values: tuple[Any, ...]) -> None:
+    """A lone surrogate (os.fsdecode's stand-in for a byte that is not UTF-8) in a key is
+    refused on the way to its digest, the key named, and nothing is remembered for it."""
+    with pytest.raises(ContentTypeError, match=r"'codec-test\.surrogate' with key .*Unicode"):
+        key_digest("codec-test.surrogate", values)
+    assert "codec-test.surrogate" not in _codec._key_memo
+    assert "codec-test.surrogate" not in _codec._older_key_memo
 
 
 def test_equal_keys_of_other_types_get_their_own_digests() -> None:
