@@ -49,3 +49,11 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     """An open store on a fresh database."""
     async with open_store(database_url) as opened:
         yield opened
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: os.PathLike[str]) -> AsyncIterator[Store]:
+    """An open store on a fresh SQLite file, for what only SQLite has (the writer gate,
+    the limit on bound parameters)."""
+    async with open_store(os.path.join(tmp_path, "stageline.db")) as opened:
+        yield opened

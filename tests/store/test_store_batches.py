@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from store_support import FileUnit, PackageUnit, count_statements, sha
 
 from stageline import ContentTypeError, StoreArgumentError, StoreError
 from stageline.models import Artifact, ContentArtifact, Remote, RemoteArtifact
-from stageline.store import Store
+from stageline.store import Store, _remotes
 
 pytestmark = pytest.mark.anyio
 
@@ -491,7 +492,9 @@ async def test_remote_artifacts_by_path(store: Store) -> None:
 
 
 async def test_unchanged_remote_artifacts_by_path_are_read_in_one_query(store: Store) -> None:
-    """A re-sync's remote artifacts by path cost one SELECT and no write."""
+    """A re-sync's remote artifacts by path cost one query and no write: on SQLite the
+    check of the whole batch in the database (a WITH ... VALUES statement), on PostgreSQL
+    the read of the saved pairs."""
     units = files(range(400))
     cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
     await store.save_content(units, cas)
@@ -504,8 +507,132 @@ async def test_unchanged_remote_artifacts_by_path_are_read_in_one_query(store: S
     assert await store.save_remote_artifacts_by_path(entries) == []
     with count_statements(store) as statements:
         assert await store.save_remote_artifacts_by_path(entries) == []
-    assert [s.split()[0].upper() for s in statements] == ["SELECT"], statements
+    first_word = "SELECT" if store._database.is_postgresql else "WITH"
+    assert [s.split()[0].upper() for s in statements] == [first_word], statements
     assert len(await store.find_remote_artifacts(cas)) == 400
+
+
+# One change in a batch of otherwise unchanged entries (saved as `url(n)` for remote one):
+# the entries to send in its place, what comes back missing, and the urls saved after.
+_CHANGES: dict[str, tuple[Callable[[int, int, int], list[tuple[Any, ...]]], bool, str]] = {
+    "moved": (lambda pk, one, two: [(pk, "f7", one, "http://x.test/moved")], False, "moved"),
+    "new remote": (lambda pk, one, two: [(pk, "f7", two, "http://two.test/f7")], False, "two"),
+    "no such path": (lambda pk, one, two: [(pk, "nope", one, "http://x.test/f7")], True, "same"),
+    "last wins, moved": (
+        lambda pk, one, two: [
+            (pk, "f7", one, "http://x.test/f7"),
+            (pk, "f7", one, "http://x.test/moved"),
+        ],
+        False,
+        "moved",
+    ),
+    "last wins, unchanged": (
+        lambda pk, one, two: [
+            (pk, "f7", one, "http://x.test/moved"),
+            (pk, "f7", one, "http://x.test/f7"),
+        ],
+        False,
+        "same",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(_CHANGES))
+@pytest.mark.parametrize("position", [0, 150, 299])
+async def test_one_change_in_a_batch_of_unchanged_remote_artifacts_is_found(
+    store: Store, change: str, position: int
+) -> None:
+    """The whole-batch check of an unchanged re-sync misses no change, wherever it is in
+    the batch: a moved url, a new remote, a path the unit lacks, and a pair given twice,
+    of which the last wins whether or not it matches the saved url."""
+    units = files(range(300))
+    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
+    await store.save_content(units, cas)
+    one = await store.save_remote(Remote(url="http://x.test/", name="one"))
+    two = await store.save_remote(Remote(url="http://two.test/", name="two"))
+    assert one.pk is not None
+    assert two.pk is not None
+    entries: list[Any] = [
+        (u.pk, u.path, one.pk, f"http://x.test/{u.path}", Artifact(sha256=sha(n)))
+        for n, u in enumerate(units)
+    ]
+    assert await store.save_remote_artifacts_by_path(entries) == []
+    make, reports_missing, outcome = _CHANGES[change]
+    target = units[7].pk
+    assert target is not None
+    changed = [(*e, Artifact(sha256=sha(7))) for e in make(target, one.pk, two.pk)]
+    batch = [e for e in entries if e[1] != "f7"]
+    batch[position:position] = changed
+    missing = await store.save_remote_artifacts_by_path(batch)
+    assert missing == ([(target, "nope")] if reports_missing else [])
+    found = await store.find_remote_artifacts(cas)
+    urls = {(ra.content_artifact.relative_path, ra.remote.name): ra.url for ra in found}
+    expected = {(u.path, "one"): f"http://x.test/{u.path}" for u in units}
+    if outcome == "moved":
+        expected[("f7", "one")] = "http://x.test/moved"
+    elif outcome == "two":
+        expected[("f7", "two")] = "http://two.test/f7"
+    assert urls == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["http://x.test/f1\x00", "http://x.test/f1\ud800"], ids=["nul", "lone surrogate"]
+)
+async def test_a_url_extending_the_saved_one_with_text_the_database_refuses_is_refused(
+    store: Store, url: str
+) -> None:
+    """The whole-batch check does not take a url for the saved one that it only starts
+    with (SQLite cuts text short at a NUL in places): the url is refused as on a first
+    save, and the saved one is kept."""
+    [unit] = files([1])
+    ca = ContentArtifact(content=unit, artifact=None, relative_path="f1")
+    await store.save_content([unit], [ca])
+    remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
+    assert unit.pk is not None
+    assert remote.pk is not None
+    saved = (unit.pk, "f1", remote.pk, "http://x.test/f1", Artifact(sha256=sha(1)))
+    assert await store.save_remote_artifacts_by_path([saved]) == []
+    with pytest.raises(StoreArgumentError, match=r"NUL|Unicode"):
+        await store.save_remote_artifacts_by_path([(*saved[:3], url, saved[4])])
+    [found] = await store.find_remote_artifacts([ca])
+    assert found.url == "http://x.test/f1"
+
+
+@pytest.mark.parametrize("limit", [4, 9, 999])
+async def test_the_batch_check_splits_entries_beyond_sqlites_parameter_limit(
+    sqlite_store: Store, limit: int
+) -> None:
+    """On SQLite the check binds four values per entry, up to the connection's limit on
+    bound parameters; beyond it the entries take several statements, and a change in
+    the last of them is still found."""
+    store = sqlite_store
+    units = files(range(40))
+    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
+    await store.save_content(units, cas)
+    remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
+    assert remote.pk is not None
+    entries: list[Any] = [
+        (u.pk, u.path, remote.pk, f"http://x.test/{u.path}", Artifact(sha256=sha(n)))
+        for n, u in enumerate(units)
+    ]
+    assert await store.save_remote_artifacts_by_path(entries) == []
+    moved = [*entries[:-1], (*entries[-1][:3], "http://x.test/moved", entries[-1][4])]
+    database = store._database
+
+    def work(conn: sa.Connection) -> tuple[bool, bool, int]:
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        before = driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+        try:
+            with count_statements(store) as statements:
+                unchanged = _remotes._sqlite_any_to_write(database, conn, entries)
+            return unchanged, _remotes._sqlite_any_to_write(database, conn, moved), len(statements)
+        finally:
+            driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
+
+    unchanged, changed, statements = await store._run("probe the check", work, write=False)
+    assert (unchanged, changed) == (False, True)
+    assert statements == -(-len(entries) // max(1, min(500, limit // 4)))
 
 
 async def test_remote_artifacts_by_known_content_artifact_are_written_without_a_read(

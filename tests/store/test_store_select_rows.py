@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,7 +10,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stageline.store import Store, open_store
+from stageline.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -135,13 +133,6 @@ async def test_bulk_insert_writes_the_rows_in_order_and_upserts(
         else:
             expected.append((n, a, b, pos))
     assert table == expected
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path: os.PathLike[str]) -> AsyncIterator[Store]:
-    """An open store on a fresh SQLite file (the limit on bound parameters is SQLite's)."""
-    async with open_store(os.path.join(tmp_path, "stageline.db")) as opened:
-        yield opened
 
 
 @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -26,13 +26,6 @@ from stageline.store import Store, _database, open_store
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def sqlite_store(tmp_path: os.PathLike[str]) -> AsyncIterator[Store]:
-    """An open store on a fresh SQLite file (the gate is SQLite's only)."""
-    async with open_store(os.path.join(tmp_path, "stageline.db")) as opened:
-        yield opened
-
-
 @asynccontextmanager
 async def unit_of_work_held(store: Store, log: list[str]) -> AsyncIterator[None]:
     """A unit of work open in another task (so this task's writes are not refused) for

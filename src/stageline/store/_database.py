@@ -575,7 +575,7 @@ class Database:
         than one JSON array unpacked by json_each: json_extract parses a row's text once
         per column, which made wide rows cost half as much again.
         """
-        per_statement = self._rows_per_statement(conn, width)
+        per_statement = self.rows_per_statement(conn, width)
         changed = 0
         last: int | None = None
         for start in range(0, len(rows), per_statement):
@@ -589,7 +589,7 @@ class Database:
         return changed, last
 
     @staticmethod
-    def _rows_per_statement(conn: sa.Connection, width: int) -> int:
+    def rows_per_statement(conn: sa.Connection, width: int) -> int:
         """How many rows of ``width`` values one statement on ``conn`` (SQLite) can bind.
 
         The connection's own limit on bound parameters: 32766 since SQLite 3.32, 999

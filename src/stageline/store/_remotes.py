@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import attrs
@@ -335,6 +336,19 @@ class RemoteCalls:
                     check_int(ca_pk, "content artifact pk")
                     known.append((ca_pk, entry))
             entries = looked_up
+        if entries and not known and not database.is_postgresql:
+            # Usually a re-sync, where nothing changed: one query answers for the batch,
+            # in the database, whether any entry needs a write (or names no file), so
+            # that an unchanged batch costs no Python per row; the full path below runs
+            # only for a batch that does. (On PostgreSQL the full path runs always: a
+            # NUL in a parameter fails the statement there, and with it the transaction.)
+            looked_up_entries = entries
+            if not await self._runner.run(
+                "check remote artifacts",
+                lambda conn: _sqlite_any_to_write(database, conn, looked_up_entries),
+                write=False,
+            ):
+                return []
         content_ids = sorted({entry[0] for entry in entries})
         remote_ids = sorted({entry[2] for entry in entries})
         columns = "ca.content_id, ca.relative_path, ca.id, ra.remote_id, ra.url"
@@ -487,3 +501,45 @@ class RemoteCalls:
         return await self._runner.run(
             f"look up the files of remote {name!r} by sha256", work, write=False
         )
+
+
+def _sqlite_any_to_write(
+    database: Database, conn: sa.Connection, entries: Sequence[RemoteArtifactEntry]
+) -> bool:
+    """Whether any entry's pair (the content artifact at its path, its remote) is missing
+    or saved with another url, or its values cannot be bound (the full path then names
+    what is wrong): on SQLite, one statement per chunk, the entries as bound parameters."""
+    per_statement = database.rows_per_statement(conn, 4)
+    for start in range(0, len(entries), per_statement):
+        part = entries[start : start + per_statement]
+        parameters = tuple(chain.from_iterable([entry[:4] for entry in part]))
+        try:
+            found = conn.exec_driver_sql(_to_write_sql(len(part)), parameters).scalar_one()
+        except (UnicodeEncodeError, sa.exc.StatementError):
+            return True
+        if found:
+            return True
+    return False
+
+
+#: The text of _sqlite_any_to_write's statement by its number of entries (few recur).
+_TO_WRITE_SQL: dict[int, str] = {}
+_TO_WRITE_SQL_MAX = 16
+
+
+def _to_write_sql(count: int) -> str:
+    sql = _TO_WRITE_SQL.get(count)
+    if sql is None:
+        if len(_TO_WRITE_SQL) >= _TO_WRITE_SQL_MAX:
+            _TO_WRITE_SQL.clear()
+        sql = _TO_WRITE_SQL[count] = (
+            "WITH e(content_id, path, remote_id, url) AS (VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * count)
+            + ") SELECT EXISTS (SELECT 1 FROM e "
+            "LEFT JOIN content_artifacts ca "
+            "ON ca.content_id = e.content_id AND ca.relative_path = e.path "
+            "LEFT JOIN remote_artifacts ra "
+            "ON ra.content_artifact_id = ca.id AND ra.remote_id = e.remote_id "
+            "WHERE ra.url IS NOT e.url)"
+        )
+    return sql
