@@ -35,6 +35,11 @@ and the stdlib ``sqlite3`` module alone inserting (or, for the re-sync, looking 
 exactly the rows a sync writes per unit (a content row, a content artifact, a remote
 artifact and a version row), in the store's schema, one transaction per batch of 500,
 with the store's pragmas; and both one after the other, as on one core.
+
+Where /proc/stat is there (Linux), each sync's figure and the SQLite ceilings also say
+what share of the machine's busy CPU time the host *stole* meanwhile (a virtual CPU ready
+to run while the host ran something else): this machine's speed drifts by up to 2x from
+one minute to the next, and the stolen share tells a slow minute from slower code.
 """
 
 from __future__ import annotations
@@ -204,12 +209,45 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class Timed:
-    """The wall time and this process's CPU time (every thread) of one sync."""
+def _cpu_ticks() -> tuple[int, int] | None:
+    """Ticks of every CPU of this machine so far: (stolen, busy or stolen), or None where
+    /proc/stat is not there.
 
-    def __init__(self, wall: float, cpu: float) -> None:
+    *Stolen* is the time a virtual machine's CPUs were ready to run but the host ran
+    something else: this machine's speed drifts by up to 2x from one minute to the next,
+    and the share stolen during a measurement says how much of that it saw.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return steal, user + nice + system + irq + softirq + steal
+
+
+def _stolen_since(before: tuple[int, int] | None) -> float | None:
+    """The share of the busy CPU time since ``before`` (:func:`_cpu_ticks`) that the host
+    stole; None when unknown."""
+    after = _cpu_ticks()
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def _stolen_text(share: float | None) -> str:
+    return "" if share is None else f"; the host stole {share:.0%} of the CPU time"
+
+
+class Timed:
+    """The wall time and this process's CPU time (every thread) of one sync, and the
+    share of the machine's busy CPU time the host stole meanwhile (None: unknown)."""
+
+    def __init__(self, wall: float, cpu: float, stolen: float | None = None) -> None:
         self.wall = wall
         self.cpu = cpu
+        self.stolen = stolen
 
 
 async def _sync(
@@ -217,10 +255,10 @@ async def _sync(
 ) -> tuple[Timed, Any]:
     """The time one sync of ``count`` units takes, and its version (None: no change)."""
     first = BenchFirstStage(remote, count, real_digests=real_digests)
-    started, cpu = time.perf_counter(), _cpu_seconds()
+    started, cpu, ticks = time.perf_counter(), _cpu_seconds(), _cpu_ticks()
     sync = DeclarativeVersion(first, Repository(name="bench"), workspace=workspace, mirror=mirror)
     result = await sync.acreate()
-    return Timed(time.perf_counter() - started, _cpu_seconds() - cpu), result
+    return Timed(time.perf_counter() - started, _cpu_seconds() - cpu, _stolen_since(ticks)), result
 
 
 async def on_demand_and_resync(home: Path, base_url: str, units: int) -> tuple[Timed, Timed]:
@@ -625,7 +663,12 @@ def main() -> None:
     try:
         ceilings = (0.0, 0.0)
         if "on_demand" in only:
+            ticks = _cpu_ticks()
             ceilings = sqlite_ceilings(directory, args.units)
+            print(
+                f"# SQLite alone: writing {ceilings[0]:,.0f} units/s, reading "
+                f"{ceilings[1]:,.0f}{_stolen_text(_stolen_since(ticks))}"
+            )
         for backend in backends:
             print(f"{backend}")
             if "on_demand" in only:
@@ -674,7 +717,8 @@ def _on_demand(
         rate = units / best[name].wall
         print(
             f"  {label:34} {rate:9,.0f} units/s ({units / best[name].cpu:,.0f} per CPU "
-            f"second)   target {target:,.0f}: {_verdict(rate >= target)}"
+            f"second{_stolen_text(best[name].stolen)})   target {target:,.0f}: "
+            f"{_verdict(rate >= target)}"
         )
         # One after the other, as on one core: the time per unit adds up.
         both = 1 / (1 / alone + 1 / sqlite)
