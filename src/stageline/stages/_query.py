@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 #: Items per database round trip of the batching stages unless told otherwise.
-DEFAULT_BATCH_SIZE: Final = 500
+DEFAULT_BATCH_SIZE: Final = 1000
 
 #: Digest kinds, strongest first (DIGEST_FIELDS lists them weakest first).
 _STRONGEST_FIRST: Final = tuple(reversed(DIGEST_FIELDS))
