@@ -12,9 +12,9 @@ __all__ = ["DEFAULT_THRESHOLDS", "SYNC_THRESHOLDS", "collector_tuned"]
 #: The interpreter's default collection thresholds (``gc.get_threshold()``).
 DEFAULT_THRESHOLDS = (700, 10, 10)
 
-#: The thresholds while a sync runs: a young collection every 7 000 net allocations of
+#: The thresholds while a sync runs: a young collection every 30 000 net allocations of
 #: tracked objects rather than 700.
-SYNC_THRESHOLDS = (7000, 10, 10)
+SYNC_THRESHOLDS = (30000, 10, 10)
 
 _lock = threading.Lock()
 _syncs = 0
@@ -35,12 +35,14 @@ def collector_tuned() -> Iterator[None]:
       over a sync of 100 000 units they took 7-8 µs per unit, 0.7-1 with that heap
       frozen. Objects the sync makes are collected as usual; what was frozen goes back
       to the oldest generation afterwards.
-    - The young generation is collected every 7 000 net allocations of tracked objects
+    - The young generation is collected every 30 000 net allocations of tracked objects
       instead of 700, when the thresholds are the interpreter's defaults. A sync's
       objects mostly die by reference counting, but a batch of 500 units alive in a
       stage crossed 700 all the time: ~1 000 young collections (and ~100 middle ones)
       per 100 000 units, 5-8 µs per unit, against under 10 young collections on_demand
-      and ~30 in a re-sync at 7 000 (0.2 and 2 µs per unit).
+      and ~30 in a re-sync at 7 000 (0.2 and 2 µs per unit). With batches of 1 000 the
+      re-sync still spent 5-8 % of its time collecting at 7 000; 30 000 took 3-9 % off
+      the time per unit of both syncs (back-to-back runs, docs/benchmarks.md).
 
     Nothing is done while the collector is disabled. Several syncs of one process share
     the changes: they are undone when the last one ends, each only if it is still what
