@@ -19,6 +19,7 @@ from stageline import (
     create_pipeline,
     current_pipeline,
 )
+from stageline._resolvable import batch_hooks
 
 from .stages import (
     HANG_TIMEOUT,
@@ -151,6 +152,32 @@ async def test_an_item_subclass_with_its_own_does_batch_is_asked() -> None:
             tg.start_soon(create_pipeline, [first, record, Collect()])
             await anyio.wait_all_tasks_blocked()
             assert record.seen == [[index]]
+            first.release.set()
+
+
+async def test_an_item_subclass_with_its_own_enter_batch_is_told() -> None:
+    """The engine writes Resolvable's own batching members out inline; a subclass that
+    overrides one of them still has it called, and an awaited item still wakes its
+    batch."""
+    told: list[str] = []
+
+    class Logged(DeclarativeContent):
+        def enter_batch(self, wake: Callable[[], None]) -> None:
+            told.append(self.content.name)
+            super().enter_batch(wake)
+
+    assert batch_hooks(DeclarativeContent) == (True, True, True)
+    assert batch_hooks(Logged) == (True, True, False)
+    items = [Logged(Node(name="a")), Logged(Node(name="b"))]
+    first = FeedThenHold(items)
+    record = RecordBatches(minsize=1000)
+    with anyio.fail_after(HANG_TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(create_pipeline, [first, record, Resolve(), Collect()])
+            await anyio.wait_all_tasks_blocked()
+            assert (told, record.seen) == (["a", "b"], [])
+            await items[1].resolution()  # returns only if the batch went on
+            assert record.seen == [items]
             first.release.set()
 
 

@@ -123,18 +123,25 @@ def current_pipeline() -> PipelineHandle | None:
 
 
 #: How the engine's batching looks at an item class: (reads ``does_batch``, calls
-#: ``enter_batch``). Worked out once per class, since a failed attribute lookup per item
-#: would cost more than the rest of the batching. Classes are few, so it is never pruned.
-BATCH_HOOKS: Final[dict[type, tuple[bool, bool]]] = {}
+#: ``enter_batch``, both are :class:`Resolvable`'s own). Worked out once per class, since
+#: a failed attribute lookup per item would cost more than the rest of the batching.
+#: Classes are few, so it is never pruned.
+BATCH_HOOKS: Final[dict[type, tuple[bool, bool, bool]]] = {}
 
 
-def batch_hooks(item_type: type) -> tuple[bool, bool]:
-    """Which batching members of the item protocol ``item_type`` has (cached)."""
+def batch_hooks(item_type: type) -> tuple[bool, bool, bool]:
+    """Which batching members of the item protocol ``item_type`` has (cached), and whether
+    they are :class:`Resolvable`'s own (the engine then does what they do inline: two
+    calls fewer per item in every batching stage)."""
     hooks = BATCH_HOOKS.get(item_type)
     if hooks is None:
+        enter_batch = getattr(item_type, "enter_batch", None)
         hooks = BATCH_HOOKS[item_type] = (
             hasattr(item_type, "does_batch"),
-            callable(getattr(item_type, "enter_batch", None)),
+            callable(enter_batch),
+            issubclass(item_type, Resolvable)
+            and item_type.does_batch is Resolvable.does_batch
+            and enter_batch is Resolvable.enter_batch,
         )
     return hooks
 

@@ -393,7 +393,14 @@ class _Batches:
                     break
                 append(item)
                 # The item protocol, inline (see _join_batch): the per-item cost of batches().
-                reads, enters = hooks_of(type(item)) or batch_hooks(type(item))
+                reads, enters, resolvable = hooks_of(type(item)) or batch_hooks(type(item))
+                if resolvable:
+                    # Resolvable's does_batch and enter_batch, written out.
+                    waiting = item._waiting
+                    if waiting is not None and waiting.awaiters and not item._resolved:
+                        waker.thawed = True
+                    item._wake = wake
+                    continue
                 if reads and not item.does_batch:
                     waker.thawed = True
                 if enters:
@@ -430,7 +437,7 @@ class _Batches:
 
 def _join_batch(item: Any, waker: _BatchWaker) -> None:
     """The item protocol's side of an item joining the pending batch of ``waker``."""
-    reads, enters = batch_hooks(type(item))
+    reads, enters, _resolvable = batch_hooks(type(item))
     if reads and not item.does_batch:
         waker.thawed = True
     if enters:
