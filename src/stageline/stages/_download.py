@@ -139,7 +139,12 @@ class ArtifactDownloader(GenericDownloader):
                 self._reports = None
 
     def _needs_handling(self, d_content: DeclarativeContent) -> bool:
-        return any(needs_download(da) for da in d_content.d_artifacts)
+        # A loop rather than any() over a generator: this runs for every unit of every
+        # sync, and on most of them (on-demand, re-sync) finds nothing to download.
+        for da in d_content.d_artifacts:  # noqa: SIM110 (see above)
+            if needs_download(da):
+                return True
+        return False
 
     def _unit_urls(self, d_content: DeclarativeContent) -> tuple[str, ...]:
         return tuple(

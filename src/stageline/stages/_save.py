@@ -163,9 +163,22 @@ class ContentSaver(Stage):
         """
 
     async def _save_batch(self, batch: list[DeclarativeContent]) -> None:
-        new = [d for d in batch if not d.content.saved]
-        existing = [d for d in batch if d.content.saved]
-        if not self._hooked() and not any(_declares_saved_file(d) for d in existing):
+        # One pass over the batch (every unit of a re-sync is saved already): the new
+        # units, the saved ones, and whether a saved one declares a saved file.
+        new: list[DeclarativeContent] = []
+        existing: list[DeclarativeContent] = []
+        fill = False
+        for d in batch:
+            if d.content.pk is None:
+                new.append(d)
+            else:
+                existing.append(d)
+                if not fill:
+                    for da in d.d_artifacts:
+                        if da.artifact.pk is not None:
+                            fill = True
+                            break
+        if not fill and not self._hooked():
             # At most new units to save (none in most batches of a re-sync): one store
             # call, itself one transaction, which commits in the worker thread that wrote
             # the rows; a unit of work would hold SQLite's write lock until the event
