@@ -169,15 +169,11 @@ class ContentSaver(Stage):
         existing: list[DeclarativeContent] = []
         fill = False
         for d in batch:
-            if d.content.pk is None:
-                new.append(d)
-            else:
+            if d.content.saved:
                 existing.append(d)
-                if not fill:
-                    for da in d.d_artifacts:
-                        if da.artifact.pk is not None:
-                            fill = True
-                            break
+                fill = fill or _declares_saved_file(d)
+            else:
+                new.append(d)
         if not fill and not self._hooked():
             # At most new units to save (none in most batches of a re-sync): one store
             # call, itself one transaction, which commits in the worker thread that wrote
@@ -255,7 +251,11 @@ class ContentSaver(Stage):
 def _declares_saved_file(d: DeclarativeContent) -> bool:
     """Whether the item declares a saved file: for a saved unit, its content artifact may
     still lack it (first synced on demand)."""
-    return any(da.artifact.saved for da in d.d_artifacts)
+    # A loop rather than any() over a generator: it runs for every unit of a re-sync.
+    for da in d.d_artifacts:  # noqa: SIM110 (see above)
+        if da.artifact.saved:
+            return True
+    return False
 
 
 def _unique_units(items: list[DeclarativeContent]) -> list[Content]:

@@ -129,7 +129,7 @@ def _digest(type_name: str, key_json: str) -> str:
             f"content of type {type_name!r} with key {key_json} cannot be stored: "
             f"{_NOT_UNICODE}: {exc}"
         ) from exc
-    return _blake2b(encoded, digest_size=_DIGEST_BYTES).hexdigest()
+    return hashlib.blake2b(encoded, digest_size=_DIGEST_BYTES).hexdigest()
 
 
 def _key_json(type_name: str, values: tuple[Any, ...]) -> str:
@@ -160,7 +160,6 @@ def _key_json(type_name: str, values: tuple[Any, ...]) -> str:
 _KEY_MEMO_SIZE: Final = 4096
 _DIGEST_BYTES: Final = 20  # blake2b's digest_size
 _DIGEST_CHARS: Final = 2 * _DIGEST_BYTES  # in hex
-_blake2b: Final = hashlib.blake2b
 _key_memo: dict[str, dict[tuple[Any, ...], str]] = {}
 _older_key_memo: dict[str, dict[tuple[Any, ...], str]] = {}
 _key_memo_count = 0
@@ -188,12 +187,7 @@ def _packed_key(type_name: str, values: tuple[Any, ...]) -> str:
                 + ",".join([_encode_str(v) if type(v) is str else int.__repr__(v) for v in values])
                 + "]"
             )
-            try:
-                encoded = (type_name + "\x00" + key_json).encode()
-            except UnicodeEncodeError:
-                key_json, digest = _compute_key(type_name, values)  # raises, naming the key
-                return digest + key_json
-            packed = _blake2b(encoded, digest_size=_DIGEST_BYTES).hexdigest() + key_json
+            packed = _digest(type_name, key_json) + key_json
             if _key_memo_count >= _KEY_MEMO_SIZE:
                 _older_key_memo, _key_memo, _key_memo_count = _key_memo, {}, 0
                 memo = None

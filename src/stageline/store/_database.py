@@ -7,6 +7,7 @@ protocol, never through an engine or a connection of its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import sys
@@ -600,24 +601,13 @@ class Database:
         return max(1, min(CHUNK, driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
 
 
-#: The text of the multi-row INSERTs made lately, by (table, names, rows, conflict): the
-#: same statement text for the same shape, which the driver's statement cache then finds
-#: without compiling it again. Cleared when full (a few distinct batch sizes recur).
-_VALUES_SQL: dict[tuple[str, str, int, str], str] = {}
-_VALUES_SQL_MAX = 64
-
-
+@functools.lru_cache(maxsize=64)
 def _values_sql(table: str, names: str, width: int, count: int, tail: str) -> str:
-    key = (table, names, count, tail)
-    sql = _VALUES_SQL.get(key)
-    if sql is None:
-        if len(_VALUES_SQL) >= _VALUES_SQL_MAX:
-            _VALUES_SQL.clear()
-        row = "(" + ", ".join(["?"] * width) + ")"
-        sql = _VALUES_SQL[key] = (
-            f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * count)}{tail}"
-        )
-    return sql
+    """The text of a multi-row INSERT of ``count`` rows: the same text for the same shape,
+    which the driver's statement cache then finds without compiling it again (a few
+    distinct batch sizes recur)."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * count)}{tail}"
 
 
 def close_connection(conn: sa.Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -336,19 +337,22 @@ class RemoteCalls:
                     check_int(ca_pk, "content artifact pk")
                     known.append((ca_pk, entry))
             entries = looked_up
-        if entries and not known and not database.is_postgresql:
-            # Usually a re-sync, where nothing changed: one query answers for the batch,
-            # in the database, whether any entry needs a write (or names no file), so
-            # that an unchanged batch costs no Python per row; the full path below runs
-            # only for a batch that does. (On PostgreSQL the full path runs always: a
-            # NUL in a parameter fails the statement there, and with it the transaction.)
-            looked_up_entries = entries
-            if not await self._runner.run(
+        # Usually a re-sync, where nothing changed: one query answers for the batch, in
+        # the database, whether any entry needs a write (or names no file), so that an
+        # unchanged batch costs no Python per row; the full path below runs only for a
+        # batch that does. (On PostgreSQL the full path runs always: a NUL in a parameter
+        # fails the statement there, and with it the transaction.)
+        if (
+            entries
+            and not known
+            and not database.is_postgresql
+            and not await self._runner.run(
                 "check remote artifacts",
-                lambda conn: _sqlite_any_to_write(database, conn, looked_up_entries),
+                functools.partial(_sqlite_any_to_write, database, entries=entries),
                 write=False,
-            ):
-                return []
+            )
+        ):
+            return []
         content_ids = sorted({entry[0] for entry in entries})
         remote_ids = sorted({entry[2] for entry in entries})
         columns = "ca.content_id, ca.relative_path, ca.id, ra.remote_id, ra.url"
@@ -522,24 +526,17 @@ def _sqlite_any_to_write(
     return False
 
 
-#: The text of _sqlite_any_to_write's statement by its number of entries (few recur).
-_TO_WRITE_SQL: dict[int, str] = {}
-_TO_WRITE_SQL_MAX = 16
-
-
+@functools.lru_cache(maxsize=16)
 def _to_write_sql(count: int) -> str:
-    sql = _TO_WRITE_SQL.get(count)
-    if sql is None:
-        if len(_TO_WRITE_SQL) >= _TO_WRITE_SQL_MAX:
-            _TO_WRITE_SQL.clear()
-        sql = _TO_WRITE_SQL[count] = (
-            "WITH e(content_id, path, remote_id, url) AS (VALUES "
-            + ", ".join(["(?, ?, ?, ?)"] * count)
-            + ") SELECT EXISTS (SELECT 1 FROM e "
-            "LEFT JOIN content_artifacts ca "
-            "ON ca.content_id = e.content_id AND ca.relative_path = e.path "
-            "LEFT JOIN remote_artifacts ra "
-            "ON ra.content_artifact_id = ca.id AND ra.remote_id = e.remote_id "
-            "WHERE ra.url IS NOT e.url)"
-        )
-    return sql
+    """The text of _sqlite_any_to_write's statement for ``count`` entries (few recur, and
+    the same text lets the driver's statement cache find it compiled)."""
+    return (
+        "WITH e(content_id, path, remote_id, url) AS (VALUES "
+        + ", ".join(["(?, ?, ?, ?)"] * count)
+        + ") SELECT EXISTS (SELECT 1 FROM e "
+        "LEFT JOIN content_artifacts ca "
+        "ON ca.content_id = e.content_id AND ca.relative_path = e.path "
+        "LEFT JOIN remote_artifacts ra "
+        "ON ra.content_artifact_id = ca.id AND ra.remote_id = e.remote_id "
+        "WHERE ra.url IS NOT e.url)"
+    )
