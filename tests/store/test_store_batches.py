@@ -491,20 +491,30 @@ async def test_remote_artifacts_by_path(store: Store) -> None:
     ]
 
 
+async def with_remote_artifacts(
+    store: Store, count: int, remote: Remote
+) -> tuple[list[FileUnit], list[ContentArtifact], list[Any]]:
+    """``count`` files saved, each with its content artifact and a remote artifact of the
+    saved ``remote`` at ``http://x.test/<path>``; returns the units, the content artifacts
+    and the entries that saved the remote artifacts."""
+    units = files(range(count))
+    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
+    await store.save_content(units, cas)
+    assert remote.pk is not None
+    entries: list[Any] = [
+        (u.pk, u.path, remote.pk, f"http://x.test/{u.path}", Artifact(sha256=sha(n)))
+        for n, u in enumerate(units)
+    ]
+    assert await store.save_remote_artifacts_by_path(entries) == []
+    return units, cas, entries
+
+
 async def test_unchanged_remote_artifacts_by_path_are_read_in_one_query(store: Store) -> None:
     """A re-sync's remote artifacts by path cost one query and no write: on SQLite the
     check of the whole batch in the database (a WITH ... VALUES statement), on PostgreSQL
     the read of the saved pairs."""
-    units = files(range(400))
-    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
-    await store.save_content(units, cas)
     remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
-    assert remote.pk is not None
-    entries = [
-        (u.pk or 0, u.path, remote.pk, f"http://x.test/{u.path}", Artifact(sha256=sha(n)))
-        for n, u in enumerate(units)
-    ]
-    assert await store.save_remote_artifacts_by_path(entries) == []
+    _units, cas, entries = await with_remote_artifacts(store, 400, remote)
     with count_statements(store) as statements:
         assert await store.save_remote_artifacts_by_path(entries) == []
     first_word = "SELECT" if store._database.is_postgresql else "WITH"
@@ -545,18 +555,11 @@ async def test_one_change_in_a_batch_of_unchanged_remote_artifacts_is_found(
     """The whole-batch check of an unchanged re-sync misses no change, wherever it is in
     the batch: a moved url, a new remote, a path the unit lacks, and a pair given twice,
     of which the last wins whether or not it matches the saved url."""
-    units = files(range(300))
-    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
-    await store.save_content(units, cas)
     one = await store.save_remote(Remote(url="http://x.test/", name="one"))
     two = await store.save_remote(Remote(url="http://two.test/", name="two"))
     assert one.pk is not None
     assert two.pk is not None
-    entries: list[Any] = [
-        (u.pk, u.path, one.pk, f"http://x.test/{u.path}", Artifact(sha256=sha(n)))
-        for n, u in enumerate(units)
-    ]
-    assert await store.save_remote_artifacts_by_path(entries) == []
+    units, cas, entries = await with_remote_artifacts(store, 300, one)
     make, reports_missing, outcome = _CHANGES[change]
     target = units[7].pk
     assert target is not None
@@ -606,16 +609,8 @@ async def test_the_batch_check_splits_entries_beyond_sqlites_parameter_limit(
     bound parameters; beyond it the entries take several statements, and a change in
     the last of them is still found."""
     store = sqlite_store
-    units = files(range(40))
-    cas = [ContentArtifact(content=u, artifact=None, relative_path=u.path) for u in units]
-    await store.save_content(units, cas)
     remote = await store.save_remote(Remote(url="http://x.test/", name="x"))
-    assert remote.pk is not None
-    entries: list[Any] = [
-        (u.pk, u.path, remote.pk, f"http://x.test/{u.path}", Artifact(sha256=sha(n)))
-        for n, u in enumerate(units)
-    ]
-    assert await store.save_remote_artifacts_by_path(entries) == []
+    _units, _cas, entries = await with_remote_artifacts(store, 40, remote)
     moved = [*entries[:-1], (*entries[-1][:3], "http://x.test/moved", entries[-1][4])]
     database = store._database
 
