@@ -38,8 +38,10 @@ with the store's pragmas; and both one after the other, as on one core.
 
 Where /proc/stat is there (Linux), each sync's figure and the SQLite ceilings also say
 what share of the machine's busy CPU time the host *stole* meanwhile (a virtual CPU ready
-to run while the host ran something else): this machine's speed drifts by up to 2x from
-one minute to the next, and the stolen share tells a slow minute from slower code.
+to run while the host ran something else). This machine's speed drifts by up to 2x from
+one minute to the next, but the share stolen read 0-6 % in its slow minutes: there each
+core runs slower, which the ceilings show and the stolen share does not. It rules the
+host's scheduling in or out; the ceilings tell a slow minute from slower code.
 """
 
 from __future__ import annotations
@@ -214,8 +216,8 @@ def _cpu_ticks() -> tuple[int, int] | None:
     /proc/stat is not there.
 
     *Stolen* is the time a virtual machine's CPUs were ready to run but the host ran
-    something else: this machine's speed drifts by up to 2x from one minute to the next,
-    and the share stolen during a measurement says how much of that it saw.
+    something else; the share stolen during a measurement says whether the host's
+    scheduling slowed it (the ceilings measure the rest of a slow minute).
     """
     try:
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
@@ -244,7 +246,7 @@ class Timed:
     """The wall time and this process's CPU time (every thread) of one sync, and the
     share of the machine's busy CPU time the host stole meanwhile (None: unknown)."""
 
-    def __init__(self, wall: float, cpu: float, stolen: float | None = None) -> None:
+    def __init__(self, wall: float, cpu: float, stolen: float | None) -> None:
         self.wall = wall
         self.cpu = cpu
         self.stolen = stolen
