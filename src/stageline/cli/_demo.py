@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
+import subprocess
+import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import click
 
@@ -28,27 +27,58 @@ DEMO_FILE_SIZE: Final = 1024
 DEMO_NESTED: Final = 2
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep connections open between files
+#: The server's script, run by its path in a process of its own (see its docstring).
+_SERVER_SCRIPT: Final = Path(__file__).with_name("_demo_server.py")
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """No line per request."""
+#: Seconds the server has to start, and to stop once asked.
+_SERVER_TIMEOUT: Final = 30
 
 
 @contextmanager
 def serving(directory: Path) -> Iterator[str]:
-    """Serve ``directory`` over HTTP on 127.0.0.1 at a free port; yield its base url."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="stageline-demo-server")
-    thread.start()
+    """Serve ``directory`` over HTTP on 127.0.0.1 at a free port; yield its base url.
+
+    The server runs in a process of its own, so that it does not compete with the sync
+    for the GIL; it stops when this context ends, or with this process.
+    """
+    server = subprocess.Popen(
+        [sys.executable, "-I", str(_SERVER_SCRIPT), str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        assert server.stdout is not None
+        port = _read_port(server)
+        yield f"http://127.0.0.1:{port}/"
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        _stop(server)
+
+
+def _read_port(server: subprocess.Popen[bytes]) -> int:
+    assert server.stdout is not None
+    line = server.stdout.readline()  # b"" when it ended before listening
+    try:
+        return int(line)
+    except ValueError:
+        pass
+    try:
+        status: int | None = server.wait(timeout=_SERVER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        status = None  # still running; _stop ends it
+    raise click.ClickException(
+        f"the demo's HTTP server did not start (it wrote {line!r}; exit status {status})"
+    )
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    for stream in (server.stdin, server.stdout):
+        if stream is not None:
+            stream.close()  # closing its stdin is the server's signal to stop
+    try:
+        server.wait(timeout=_SERVER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _rate(count: int, seconds: float) -> str:
