@@ -1,12 +1,16 @@
-"""``run_async``, which every command's work runs through: the garbage collector's set-up."""
+"""``run_async``, which every command's work runs through (the garbage collector's set-up),
+and Ctrl-C outside it."""
 
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from stageline import StagelineError
+from stageline.cli import _demo, main
 from stageline.cli._common import CommandError
 from stageline.cli._running import run_async
 
@@ -54,3 +58,22 @@ def test_a_process_that_froze_objects_keeps_them_frozen() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_ctrl_c_outside_a_commands_async_work_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C while a command prepares (here: the demo writing its fixture, before its
+    sync runs) exits 130 with one line, as one during the sync does, not click's
+    "Aborted!" and 1."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_demo, "write_fixture", interrupted)
+    home = tmp_path / "home"
+    home.mkdir()
+    result = CliRunner().invoke(main, ["demo", "--quiet", "--home", str(home)])
+    assert result.exit_code == 130, result.output
+    assert result.stderr == "stageline: interrupted\n"
+    assert "Aborted" not in result.output

@@ -14,13 +14,30 @@ from ._demo import demo
 from ._export import export
 from ._fixture import fixture
 from ._repository import repository
+from ._running import INTERRUPTED_EXIT_CODE
 from ._serve import serve
 from ._sync import sync
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: Ctrl-C anywhere in a command exits 130, as inside its work.
+
+    A command's async work handles Ctrl-C itself (:func:`run_async`: it undoes what it
+    began and exits 130). One that lands outside it (while a command prepares, or
+    prints its summary) would reach click, which prints "Aborted!" and exits 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("stageline: interrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED_EXIT_CODE) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, prog_name="stageline")
 def main() -> None:
     """Synchronize content repositories into local, versioned storage."""
