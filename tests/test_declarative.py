@@ -14,11 +14,12 @@ from stageline import (
     DeclarativeContent,
     InvalidValueError,
     Resolvable,
+    Stage,
     StagelineError,
     UnsafePathError,
 )
-from stageline._resolvable import pipeline_context
 from stageline.models import Artifact, Remote
+from stageline.testing import run_stage
 
 from .stages import HANG_TIMEOUT, Node
 
@@ -48,11 +49,21 @@ def test_a_new_item_starts_with_every_field_of_a_new_resolvable() -> None:
     fresh = Resolvable()
     for field in attrs.fields(Resolvable):
         assert getattr(d, field.name) == getattr(fresh, field.name), field.name
-    token = pipeline_context.set(handle := object())  # type: ignore[arg-type]
-    try:
-        assert DeclarativeContent(Node(name="b")).pipeline is handle
-    finally:
-        pipeline_context.reset(token)
+
+
+@pytest.mark.anyio
+async def test_an_item_made_in_a_stage_belongs_to_its_pipeline_as_a_resolvable_does() -> None:
+    """Made inside a running stage, a DeclarativeContent records that stage's pipeline,
+    as a Resolvable made there does (outside any pipeline both record None, above)."""
+
+    class Making(Stage):
+        async def run(self) -> None:
+            await self.put(DeclarativeContent(Node(name="made")))
+            await self.put(Resolvable())
+
+    made, plain = await run_stage(Making(), [])
+    assert made.pipeline is not None
+    assert made.pipeline is plain.pipeline
 
 
 @pytest.mark.anyio
