@@ -18,6 +18,11 @@ from stageline.cli._demo import serving
 from ._support import COMMAND, COMMAND_TIMEOUT, environment
 
 
+def _port(url: str) -> int:
+    """The port of ``http://127.0.0.1:PORT/`` (the demo's url, or its line's end)."""
+    return int(url.rsplit(":", 1)[1].strip().rstrip("/"))
+
+
 def _get(connection: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     connection.request("GET", path)
     response = connection.getresponse()
@@ -33,7 +38,7 @@ def test_the_server_serves_the_folder_over_one_kept_alive_connection(tmp_path: P
     with serving(tmp_path) as url:
         assert url.startswith("http://127.0.0.1:")
         assert url.endswith("/")
-        port = int(url.removeprefix("http://127.0.0.1:").rstrip("/"))
+        port = _port(url)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=COMMAND_TIMEOUT)
         try:
             assert _get(connection, "/a.txt") == (200, b"alpha")
@@ -62,7 +67,7 @@ def test_the_server_process_ends_with_the_context(
     for fails in (False, True):
         try:
             with serving(tmp_path) as url:
-                port = int(url.removeprefix("http://127.0.0.1:").rstrip("/"))
+                port = _port(url)
                 if fails:
                     raise KeyError("the demo failed")
         except KeyError:
@@ -111,7 +116,7 @@ def test_ctrl_c_during_the_demo_stops_its_server_without_a_traceback(tmp_path: P
         assert process.stdout is not None
         serving_line = process.stdout.readline()
         assert serving_line.startswith("Serving "), serving_line
-        port = int(serving_line.rsplit(":", 1)[1].strip().rstrip("/"))
+        port = _port(serving_line)
         assert process.stdout.readline().startswith("Syncing into ")
         assert process.stderr is not None
         # The progress lines (stderr is not a terminal): interrupt once downloads started.

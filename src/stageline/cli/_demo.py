@@ -47,7 +47,6 @@ def serving(directory: Path) -> Iterator[str]:
         stdout=subprocess.PIPE,
     )
     try:
-        assert server.stdout is not None
         port = _read_port(server)
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -7,7 +7,8 @@ SIGINT, which the process that started it handles. It imports only
 the standard library: run by its path, it starts without importing stageline.
 
 A server of its own process does not take the GIL from the sync it serves: served
-from a thread of the syncing process, the demo's first sync took twice as long.
+from a thread of the syncing process, the demo's first sync took about 1.4x as long
+(4.4-5.1 s against 3.0-3.7 s for 2 002 files).
 """
 
 from __future__ import annotations
